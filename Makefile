@@ -1,0 +1,53 @@
+# posepipe: `make demo` runs the main job on real sample media; `make test` runs the test suite.
+# Both set everything up first on a fresh machine (virtual environment, model asset, sample media).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo-output
+export MPLBACKEND := Agg
+export GLOG_minloglevel := 2
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: all setup model samples demo test lint format clean bench
+
+all: test
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "posepipe needs $(PYTHON) (set PYTHON=...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+model: $(STAMP)
+	$(BIN)/posepipe models build
+
+samples: $(STAMP)
+	$(BIN)/posepipe samples fetch
+
+demo: model samples
+	$(BIN)/posepipe video "$$($(BIN)/posepipe samples path vtest.avi)" -o $(DEMO_OUT)
+	$(BIN)/posepipe image "$$($(BIN)/posepipe samples path messi5.jpg)" "$$($(BIN)/posepipe samples path basketball1.png)" -o $(DEMO_OUT)/images
+	@echo "demo results: $(DEMO_OUT)/vtest/ (keypoints.json, annotated.mp4, summary.json) and $(DEMO_OUT)/images/"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: model samples lint
+	$(BIN)/pytest
+
+bench: model samples
+	$(BIN)/python bench/video_throughput.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,208 @@
+"""``posepipe``: pose estimation on images and videos from the command line (no AWS needed).
+
+Each bad input gets one line on stderr naming the file and the reason; the other inputs of the
+same command are still processed, and the exit status is 2 if any input failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", metavar="PATH", help="a MediaPipe pose landmarker .task (default: $POSEPIPE_MODEL or the built one)"
+    )
+    parser.add_argument("--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    image = commands.add_parser("image", help="keypoints and an annotated copy of images")
+    image.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    image.add_argument("-o", "--out", type=Path, default=Path("posepipe-output"), help="output folder")
+    _add_model_options(image)
+    image.add_argument("--no-annotate", action="store_true", help="write keypoints only")
+    image.add_argument(
+        "--max-megapixels", type=float, default=40.0, metavar="MP", help="refuse larger images (40)"
+    )
+
+    video = commands.add_parser("video", help="per-frame keypoints, an annotated MP4 and a summary of videos")
+    video.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    video.add_argument("-o", "--out", type=Path, default=Path("posepipe-output"), help="output folder")
+    _add_model_options(video)
+    video.add_argument("--chunk-frames", type=_positive_int, metavar="N", help="frames per chunk (default: planned)")
+    video.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, metavar="N", help="worker processes (cores)"
+    )
+    video.add_argument("--warmup-s", type=float, default=5.0, metavar="S", help="tracking warm-up per chunk (5)")
+    video.add_argument("--no-annotate", action="store_true", help="skip the annotated video")
+    video.add_argument("--smoothing", choices=("on", "off"), default="on", help="One Euro smoothing (on)")
+    video.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    models = commands.add_parser("models", help="the pose model asset")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    build = model_commands.add_parser("build", help="build pose_landmarker_full.task offline (if missing)")
+    build.add_argument("--force", action="store_true", help="rebuild even if present")
+    build.add_argument("--from-wheel", type=Path, metavar="WHL", help="a local mediapipe-0.10.21 wheel")
+    model_commands.add_parser("path", help="print the model path in use")
+
+    samples = commands.add_parser("samples", help="the sample media")
+    sample_commands = samples.add_subparsers(dest="samples_command", required=True, metavar="ACTION")
+    sample_commands.add_parser("fetch", help="find or download and verify every sample")
+    sample_path = sample_commands.add_parser("path", help="print the path of one sample")
+    sample_path.add_argument("name")
+
+    export = commands.add_parser("export", help="convert a result to another format")
+    export.add_argument("result", type=Path, metavar="RESULT_JSON")
+    export.add_argument("--coco", action="store_true", required=True, help="COCO-17 keypoints")
+    export.add_argument("-o", "--out", type=Path, help="output file (default: <result>.coco.json)")
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"posepipe: error: {message}", file=sys.stderr)
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from posepipe.errors import InputError
+    from posepipe.jobs import ImageJob, ImageJobOptions
+    from posepipe.stages import InferenceOptions
+
+    job = ImageJob(
+        ImageJobOptions(
+            inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses),
+            annotate=not args.no_annotate,
+            max_pixels=int(args.max_megapixels * 1_000_000),
+        )
+    )
+    failures = 0
+    try:
+        for path in args.paths:
+            try:
+                written = job.write(path, args.out)
+            except InputError as exc:
+                _error(str(exc))
+                failures += 1
+                continue
+            print(" ".join(str(p) for p in written))
+    finally:
+        job.close()
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def _run_videos(args: argparse.Namespace) -> int:
+    from posepipe.errors import InputError
+    from posepipe.jobs import VideoJobOptions, run_video
+    from posepipe.stages import InferenceOptions
+    from posepipe.tracking import SmoothingOptions
+
+    options = VideoJobOptions(
+        inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses),
+        chunk_frames=args.chunk_frames,
+        warmup_s=args.warmup_s,
+        workers=args.workers,
+        annotate=not args.no_annotate,
+        smoothing=SmoothingOptions(enabled=args.smoothing == "on"),
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    failures = 0
+    for path in args.paths:
+        try:
+            report = run_video(path, args.out, options)
+        except InputError as exc:
+            _error(str(exc))
+            failures += 1
+            continue
+        summary = report.summary
+        print(
+            f"{path}: {summary['frames']} frames, {summary['mean_persons_per_frame']:.2f} persons/frame, "
+            f"{summary['fps_processed']} fps -> {report.out_dir}"
+        )
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from posepipe import models
+
+    if args.models_command == "build":
+        existed = models.built_model_path().is_file()
+        path = models.build_model(wheel=args.from_wheel, force=args.force)
+        print(f"{'using cached' if existed and not args.force else 'built'} {path}")
+    else:
+        print(models.resolve_model_path(None))
+    return 0
+
+
+def _run_samples(args: argparse.Namespace) -> int:
+    from posepipe import samples
+
+    if args.samples_command == "fetch":
+        for name, path in samples.fetch_all().items():
+            print(f"{name}: {path}")
+    else:
+        print(samples.sample_path(args.name))
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from posepipe.errors import InputError
+    from posepipe.export import to_coco
+    from posepipe.outputs import write_files_atomically
+
+    try:
+        result = json.loads(args.result.read_text(encoding="utf-8"))
+        coco = to_coco(result)
+    except FileNotFoundError as exc:
+        raise InputError(str(args.result), "file not found") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(str(args.result), f"not a posepipe result ({exc})") from exc
+    out = args.out or args.result.with_name(args.result.name.removesuffix(".json") + ".coco.json")
+    write_files_atomically({out: json.dumps(coco, separators=(",", ":")).encode()})
+    print(out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from posepipe.errors import PosepipeError
+
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "image": _run_images,
+        "video": _run_videos,
+        "models": _run_models,
+        "samples": _run_samples,
+        "export": _run_export,
+    }
+    try:
+        return handlers[args.command](args)
+    except PosepipeError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

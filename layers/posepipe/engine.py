@@ -1,0 +1,135 @@
+"""The CPU pose engine: MediaPipe Tasks' ``PoseLandmarker``, one method per running mode.
+
+Frames go in as upright RGB ``uint8`` arrays (H, W, 3); persons come out in pixel units
+(:class:`posepipe.result.Person`), without ids: tracking gives those later.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from posepipe.models import ModelInfo, model_info, resolve_model_path
+from posepipe.result import Person
+
+RGBImage = npt.NDArray[np.uint8]
+
+# mediapipe imports matplotlib (for its drawing helpers, unused here): keep that off any display.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+class RunningMode(Enum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class PoseEngineOptions:
+    """Options of :class:`PoseEngine`; thresholds are MediaPipe's own."""
+
+    model_path: Path | None = None
+    running_mode: RunningMode = RunningMode.IMAGE
+    max_poses: int = 4
+    min_detection_confidence: float = 0.5
+    min_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_poses < 1:
+            raise ValueError(f"max_poses must be at least 1, not {self.max_poses}")
+        for name in ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], not {value}")
+
+
+class PoseEngine:
+    """MediaPipe's PoseLandmarker behind posepipe's types.
+
+    ``detect`` for single images (IMAGE mode); ``detect_for_video`` for the frames of one video in
+    order (VIDEO mode: the landmarks of one frame guide the next, and the detector runs only
+    while fewer than ``max_poses`` persons are tracked).
+    """
+
+    def __init__(self, options: PoseEngineOptions) -> None:
+        from mediapipe.tasks.python import BaseOptions
+        from mediapipe.tasks.python.vision import PoseLandmarker, PoseLandmarkerOptions
+        from mediapipe.tasks.python.vision import RunningMode as MpRunningMode
+
+        self.options = options
+        path = resolve_model_path(options.model_path)
+        self.model: ModelInfo = model_info(path)
+        mode = MpRunningMode.VIDEO if options.running_mode is RunningMode.VIDEO else MpRunningMode.IMAGE
+        self._landmarker = PoseLandmarker.create_from_options(
+            PoseLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(path)),
+                running_mode=mode,
+                num_poses=options.max_poses,
+                min_pose_detection_confidence=options.min_detection_confidence,
+                min_pose_presence_confidence=options.min_presence_confidence,
+                min_tracking_confidence=options.min_tracking_confidence,
+                output_segmentation_masks=False,
+            )
+        )
+        self._last_timestamp_ms = -1
+
+    def model_dict(self) -> dict[str, Any]:
+        return {
+            **self.model.to_dict(),
+            "engine": "mediapipe",
+            "max_poses": self.options.max_poses,
+            "min_detection_confidence": self.options.min_detection_confidence,
+            "min_presence_confidence": self.options.min_presence_confidence,
+            "min_tracking_confidence": self.options.min_tracking_confidence,
+        }
+
+    def detect(self, rgb: RGBImage) -> list[Person]:
+        """Persons in one image (IMAGE mode)."""
+        if self.options.running_mode is not RunningMode.IMAGE:
+            raise RuntimeError("detect() needs an engine in IMAGE mode")
+        return self._persons(self._landmarker.detect(_mp_image(rgb)), rgb)
+
+    def detect_for_video(self, rgb: RGBImage, timestamp_ms: int) -> list[Person]:
+        """Persons in the next frame of a video (VIDEO mode); timestamps must increase."""
+        if self.options.running_mode is not RunningMode.VIDEO:
+            raise RuntimeError("detect_for_video() needs an engine in VIDEO mode")
+        # MediaPipe needs strictly increasing timestamps; streams with repeated pts get nudged.
+        timestamp_ms = max(int(timestamp_ms), self._last_timestamp_ms + 1)
+        self._last_timestamp_ms = timestamp_ms
+        return self._persons(self._landmarker.detect_for_video(_mp_image(rgb), timestamp_ms), rgb)
+
+    @staticmethod
+    def _persons(result: Any, rgb: RGBImage) -> list[Person]:
+        height, width = rgb.shape[:2]
+        return [
+            Person.from_mediapipe(image, world, width, height)
+            for image, world in zip(result.pose_landmarks, result.pose_world_landmarks, strict=True)
+        ]
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+    def __enter__(self) -> PoseEngine:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _mp_image(rgb: RGBImage) -> Any:
+    import mediapipe as mp
+
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    # MediaPipe reads the buffer as packed rows: a strided view (e.g. PyAV's padded rows) would be
+    # read as garbage without an error, so always hand it a C-contiguous array.
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))

@@ -1,0 +1,313 @@
+"""Local jobs: one image or one video in, the result files out, on this machine's cores.
+
+``run_video`` is the three stages wired together: ``split``, ``infer_chunk`` in worker
+processes, ``aggregate`` in chunk order as results arrive; the annotated video is rendered per
+chunk in the same workers and joined by stream copy. Outputs are staged and renamed when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posepipe.drawing import DrawOptions, draw_persons
+from posepipe.engine import PoseEngine, RunningMode
+from posepipe.images import DEFAULT_MAX_PIXELS, LoadedImage, annotated_suffix, encode_image, load_image
+from posepipe.models import resolve_model_path
+from posepipe.outputs import staged_directory, write_files_atomically
+from posepipe.render import join_segments, render_frames
+from posepipe.result import Frame, PoseResult, Source, write_result_stream
+from posepipe.stages import (
+    AggregateOptions,
+    Chunk,
+    ChunkAggregator,
+    ChunkResult,
+    InferenceOptions,
+    SplitOptions,
+    infer_chunk,
+    plan_chunks,
+)
+from posepipe.tracking import SmoothingOptions
+from posepipe.video import VideoInfo, probe
+
+_EXIF_ROTATION = {3: 180, 6: 90, 8: 270}
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageJobOptions:
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
+    annotate: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    draw: DrawOptions = field(default_factory=DrawOptions)
+
+
+def image_result(image: LoadedImage, persons: list[Any], uri: str, model: dict[str, Any]) -> PoseResult:
+    for person_id, person in enumerate(persons):
+        person.id = person_id
+    source = Source(
+        uri=uri,
+        width=image.width,
+        height=image.height,
+        fps=None,
+        frame_count=1,
+        duration_s=None,
+        rotation=_EXIF_ROTATION.get(image.exif_orientation, 0),
+    )
+    return PoseResult(source=source, model=model, frames=[Frame(index=0, t=0.0, persons=persons)])
+
+
+class ImageJob:
+    """Pose estimation on single images with one engine loaded once (IMAGE mode)."""
+
+    def __init__(self, options: ImageJobOptions | None = None) -> None:
+        self.options = options or ImageJobOptions()
+        self.engine = PoseEngine(self.options.inference.engine_options(RunningMode.IMAGE))
+
+    def run(self, data: str | Path | bytes, uri: str) -> tuple[PoseResult, bytes | None, str]:
+        """Result, annotated image bytes (``None`` unless annotating) and the annotated suffix."""
+        image = load_image(data, source=uri, max_pixels=self.options.max_pixels)
+        persons = self.engine.detect(image.rgb)
+        result = image_result(image, persons, uri, self.engine.model_dict())
+        annotated = None
+        if self.options.annotate:
+            drawn = draw_persons(image.rgb, result.frames[0].persons, self.options.draw)
+            annotated = encode_image(drawn, image.format)
+        return result, annotated, annotated_suffix(image.format)
+
+    def write(self, path: Path, out_dir: Path) -> list[Path]:
+        """Write ``<stem>.pose.json`` (and ``<stem>.annotated.<ext>``) for ``path``; both or neither."""
+        result, annotated, suffix = self.run(path, str(path))
+        files = {out_dir / f"{path.stem}.pose.json": _json_bytes(result.to_dict())}
+        if annotated is not None:
+            files[out_dir / f"{path.stem}.annotated{suffix}"] = annotated
+        write_files_atomically(files)
+        return list(files)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+# --- videos ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoJobOptions:
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
+    chunk_frames: int | None = None
+    warmup_s: float = SplitOptions().warmup_s
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    annotate: bool = True
+    smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
+    draw: DrawOptions = field(default_factory=DrawOptions)
+    progress: bool = False
+
+
+@dataclass
+class VideoJobReport:
+    out_dir: Path
+    summary: dict[str, Any]
+
+
+def _infer_task(video: str, chunk: Chunk, options: InferenceOptions, info: VideoInfo) -> ChunkResult:
+    return infer_chunk(video, chunk, options, info=info, progress=_report_progress)
+
+
+def _render_task(
+    video: str, info: VideoInfo, frames: list[Frame], destination: str, draw: DrawOptions, fps: float | None
+) -> dict[str, float]:
+    return render_frames(video, info, frames, Path(destination), draw, processing_fps=fps)
+
+
+_progress_queue: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = queue
+    os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def _report_progress(count: int) -> None:
+    if _progress_queue is not None:
+        _progress_queue.put(count)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork starts workers in milliseconds; the parent has not started MediaPipe (no threads of its
+    # own to inherit). Elsewhere (macOS, Windows) spawn is the safe default.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class _Progress:
+    """A tqdm bar over a video's frames, fed from the workers through a queue."""
+
+    def __init__(self, total: int, enabled: bool, queue: Any, label: str) -> None:
+        self._queue = queue
+        self._bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="frame", desc=label, leave=False, file=sys.stderr)
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            count = self._queue.get()
+            if count is None:
+                return
+            if self._bar is not None:
+                self._bar.update(count)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run_video(
+    video: Path, out_dir: Path, options: VideoJobOptions | None = None, on_stage: Callable[[str], None] | None = None
+) -> VideoJobReport:
+    """Write ``out_dir/<stem>/{keypoints.json, annotated.mp4, summary.json}`` for ``video``."""
+    options = options or VideoJobOptions()
+    started = time.perf_counter()
+    info = probe(video)
+    probe_s = time.perf_counter() - started
+    inference = InferenceOptions(
+        **{**options.inference.to_dict(), "model_path": str(resolve_model_path(options.inference.model_path))}
+    )
+    workers = max(1, options.workers)
+    chunks = plan_chunks(
+        info.frame_count,
+        info.fps,
+        SplitOptions(chunk_frames=options.chunk_frames, parallelism=workers, warmup_s=options.warmup_s),
+    )
+    aggregator = ChunkAggregator(AggregateOptions(smoothing=options.smoothing))
+    context = _pool_context()
+    queue = context.SimpleQueue()
+    total_work = sum(c.stop - c.warmup_start for c in chunks)
+    progress = _Progress(total_work, options.progress, queue, video.name)
+    persons_per_frame: list[int] = []
+    chunk_timings: list[dict[str, float]] = []
+    render_timings: list[dict[str, float]] = []
+    model: dict[str, Any] = {}
+    try:
+        with (
+            staged_directory(out_dir / video.stem) as staging,
+            tempfile.TemporaryDirectory(prefix="posepipe-segments-") as segments_dir,
+            ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,))
+            as pool,
+        ):
+            inference_started = time.perf_counter()
+            futures = [pool.submit(_infer_task, str(video), chunk, inference, info) for chunk in chunks]
+            renders: list[Future[dict[str, float]]] = []
+            segments: list[Path] = []
+            with (staging / "keypoints.json").open("w", encoding="utf-8") as keypoints:
+
+                def frames_in_order() -> Any:
+                    nonlocal model
+                    for chunk, future in zip(chunks, futures, strict=True):
+                        result = future.result()
+                        model = result.model
+                        chunk_timings.append(result.timings)
+                        frames = aggregator.add(result)
+                        persons_per_frame.extend(len(f.persons) for f in frames)
+                        if options.annotate:
+                            segment = Path(segments_dir) / f"segment-{chunk.index:05d}.mp4"
+                            segments.append(segment)
+                            renders.append(
+                                pool.submit(_render_task, str(video), info, frames, str(segment), options.draw, None)
+                            )
+                        yield from frames
+
+                # The header needs the model, known once the first chunk is back: write lazily.
+                first = futures[0].result()
+                model = first.model
+                write_result_stream(keypoints, info.to_source(), model, frames_in_order())
+            inference_s = time.perf_counter() - inference_started
+            render_started = time.perf_counter()
+            for render in renders:
+                render_timings.append(render.result())
+            if options.annotate:
+                if on_stage:
+                    on_stage("join")
+                join_segments(segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None)
+            render_wait_s = time.perf_counter() - render_started
+            wall_s = time.perf_counter() - started
+            summary = _video_summary(
+                info, model, chunks, persons_per_frame, chunk_timings, render_timings,
+                probe_s=probe_s, inference_s=inference_s, render_wait_s=render_wait_s, wall_s=wall_s,
+                workers=workers, smoothing=options.smoothing.enabled,
+            )  # fmt: skip
+            (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    finally:
+        progress.close()
+    return VideoJobReport(out_dir=out_dir / video.stem, summary=summary)
+
+
+def _video_summary(
+    info: VideoInfo,
+    model: dict[str, Any],
+    chunks: list[Chunk],
+    persons_per_frame: list[int],
+    chunk_timings: list[dict[str, float]],
+    render_timings: list[dict[str, float]],
+    *,
+    probe_s: float,
+    inference_s: float,
+    render_wait_s: float,
+    wall_s: float,
+    workers: int,
+    smoothing: bool,
+) -> dict[str, Any]:
+    frames = len(persons_per_frame)
+
+    def total(timings: list[dict[str, float]], key: str) -> float:
+        return round(sum(t.get(key, 0.0) for t in timings), 3)
+
+    return {
+        "source": info.to_source().to_dict(),
+        "model": model,
+        "frames": frames,
+        "person_frames": sum(persons_per_frame),
+        "persons_per_frame": persons_per_frame,
+        "mean_persons_per_frame": round(sum(persons_per_frame) / frames, 4) if frames else 0.0,
+        "max_persons_per_frame": max(persons_per_frame, default=0),
+        "fps_processed": round(frames / wall_s, 2) if wall_s > 0 else None,
+        "wall_s": round(wall_s, 3),
+        "workers": workers,
+        "smoothing": smoothing,
+        "chunks": [{**c.to_dict(), "timings": t} for c, t in zip(chunks, chunk_timings, strict=True)],
+        "stages_wall_s": {
+            "probe": round(probe_s, 3),
+            "split_infer_aggregate": round(inference_s, 3),
+            "render_and_join": round(render_wait_s, 3),
+        },
+        "stages_cpu_s": {
+            "model_load": total(chunk_timings, "load_s"),
+            "decode": round(total(chunk_timings, "decode_s") + total(render_timings, "decode_s"), 3),
+            "inference": total(chunk_timings, "inference_s"),
+            "draw": total(render_timings, "draw_s"),
+            "encode": total(render_timings, "encode_s"),
+        },
+    }
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode("utf-8")

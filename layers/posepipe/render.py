@@ -1,0 +1,140 @@
+"""The annotated video: frames drawn with their persons, encoded as H.264, in segments or whole.
+
+Rendering needs the final ids and smoothed landmarks, which exist only after ``aggregate``; the
+source is decoded a second time rather than keeping frames from inference (memory stays flat).
+A long video is rendered as independent segments, one per chunk, that run in parallel and are
+then joined by stream copy (:func:`join_segments`): no second encode. Segments are encoded
+without B-frames so that their decode timestamps join monotonically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from posepipe.drawing import DrawOptions, draw_persons
+from posepipe.result import Frame
+from posepipe.video import VideoInfo, VideoWriter, read_frames
+
+SEGMENT_ENCODER_OPTIONS = {"bf": "0"}
+
+
+def render_frames(
+    video: str | Path,
+    info: VideoInfo,
+    frames: Sequence[Frame],
+    destination: Path,
+    draw_options: DrawOptions | None = None,
+    *,
+    audio: bool = False,
+    processing_fps: float | None = None,
+) -> dict[str, float]:
+    """Draw ``frames`` (a contiguous range, ids set) over the source's frames into an MP4.
+
+    Returns timings in seconds (decode, draw, encode).
+    """
+    draw_options = draw_options or DrawOptions()
+    if not frames:
+        raise ValueError("nothing to render")
+    start, stop = frames[0].index, frames[-1].index + 1
+    by_index = {frame.index: frame for frame in frames}
+    decode_s = draw_s = encode_s = 0.0
+    with VideoWriter(
+        destination,
+        width=info.width,
+        height=info.height,
+        time_base=info.time_base,
+        fps=info.fps,
+        audio_from=info.uri if audio and info.has_audio else None,
+        encoder_options=SEGMENT_ENCODER_OPTIONS,
+        threads=1,
+    ) as writer:
+        mark = time.perf_counter()
+        for decoded in read_frames(video, start, stop, info=info, threads=1):
+            decoded_at = time.perf_counter()
+            decode_s += decoded_at - mark
+            image = draw_persons(
+                decoded.rgb,
+                by_index[decoded.index].persons,
+                draw_options,
+                frame_index=decoded.index,
+                fps=processing_fps,
+                inplace=True,
+            )
+            drawn_at = time.perf_counter()
+            draw_s += drawn_at - decoded_at
+            writer.write(image, info.frame_pts[decoded.index])
+            mark = time.perf_counter()
+            encode_s += mark - drawn_at
+    return {"decode_s": decode_s, "draw_s": draw_s, "encode_s": encode_s}
+
+
+def join_segments(segments: Iterable[Path], destination: Path, audio_from: str | Path | None = None) -> int:
+    """Join H.264 MP4 segments (same size and settings) into one MP4 by stream copy.
+
+    The source's audio, when ``audio_from`` has any, is copied in alongside (AAC-compatible
+    codecs are copied; others transcoded to AAC). Returns the number of video packets written.
+    """
+    segment_list = list(segments)
+    if not segment_list:
+        raise ValueError("no segments to join")
+    written = 0
+    with av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+        with av.open(str(segment_list[0])) as first:
+            template = first.streams.video[0]
+            out_video = output.add_stream_from_template(template)
+        audio_copy = _AudioCopy(output, audio_from) if audio_from is not None else None
+        last_dts: int | None = None
+        for segment in segment_list:
+            with av.open(str(segment)) as container:
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    if packet.dts is None:
+                        continue
+                    if last_dts is not None and packet.dts <= last_dts:
+                        raise RuntimeError(f"{segment}: decode timestamps overlap the previous segment")
+                    last_dts = packet.dts
+                    if audio_copy is not None and packet.pts is not None:
+                        audio_copy.write_until(float(packet.pts * stream.time_base))
+                    packet.stream = out_video
+                    output.mux(packet)
+                    written += 1
+        if audio_copy is not None:
+            audio_copy.write_until(None)
+            audio_copy.close()
+    return written
+
+
+class _AudioCopy:
+    """Copies a source's audio packets into ``output``, interleaved with video by time."""
+
+    def __init__(self, output: av.container.OutputContainer, source: str | Path) -> None:
+        self._source = av.open(str(source))
+        self._stream = self._source.streams.audio[0] if self._source.streams.audio else None
+        self._packets = self._source.demux(self._stream) if self._stream is not None else iter(())
+        self._out = output.add_stream_from_template(self._stream) if self._stream is not None else None
+        self._pending: av.Packet | None = None
+
+    def write_until(self, seconds: float | None) -> None:
+        if self._stream is None or self._out is None:
+            return
+        time_base: Fraction = self._stream.time_base
+        while True:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            if packet.dts is None:
+                continue
+            if seconds is not None and packet.pts is not None and float(packet.pts * time_base) > seconds:
+                self._pending = packet
+                return
+            packet.stream = self._out
+            self._out.container.mux(packet)
+
+    def close(self) -> None:
+        self._source.close()

@@ -1,0 +1,244 @@
+"""The one result format, ``posepipe.pose/1``, as dataclasses with JSON adapters.
+
+A :class:`Person` is the canonical keypoint type: 33 landmarks in pixels of the upright,
+displayed frame, plus 33 world landmarks in metres (origin between the hips). Adapters build
+it from MediaPipe's Tasks result (:meth:`Person.from_mediapipe`) and from JSON
+(:meth:`Person.from_dict`); everything else in posepipe works on it.
+
+The JSON Schema of the format is ``posepipe/schemas/pose.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from posepipe.landmarks import LANDMARK_NAMES, NUM_LANDMARKS
+
+SCHEMA_ID = "posepipe.pose/1"
+FloatArray = npt.NDArray[np.float32]
+
+# Landmarks are estimated, not measured: these decimals keep well under the model's own noise
+# (0.01 px, 0.1 mm) while keeping the JSON a third of its full-precision size.
+_PIXEL_DECIMALS = 2
+_SCORE_DECIMALS = 4
+_WORLD_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Source:
+    """The input as decoded: sizes are of the upright, displayed frame."""
+
+    uri: str
+    width: int
+    height: int
+    fps: float | None = None
+    frame_count: int = 1
+    duration_s: float | None = None
+    rotation: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+            "duration_s": self.duration_s,
+            "rotation": self.rotation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Source:
+        return cls(
+            uri=data["uri"],
+            width=int(data["width"]),
+            height=int(data["height"]),
+            fps=data.get("fps"),
+            frame_count=int(data.get("frame_count", 1)),
+            duration_s=data.get("duration_s"),
+            rotation=int(data.get("rotation", 0)),
+        )
+
+
+@dataclass
+class Person:
+    """One detected person.
+
+    ``landmarks``: (33, 5) float32 of ``x_px, y_px, z, visibility, presence``; ``z`` is depth
+    relative to the hips' midpoint, in pixels at the scale of ``x`` (smaller is nearer).
+    ``world_landmarks``: (33, 3) float32 in metres, origin at the hips' midpoint.
+    ``id`` is -1 until tracking gives one.
+    """
+
+    landmarks: FloatArray
+    world_landmarks: FloatArray
+    score: float
+    id: int = -1
+
+    @property
+    def xy(self) -> FloatArray:
+        return self.landmarks[:, :2]
+
+    @property
+    def visibility(self) -> FloatArray:
+        return self.landmarks[:, 3]
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """Box around the landmarks MediaPipe reports present (all of them if none is)."""
+        present = self.landmarks[:, 4] >= 0.5
+        points = self.xy[present] if present.any() else self.xy
+        x0, y0 = points.min(axis=0)
+        x1, y1 = points.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    @property
+    def scale(self) -> float:
+        """Size of the person in pixels: the mean of the box's width and height (at least 1)."""
+        x0, y0, x1, y1 = self.bbox
+        return max(1.0, ((x1 - x0) + (y1 - y0)) / 2.0)
+
+    @classmethod
+    def from_mediapipe(
+        cls, landmarks: Sequence[Any], world_landmarks: Sequence[Any], width: int, height: int
+    ) -> Person:
+        """From one pose of a MediaPipe ``PoseLandmarkerResult`` (normalised to pixel units)."""
+        image = np.array(
+            [
+                (lm.x * width, lm.y * height, lm.z * width, lm.visibility or 0.0, lm.presence or 0.0)
+                for lm in landmarks
+            ],
+            dtype=np.float32,
+        )
+        world = np.array([(lm.x, lm.y, lm.z) for lm in world_landmarks], dtype=np.float32)
+        return cls(landmarks=image, world_landmarks=world, score=float(np.mean(image[:, 4])))
+
+    def to_dict(self) -> dict[str, Any]:
+        x0, y0, x1, y1 = self.bbox
+        image = self.landmarks.astype(np.float64)
+        rows = [
+            [
+                round(row[0], _PIXEL_DECIMALS),
+                round(row[1], _PIXEL_DECIMALS),
+                round(row[2], _PIXEL_DECIMALS),
+                round(row[3], _SCORE_DECIMALS),
+                round(row[4], _SCORE_DECIMALS),
+            ]
+            for row in image.tolist()
+        ]
+        world = np.round(self.world_landmarks.astype(np.float64), _WORLD_DECIMALS).tolist()
+        return {
+            "id": self.id,
+            "score": round(self.score, _SCORE_DECIMALS),
+            "bbox": [round(v, _PIXEL_DECIMALS) for v in (x0, y0, x1, y1)],
+            "landmarks": rows,
+            "world_landmarks": world,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Person:
+        return cls(
+            landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(NUM_LANDMARKS, 5),
+            world_landmarks=np.asarray(data["world_landmarks"], dtype=np.float32).reshape(NUM_LANDMARKS, 3),
+            score=float(data["score"]),
+            id=int(data.get("id", -1)),
+        )
+
+    def copy(self) -> Person:
+        return replace(self, landmarks=self.landmarks.copy(), world_landmarks=self.world_landmarks.copy())
+
+
+@dataclass
+class Frame:
+    """The persons of one frame; ``t`` is the frame's presentation time in seconds."""
+
+    index: int
+    t: float
+    persons: list[Person] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "t": round(self.t, 6), "persons": [p.to_dict() for p in self.persons]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Frame:
+        return cls(
+            index=int(data["index"]),
+            t=float(data["t"]),
+            persons=[Person.from_dict(p) for p in data["persons"]],
+        )
+
+
+@dataclass
+class PoseResult:
+    """A whole result: an image is a result with one frame."""
+
+    source: Source
+    model: dict[str, Any]
+    frames: list[Frame]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**result_header(self.source, self.model), "frames": [f.to_dict() for f in self.frames]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PoseResult:
+        if data.get("schema") != SCHEMA_ID:
+            raise ValueError(f"not a {SCHEMA_ID} result (schema={data.get('schema')!r})")
+        return cls(
+            source=Source.from_dict(data["source"]),
+            model=dict(data["model"]),
+            frames=[Frame.from_dict(f) for f in data["frames"]],
+        )
+
+
+def result_header(source: Source, model: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_ID,
+        "source": source.to_dict(),
+        "model": model,
+        "landmark_names": list(LANDMARK_NAMES),
+    }
+
+
+def write_result_stream(handle: IO[str], source: Source, model: dict[str, Any], frames: Iterable[Frame]) -> int:
+    """Write a result as JSON, one frame at a time (memory stays flat for long videos).
+
+    Returns the number of frames written.
+    """
+    header = json.dumps(result_header(source, model), separators=(",", ":"))
+    handle.write(header[:-1] + ',"frames":[')
+    count = 0
+    for frame in frames:
+        if count:
+            handle.write(",\n")
+        handle.write(json.dumps(frame.to_dict(), separators=(",", ":")))
+        count += 1
+    handle.write("]}\n")
+    return count
+
+
+def iter_frames(frames_json: Iterable[dict[str, Any]]) -> Iterator[Frame]:
+    for data in frames_json:
+        yield Frame.from_dict(data)
+
+
+@cache
+def pose_schema() -> dict[str, Any]:
+    """The JSON Schema of ``posepipe.pose/1``."""
+    text = resources.files("posepipe").joinpath("schemas/pose.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_result(data: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``data`` is not a valid ``posepipe.pose/1`` result."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator(pose_schema()).validate(data)

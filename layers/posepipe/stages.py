@@ -1,0 +1,278 @@
+"""The three stages of video pose estimation, as plain functions on JSON-serialisable data.
+
+``split(video) -> chunks``: frame ranges planned so that chunks can run in parallel.
+``infer_chunk(video, chunk) -> chunk result``: MediaPipe in VIDEO (tracking) mode over one range.
+``aggregate(chunk results) -> frames``: stable person ids across chunks, temporal smoothing.
+
+Chunking and tracking: MediaPipe's tracker carries a person from frame to frame once its
+detector has found them, and on small or distant people the detector fires rarely (a few percent
+of frames on ``vtest.avi``). A chunk that starts cold would lose everyone the one-pass run was
+already tracking. So each chunk but the first starts ``warmup`` frames early, processing them to
+rebuild the tracker's state and emitting nothing for them; tracking is deterministic once a
+person is acquired, so a person the warm-up acquires gets the very landmarks the one-pass run
+gives. The plan balances the work (emitted plus warm-up frames) across chunks so that the warm-up
+does not lengthen the slowest chunk.
+
+Nothing here knows about AWS: the Lambdas and the SageMaker endpoint are thin adapters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posepipe.engine import PoseEngine, PoseEngineOptions, RunningMode
+from posepipe.result import Frame
+from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions, TrackerOptions
+from posepipe.video import VideoInfo, probe, read_frames
+
+DEFAULT_WARMUP_S = 5.0
+DEFAULT_MAX_CHUNK_S = 120.0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames ``[start, stop)`` are emitted; ``[warmup_start, start)`` only rebuild tracking."""
+
+    index: int
+    start: int
+    stop: int
+    warmup_start: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_start <= self.start < self.stop:
+            raise ValueError(f"invalid chunk {self}")
+
+    @property
+    def frame_count(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def warmup_frames(self) -> int:
+        return self.start - self.warmup_start
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        return cls(
+            index=int(data["index"]),
+            start=int(data["start"]),
+            stop=int(data["stop"]),
+            warmup_start=int(data["warmup_start"]),
+        )
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How to cut a video into chunks.
+
+    ``chunk_frames``: emitted frames per chunk; ``None`` plans ``parallelism`` balanced chunks
+    (more when a chunk would exceed ``max_chunk_s``). ``warmup_s``: tracking warm-up before each
+    chunk, in seconds of video (at least ``min_warmup_frames`` frames).
+    """
+
+    chunk_frames: int | None = None
+    parallelism: int = 1
+    max_chunk_s: float = DEFAULT_MAX_CHUNK_S
+    warmup_s: float = DEFAULT_WARMUP_S
+    min_warmup_frames: int = 10
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames is not None and self.chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be at least 1, not {self.chunk_frames}")
+        if self.parallelism < 1:
+            raise ValueError(f"parallelism must be at least 1, not {self.parallelism}")
+        if self.warmup_s < 0:
+            raise ValueError(f"warmup_s must not be negative, not {self.warmup_s}")
+
+
+def warmup_frames(fps: float, options: SplitOptions) -> int:
+    return max(options.min_warmup_frames, math.ceil(options.warmup_s * fps)) if options.warmup_s > 0 else 0
+
+
+def plan_chunks(frame_count: int, fps: float, options: SplitOptions) -> list[Chunk]:
+    """Plan chunks over ``frame_count`` frames (see :class:`SplitOptions`)."""
+    if frame_count < 1:
+        raise ValueError("a video needs at least one frame")
+    warmup = warmup_frames(fps, options)
+    if options.chunk_frames is not None:
+        starts = list(range(0, frame_count, options.chunk_frames))
+    else:
+        max_chunk = max(1, math.floor(options.max_chunk_s * fps)) if fps > 0 else frame_count
+        count = max(options.parallelism, math.ceil(frame_count / max_chunk))
+        # Work per chunk is its emitted frames plus its warm-up; the first chunk has none. Equal
+        # work: first chunk emits W, the others W - warmup, where n * W - (n - 1) * warmup = N.
+        while count > 1:
+            work = (frame_count + (count - 1) * warmup) / count
+            if work - warmup >= max(1, warmup):  # each later chunk emits at least its warm-up
+                break
+            count -= 1
+        if count == 1:
+            starts = [0]
+        else:
+            work = (frame_count + (count - 1) * warmup) / count
+            starts = [0] + [round(work + i * (work - warmup)) for i in range(count - 1)]
+    stops = [*starts[1:], frame_count]
+    return [
+        Chunk(index=i, start=start, stop=stop, warmup_start=max(0, start - warmup))
+        for i, (start, stop) in enumerate(zip(starts, stops, strict=True))
+    ]
+
+
+def split(video: str | Path, options: SplitOptions | None = None, info: VideoInfo | None = None) -> list[Chunk]:
+    """Probe ``video`` (raising :class:`posepipe.errors.InputError` if unusable) and plan chunks."""
+    info = info or probe(video)
+    return plan_chunks(info.frame_count, info.fps, options or SplitOptions())
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """What ``infer_chunk`` runs: the model and MediaPipe's thresholds."""
+
+    model_path: str | None = None
+    max_poses: int = 4
+    min_detection_confidence: float = 0.5
+    min_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    decode_threads: int = 1
+
+    def engine_options(self, mode: RunningMode) -> PoseEngineOptions:
+        return PoseEngineOptions(
+            model_path=Path(self.model_path) if self.model_path else None,
+            running_mode=mode,
+            max_poses=self.max_poses,
+            min_detection_confidence=self.min_detection_confidence,
+            min_presence_confidence=self.min_presence_confidence,
+            min_tracking_confidence=self.min_tracking_confidence,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InferenceOptions:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class ChunkResult:
+    """The persons of each emitted frame of one chunk (ids not yet assigned)."""
+
+    chunk: Chunk
+    frames: list[Frame]
+    model: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def person_frames(self) -> int:
+        return sum(len(f.persons) for f in self.frames)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk": self.chunk.to_dict(),
+            "model": self.model,
+            "timings": self.timings,
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChunkResult:
+        return cls(
+            chunk=Chunk.from_dict(data["chunk"]),
+            frames=[Frame.from_dict(f) for f in data["frames"]],
+            model=dict(data["model"]),
+            timings={k: float(v) for k, v in data.get("timings", {}).items()},
+        )
+
+
+def infer_chunk(
+    video: str | Path,
+    chunk: Chunk,
+    options: InferenceOptions | None = None,
+    *,
+    info: VideoInfo | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ChunkResult:
+    """Run MediaPipe in VIDEO mode over the chunk's warm-up and frames; ``progress(n)`` per frame."""
+    options = options or InferenceOptions()
+    started = time.perf_counter()
+    info = info or probe(video)
+    decode_s = inference_s = 0.0
+    frames: list[Frame] = []
+    with PoseEngine(options.engine_options(RunningMode.VIDEO)) as engine:
+        load_s = time.perf_counter() - started
+        mark = time.perf_counter()
+        for decoded in read_frames(
+            video, chunk.warmup_start, chunk.stop, info=info, threads=options.decode_threads
+        ):
+            decoded_at = time.perf_counter()
+            decode_s += decoded_at - mark
+            persons = engine.detect_for_video(decoded.rgb, round(decoded.t * 1000))
+            mark = time.perf_counter()
+            inference_s += mark - decoded_at
+            if decoded.index >= chunk.start:
+                frames.append(Frame(index=decoded.index, t=decoded.t, persons=persons))
+            if progress is not None:
+                progress(1)
+        model = engine.model_dict()
+    if len(frames) != chunk.frame_count:
+        raise RuntimeError(f"chunk {chunk.index}: decoded {len(frames)} frames, expected {chunk.frame_count}")
+    return ChunkResult(
+        chunk=chunk,
+        frames=frames,
+        model=model,
+        timings={
+            "load_s": round(load_s, 4),
+            "decode_s": round(decode_s, 4),
+            "inference_s": round(inference_s, 4),
+            "total_s": round(time.perf_counter() - started, 4),
+            "warmup_frames": float(chunk.warmup_frames),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class AggregateOptions:
+    tracking: TrackerOptions = field(default_factory=TrackerOptions)
+    smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
+
+
+class ChunkAggregator:
+    """Merges chunk results, fed in chunk order, into frames with stable ids and smoothing.
+
+    Holds only the live tracks and filters, never the whole video: an hour-long video streams
+    through it. Chunks must follow one another without gaps or overlaps.
+    """
+
+    def __init__(self, options: AggregateOptions | None = None) -> None:
+        self.options = options or AggregateOptions()
+        self._tracker = PersonTracker(self.options.tracking)
+        self._smoother = LandmarkSmoother(self.options.smoothing, max_gap_s=self.options.tracking.max_gap_s)
+        self.next_frame = 0
+
+    def add(self, result: ChunkResult) -> list[Frame]:
+        """The chunk's frames, ids set and landmarks smoothed (modified in place)."""
+        if result.chunk.start != self.next_frame:
+            raise ValueError(
+                f"chunk {result.chunk.index} starts at frame {result.chunk.start}, expected {self.next_frame}"
+            )
+        for frame in result.frames:
+            if frame.index != self.next_frame:
+                raise ValueError(f"chunk {result.chunk.index}: frame {frame.index} out of order")
+            self._tracker.update(frame.persons, frame.t)
+            self._smoother.update(frame)
+            self.next_frame += 1
+        return result.frames
+
+
+def aggregate(chunk_results: Iterable[ChunkResult], options: AggregateOptions | None = None) -> Iterator[Frame]:
+    """All frames of ``chunk_results`` (in chunk order) with stable ids and smoothing, streamed."""
+    aggregator = ChunkAggregator(options)
+    for result in chunk_results:
+        yield from aggregator.add(result)
