@@ -29,13 +29,19 @@ def _positive_int(text: str) -> int:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", metavar="PATH", help="a MediaPipe pose landmarker .task (default: $POSEPIPE_MODEL or the built one)"
+        "--model",
+        metavar="PATH",
+        help="a MediaPipe pose landmarker .task (default: $POSEPIPE_MODEL or the built one)",
     )
-    parser.add_argument("--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)")
+    parser.add_argument(
+        "--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     image = commands.add_parser("image", help="keypoints and an annotated copy of images")
@@ -51,11 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     video.add_argument("-o", "--out", type=Path, default=Path("posepipe-output"), help="output folder")
     _add_model_options(video)
-    video.add_argument("--chunk-frames", type=_positive_int, metavar="N", help="frames per chunk (default: planned)")
     video.add_argument(
-        "--workers", type=_positive_int, default=os.cpu_count() or 1, metavar="N", help="worker processes (cores)"
+        "--chunk-frames", type=_positive_int, metavar="N", help="frames per chunk (default: planned)"
     )
-    video.add_argument("--warmup-s", type=float, default=5.0, metavar="S", help="tracking warm-up per chunk (5)")
+    video.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes (cores)",
+    )
+    video.add_argument(
+        "--warmup-s", type=float, default=5.0, metavar="S", help="tracking warm-up per chunk (5)"
+    )
     video.add_argument("--no-annotate", action="store_true", help="skip the annotated video")
     video.add_argument("--smoothing", choices=("on", "off"), default="on", help="One Euro smoothing (on)")
     video.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -183,10 +197,33 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def silence_native_stderr() -> None:
+    """Keep native libraries' logging off the terminal; Python's own stderr stays on it.
+
+    TFLite and MediaPipe's C++ code print start-up notices and glog warnings straight to file
+    descriptor 2 ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires...",
+    "Using NORM_RECT without IMAGE_DIMENSIONS..."), from worker processes and at unpredictable
+    frames, which would bury posepipe's one-line messages. Python's ``sys.stderr`` moves to a
+    copy of the terminal's descriptor and descriptor 2 goes to /dev/null; worker processes
+    inherit both. ``POSEPIPE_NATIVE_LOGS=1`` keeps the native output.
+    """
+    if os.environ.get("POSEPIPE_NATIVE_LOGS") == "1":
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    encoding = sys.stderr.encoding
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=encoding, errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from posepipe.errors import PosepipeError
 
     args = build_parser().parse_args(argv)
+    if argv is None:  # run as a command (not called from Python): own the process's stderr
+        silence_native_stderr()
     handlers = {
         "image": _run_images,
         "video": _run_videos,

@@ -182,7 +182,10 @@ class _Progress:
 
 
 def run_video(
-    video: Path, out_dir: Path, options: VideoJobOptions | None = None, on_stage: Callable[[str], None] | None = None
+    video: Path,
+    out_dir: Path,
+    options: VideoJobOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> VideoJobReport:
     """Write ``out_dir/<stem>/{keypoints.json, annotated.mp4, summary.json}`` for ``video``."""
     options = options or VideoJobOptions()
@@ -211,8 +214,9 @@ def run_video(
         with (
             staged_directory(out_dir / video.stem) as staging,
             tempfile.TemporaryDirectory(prefix="posepipe-segments-") as segments_dir,
-            ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,))
-            as pool,
+            ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+            ) as pool,
         ):
             inference_started = time.perf_counter()
             futures = [pool.submit(_infer_task, str(video), chunk, inference, info) for chunk in chunks]
@@ -232,7 +236,9 @@ def run_video(
                             segment = Path(segments_dir) / f"segment-{chunk.index:05d}.mp4"
                             segments.append(segment)
                             renders.append(
-                                pool.submit(_render_task, str(video), info, frames, str(segment), options.draw, None)
+                                pool.submit(
+                                    _render_task, str(video), info, frames, str(segment), options.draw, None
+                                )
                             )
                         yield from frames
 
@@ -247,7 +253,9 @@ def run_video(
             if options.annotate:
                 if on_stage:
                     on_stage("join")
-                join_segments(segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None)
+                join_segments(
+                    segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None
+                )
             render_wait_s = time.perf_counter() - render_started
             wall_s = time.perf_counter() - started
             summary = _video_summary(

@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from posepipe.errors import ModelError
 
@@ -43,6 +45,11 @@ LANDMARKS_BUNDLE_NAME = "pose_landmarks_detector.tflite"
 _TFLITE_FILE_IDENTIFIER = b"TFL3"
 _METADATA_FILE_IDENTIFIER = b"M001"
 _METADATA_BUFFER_NAME = "TFLITE_METADATA"
+_TFLITE_BUFFER_ALIGNMENT = 16
+_BUNDLE_ALIGNMENT = 64
+_ZIP_LOCAL_HEADER_SIZE = 30
+_ZIP_EXTRA_HEADER_SIZE = 4
+_ZIPALIGN_EXTRA_ID = 0xD935  # the extra-field id Android's zipalign uses for padding
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,9 @@ def resolve_model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         return path
     path = built_model_path()
     if not path.is_file():
-        raise ModelError(f"no model at {path}: run `posepipe models build`, or pass --model / set {MODEL_ENV}")
+        raise ModelError(
+            f"no model at {path}: run `posepipe models build`, or pass --model / set {MODEL_ENV}"
+        )
     return path
 
 
@@ -100,8 +109,16 @@ def model_info(path: Path) -> ModelInfo:
 # --- building -------------------------------------------------------------------------------
 
 
+def source_wheel(dest: Path | None = None) -> Path:
+    """The ``mediapipe==0.10.21`` wheel in the cache, downloaded from PyPI the first time."""
+    dest = dest or cache_dir()
+    cached = sorted(dest.glob(f"mediapipe-{SOURCE_WHEEL_VERSION}-*.whl"))
+    return cached[0] if cached else download_source_wheel(dest)
+
+
 def download_source_wheel(dest: Path) -> Path:
     """Fetch the ``mediapipe==0.10.21`` wheel (not installed: only its model files are used)."""
+    dest.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--python-version", "3.11", "--platform", SOURCE_WHEEL_PLATFORM,
@@ -189,7 +206,6 @@ def output_tensor_names(tflite: bytes) -> list[str]:
 
 def embed_metadata(tflite: bytes, metadata: bytes) -> bytes:
     """``tflite`` with ``metadata`` stored as its ``TFLITE_METADATA`` buffer (replacing any)."""
-    import flatbuffers
     import numpy as np
     from mediapipe.tasks.metadata import schema_py_generated as schema
 
@@ -200,11 +216,38 @@ def embed_metadata(tflite: bytes, metadata: bytes) -> bytes:
     entry = schema.MetadataT()
     entry.name = _METADATA_BUFFER_NAME
     entry.buffer = len(model.buffers) - 1
-    kept = [m for m in (model.metadata or []) if m.name not in (_METADATA_BUFFER_NAME.encode(), _METADATA_BUFFER_NAME)]
+    kept = [
+        m
+        for m in (model.metadata or [])
+        if m.name not in (_METADATA_BUFFER_NAME.encode(), _METADATA_BUFFER_NAME)
+    ]
     model.metadata = [*kept, entry]
-    builder = flatbuffers.Builder(len(tflite) + len(metadata) + 4096)
+    builder = _aligned_builder(len(tflite) + len(metadata) + 4096)
     builder.Finish(model.Pack(builder), _TFLITE_FILE_IDENTIFIER)
     return bytes(builder.Output())
+
+
+def _aligned_builder(size: int) -> Any:
+    """A flatbuffers builder that puts byte vectors (the weight buffers) on 16-byte boundaries.
+
+    TFLite's schema asks for ``force_align: 16`` on buffer data, which the generated Python
+    object API ignores; unaligned weights make TFLite copy them at load time, with a warning.
+    """
+    import flatbuffers
+    import numpy as np
+
+    class AlignedBuilder(flatbuffers.Builder):  # type: ignore[misc]
+        def CreateNumpyVector(self, x: Any) -> Any:  # noqa: N802 (flatbuffers' name)
+            if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 1:
+                return super().CreateNumpyVector(x)
+            builder: Any = self  # flatbuffers is untyped: its attributes are plain ints/bytearrays
+            builder.StartVector(1, x.size, _TFLITE_BUFFER_ALIGNMENT)
+            builder.head -= x.size
+            builder.Bytes[builder.head : builder.head + x.size] = x.tobytes()
+            builder.vectorNumElems = x.size
+            return builder.EndVector()
+
+    return AlignedBuilder(size)
 
 
 def make_task_bundle(detector: bytes, landmarks: bytes, destination: Path) -> None:
@@ -216,8 +259,25 @@ def make_task_bundle(detector: bytes, landmarks: bytes, destination: Path) -> No
         landmarks, image_input_metadata("pose_landmarks_detector", output_tensor_names(landmarks))
     )
     with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_STORED) as bundle:
-        bundle.writestr(DETECTOR_BUNDLE_NAME, detector_with_meta)
-        bundle.writestr(LANDMARKS_BUNDLE_NAME, landmarks_with_meta)
+        _write_aligned(bundle, DETECTOR_BUNDLE_NAME, detector_with_meta)
+        _write_aligned(bundle, LANDMARKS_BUNDLE_NAME, landmarks_with_meta)
+
+
+def _write_aligned(bundle: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """Store ``data`` uncompressed with its first byte on a 64-byte boundary of the zip file.
+
+    MediaPipe maps the models straight out of the bundle, and TFLite wants its weights aligned
+    (else it copies them, with a warning). Padding goes in the local header's extra field, as
+    Android's zipalign does; the fixed date keeps rebuilt bundles byte-identical.
+    """
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    assert bundle.fp is not None
+    header_start = bundle.fp.tell()
+    data_start = header_start + _ZIP_LOCAL_HEADER_SIZE + len(name.encode()) + _ZIP_EXTRA_HEADER_SIZE
+    padding = -data_start % _BUNDLE_ALIGNMENT
+    info.extra = struct.pack("<HH", _ZIPALIGN_EXTRA_ID, padding) + bytes(padding)
+    bundle.writestr(info, data)
 
 
 def verify_model(path: Path) -> None:
@@ -241,7 +301,7 @@ def build_model(destination: Path | None = None, wheel: Path | None = None, forc
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="posepipe-model-") as scratch:
         scratch_dir = Path(scratch)
-        source = wheel or download_source_wheel(scratch_dir)
+        source = wheel or source_wheel()
         detector, landmarks = read_source_models(source)
         staged = scratch_dir / BUILT_MODEL_NAME
         make_task_bundle(detector, landmarks, staged)

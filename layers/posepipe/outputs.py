@@ -35,10 +35,12 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+            handle, staged_name = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+            )
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
-            staged.append((Path(temporary), path))
+            staged.append((Path(staged_name), path))
         for temporary, path in staged:
             os.replace(temporary, path)
     except BaseException:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from posepipe.drawing import DrawOptions, draw_persons
 from posepipe.result import Frame
-from posepipe.video import VideoInfo, VideoWriter, read_frames
+from posepipe.video import AudioCopier, VideoInfo, VideoWriter, read_frames
 
 SEGMENT_ENCODER_OPTIONS = {"bf": "0"}
 
@@ -74,67 +73,41 @@ def render_frames(
 
 
 def join_segments(segments: Iterable[Path], destination: Path, audio_from: str | Path | None = None) -> int:
-    """Join H.264 MP4 segments (same size and settings) into one MP4 by stream copy.
+    """Join H.264 MP4 segments (same size and settings) into one faststart MP4 by stream copy.
 
-    The source's audio, when ``audio_from`` has any, is copied in alongside (AAC-compatible
-    codecs are copied; others transcoded to AAC). Returns the number of video packets written.
+    The first audio stream of ``audio_from``, if any, is copied in alongside (or transcoded to
+    AAC where MP4 cannot hold it), interleaved with the video. Returns the video packets written.
     """
     segment_list = list(segments)
     if not segment_list:
         raise ValueError("no segments to join")
     written = 0
-    with av.open(str(destination), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+    first_t: float | None = None
+    end_t = 0.0
+    with av.open(str(destination), "w", format="mp4", container_options={"movflags": "+faststart"}) as output:
         with av.open(str(segment_list[0])) as first:
-            template = first.streams.video[0]
-            out_video = output.add_stream_from_template(template)
-        audio_copy = _AudioCopy(output, audio_from) if audio_from is not None else None
+            out_video = output.add_stream_from_template(first.streams.video[0])
+        audio = AudioCopier(output, Path(audio_from)) if audio_from is not None else None
         last_dts: int | None = None
         for segment in segment_list:
             with av.open(str(segment)) as container:
                 stream = container.streams.video[0]
+                time_base = stream.time_base
+                assert time_base is not None
                 for packet in container.demux(stream):
-                    if packet.dts is None:
+                    if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
                         continue
                     if last_dts is not None and packet.dts <= last_dts:
                         raise RuntimeError(f"{segment}: decode timestamps overlap the previous segment")
                     last_dts = packet.dts
-                    if audio_copy is not None and packet.pts is not None:
-                        audio_copy.write_until(float(packet.pts * stream.time_base))
+                    start = float(packet.pts * time_base)
+                    first_t = start if first_t is None else first_t
+                    end_t = max(end_t, start + float((packet.duration or 0) * time_base))
                     packet.stream = out_video
                     output.mux(packet)
                     written += 1
-        if audio_copy is not None:
-            audio_copy.write_until(None)
-            audio_copy.close()
+                    if audio is not None:
+                        audio.pump(first_t, start)
+        if audio is not None:
+            audio.pump(first_t or 0.0, end_t, final=True)
     return written
-
-
-class _AudioCopy:
-    """Copies a source's audio packets into ``output``, interleaved with video by time."""
-
-    def __init__(self, output: av.container.OutputContainer, source: str | Path) -> None:
-        self._source = av.open(str(source))
-        self._stream = self._source.streams.audio[0] if self._source.streams.audio else None
-        self._packets = self._source.demux(self._stream) if self._stream is not None else iter(())
-        self._out = output.add_stream_from_template(self._stream) if self._stream is not None else None
-        self._pending: av.Packet | None = None
-
-    def write_until(self, seconds: float | None) -> None:
-        if self._stream is None or self._out is None:
-            return
-        time_base: Fraction = self._stream.time_base
-        while True:
-            packet = self._pending or next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            if packet.dts is None:
-                continue
-            if seconds is not None and packet.pts is not None and float(packet.pts * time_base) > seconds:
-                self._pending = packet
-                return
-            packet.stream = self._out
-            self._out.container.mux(packet)
-
-    def close(self) -> None:
-        self._source.close()

@@ -207,7 +207,9 @@ def result_header(source: Source, model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_result_stream(handle: IO[str], source: Source, model: dict[str, Any], frames: Iterable[Frame]) -> int:
+def write_result_stream(
+    handle: IO[str], source: Source, model: dict[str, Any], frames: Iterable[Frame]
+) -> int:
     """Write a result as JSON, one frame at a time (memory stays flat for long videos).
 
     Returns the number of frames written.

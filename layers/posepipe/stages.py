@@ -105,7 +105,9 @@ def plan_chunks(frame_count: int, fps: float, options: SplitOptions) -> list[Chu
         starts = list(range(0, frame_count, options.chunk_frames))
     else:
         max_chunk = max(1, math.floor(options.max_chunk_s * fps)) if fps > 0 else frame_count
-        count = max(options.parallelism, math.ceil(frame_count / max_chunk))
+        # Enough chunks that none does more than max_chunk frames of work, warm-up included.
+        per_chunk = max_chunk - warmup if max_chunk > 2 * warmup else max_chunk
+        count = max(options.parallelism, math.ceil(max(frame_count - warmup, 1) / per_chunk))
         # Work per chunk is its emitted frames plus its warm-up; the first chunk has none. Equal
         # work: first chunk emits W, the others W - warmup, where n * W - (n - 1) * warmup = N.
         while count > 1:
@@ -125,7 +127,9 @@ def plan_chunks(frame_count: int, fps: float, options: SplitOptions) -> list[Chu
     ]
 
 
-def split(video: str | Path, options: SplitOptions | None = None, info: VideoInfo | None = None) -> list[Chunk]:
+def split(
+    video: str | Path, options: SplitOptions | None = None, info: VideoInfo | None = None
+) -> list[Chunk]:
     """Probe ``video`` (raising :class:`posepipe.errors.InputError` if unusable) and plan chunks."""
     info = info or probe(video)
     return plan_chunks(info.frame_count, info.fps, options or SplitOptions())
@@ -271,7 +275,9 @@ class ChunkAggregator:
         return result.frames
 
 
-def aggregate(chunk_results: Iterable[ChunkResult], options: AggregateOptions | None = None) -> Iterator[Frame]:
+def aggregate(
+    chunk_results: Iterable[ChunkResult], options: AggregateOptions | None = None
+) -> Iterator[Frame]:
     """All frames of ``chunk_results`` (in chunk order) with stable ids and smoothing, streamed."""
     aggregator = ChunkAggregator(options)
     for result in chunk_results:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.result import FloatArray, Frame, Person
+from posepipe.result import Frame, Person
 
 # Landmarks MediaPipe itself reports as unlikely to be visible carry little identity evidence.
 _MATCH_MIN_VISIBILITY = 0.3
@@ -172,4 +172,3 @@ class LandmarkSmoother:
             person.world_landmarks = filters.world(world, t).astype(np.float32)
             filters.last_t = t
         return frame
-

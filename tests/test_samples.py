@@ -1,0 +1,140 @@
+"""Sample media: found beside the repository, in $POSEPIPE_SAMPLES or the cache, or fetched from Debian."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from posepipe import models, samples
+from posepipe.samples import (
+    NO_SHARED_ENV,
+    SAMPLES,
+    SAMPLES_ENV,
+    SampleError,
+    fetch_all,
+    file_sha256,
+    sample_path,
+    samples_cache_dir,
+    shared_media_dirs,
+)
+
+UNREACHABLE_URL = "http://127.0.0.1:9/{name}"  # the discard port: refused at once
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No $POSEPIPE_SAMPLES, no shared folder, an empty cache, a fake working directory, no GitHub."""
+    monkeypatch.delenv(SAMPLES_ENV, raising=False)
+    monkeypatch.setenv(NO_SHARED_ENV, "1")
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setattr(samples, "OPENCV_URL", UNREACHABLE_URL)
+    return tmp_path / "cache" / "samples"
+
+
+@pytest.fixture
+def shared_media(monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv(SAMPLES_ENV, raising=False)
+    monkeypatch.delenv(NO_SHARED_ENV, raising=False)
+    folders = shared_media_dirs()
+    if not folders or not all((folders[0] / name).is_file() for name in SAMPLES):
+        pytest.skip("no shared/media folder beside this checkout")
+    return folders[0]
+
+
+def test_shared_folder_is_found_and_verified(shared_media: Path) -> None:
+    assert shared_media.parts[-2:] == ("shared", "media")
+    for name, sha256 in SAMPLES.items():
+        path = sample_path(name)
+        assert path == shared_media / name
+        assert file_sha256(path) == sha256
+    assert fetch_all() == {name: shared_media / name for name in SAMPLES}
+
+
+def test_shared_folder_is_found_from_anywhere(
+    shared_media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # then only this module's own location leads to it
+    assert sample_path("messi5.jpg") == shared_media / "messi5.jpg"
+
+
+def test_shared_folder_beside_the_working_directory(
+    shared_media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shared" / "media").mkdir(parents=True)
+    shutil.copy(shared_media / "messi5.jpg", tmp_path / "shared" / "media")
+    (tmp_path / "repo" / "tests").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo" / "tests")
+    assert sample_path("messi5.jpg") == tmp_path / "shared" / "media" / "messi5.jpg"
+
+
+def test_env_folder_comes_first_and_is_verified(
+    shared_media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(shared_media / "basketball1.png", tmp_path)
+    monkeypatch.setenv(SAMPLES_ENV, str(tmp_path))
+    assert sample_path("basketball1.png") == tmp_path / "basketball1.png"
+    wrong = tmp_path / "messi5.jpg"
+    wrong.write_bytes(b"not messi")
+    with pytest.raises(SampleError, match="sha256 mismatch") as caught:
+        sample_path("messi5.jpg")
+    message = str(caught.value)
+    assert str(wrong) in message
+    assert SAMPLES["messi5.jpg"] in message
+    assert file_sha256(wrong) in message
+
+
+def test_unknown_sample() -> None:
+    with pytest.raises(SampleError, match=re.escape("unknown sample 'nope.png'")):
+        sample_path("nope.png")
+
+
+def test_cache_shares_the_models_cache_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
+    assert samples_cache_dir() == tmp_path / "samples"
+    assert samples_cache_dir().parent == models.cache_dir().parent
+    monkeypatch.delenv(models.CACHE_ENV)
+    assert samples_cache_dir().parent == models.cache_dir().parent
+
+
+def test_every_place_is_named_when_all_fail(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(isolated.parent / "empty"))  # no apt-get here
+    isolated.mkdir(parents=True)
+    (isolated / "messi5.jpg").write_bytes(b"a stale, wrong file")
+    start = time.perf_counter()
+    with pytest.raises(SampleError) as caught:
+        sample_path("messi5.jpg")
+    assert time.perf_counter() - start < 10
+    message = str(caught.value)
+    assert message.startswith("sample messi5.jpg not found and could not be fetched")
+    assert NO_SHARED_ENV in message
+    assert f"{isolated / 'messi5.jpg'} (sha256 " in message  # the wrong cached file is not used
+    assert "Debian package opencv-doc (apt-get and dpkg-deb are needed" in message
+    assert UNREACHABLE_URL.format(name="messi5.jpg") in message
+    with pytest.raises(
+        SampleError, match=re.escape("sample vtest.avi, messi5.jpg, basketball1.png, basketball2.png")
+    ):
+        fetch_all()
+
+
+@pytest.mark.skipif(
+    shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
+    reason="needs apt-get (Debian/Ubuntu)",
+)
+def test_debian_package_fallback_really_fetches(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Downloads opencv-doc (about 96 MB; 1 to 2 s on a cloud machine near a Debian mirror).
+    path = sample_path("messi5.jpg")
+    assert path == isolated / "messi5.jpg"
+    assert file_sha256(path) == SAMPLES["messi5.jpg"]
+    # One download brought every sample, and nothing half-written is left behind.
+    assert sorted(p.name for p in isolated.iterdir()) == sorted(SAMPLES)
+
+    def no_download(names: list[str]) -> dict[str, Path]:
+        raise AssertionError(f"downloaded again for {names}")
+
+    monkeypatch.setattr(samples, "_fetch_debian", no_download)
+    assert fetch_all() == {name: isolated / name for name in SAMPLES}
