@@ -94,12 +94,16 @@ def test_exif_rotated_photo_gets_upright_coordinates(
     upright = Image.open(sample("messi5.jpg"))
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # stored sideways, EXIF says turn it back
     exif = Image.Exif()
-    exif[0x0112] = 8
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
     stored.save(tmp_path / "sideways.jpg", quality=98, exif=exif.tobytes())
     run = cli("image", tmp_path / "sideways.jpg", "-o", tmp_path / "out")
     assert run.returncode == 0, run.stderr
     result = _result(tmp_path / "out", "sideways")
-    assert (result["source"]["width"], result["source"]["height"]) == (548, 342)
+    assert (result["source"]["width"], result["source"]["height"], result["source"]["rotation"]) == (
+        548,
+        342,
+        90,
+    )
     ours = np.array(result["frames"][0]["persons"][0]["landmarks"])[:, :2]
     reference = np.array(_result(photos_run, "messi5")["frames"][0]["persons"][0]["landmarks"])[:, :2]
     assert np.median(np.linalg.norm(ours - reference, axis=1)) < 3.0

@@ -18,7 +18,6 @@ from posepipe.samples import (
     file_sha256,
     sample_path,
     samples_cache_dir,
-    shared_media_dirs,
 )
 
 UNREACHABLE_URL = "http://127.0.0.1:9/{name}"  # the discard port: refused at once
@@ -37,13 +36,23 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def shared_media(monkeypatch: pytest.MonkeyPatch) -> Path:
+def shared_media(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A checkout with ``shared/media`` beside it, as on the project's machines, built in tmp_path.
+
+    The package's own location is moved into the fake checkout, so discovery is exercised the
+    same whether or not this checkout really has a shared folder beside it.
+    """
+    media = tmp_path / "work" / "shared" / "media"
+    media.mkdir(parents=True)
+    for name in SAMPLES:
+        shutil.copy(sample_path(name), media / name)
+    module = tmp_path / "work" / "main" / "layers" / "posepipe" / "samples.py"
+    module.parent.mkdir(parents=True)
+    monkeypatch.setattr(samples, "__file__", str(module))
     monkeypatch.delenv(SAMPLES_ENV, raising=False)
     monkeypatch.delenv(NO_SHARED_ENV, raising=False)
-    folders = shared_media_dirs()
-    if not folders or not all((folders[0] / name).is_file() for name in SAMPLES):
-        pytest.skip("no shared/media folder beside this checkout")
-    return folders[0]
+    monkeypatch.chdir(tmp_path / "work" / "main")
+    return media
 
 
 def test_shared_folder_is_found_and_verified(shared_media: Path) -> None:
@@ -121,10 +130,6 @@ def test_every_place_is_named_when_all_fail(isolated: Path, monkeypatch: pytest.
         fetch_all()
 
 
-@pytest.mark.skipif(
-    shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
-    reason="needs apt-get (Debian/Ubuntu)",
-)
 def test_debian_package_fallback_really_fetches(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Downloads opencv-doc (about 96 MB; 1 to 2 s on a cloud machine near a Debian mirror).
     path = sample_path("messi5.jpg")

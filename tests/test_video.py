@@ -22,6 +22,8 @@ import pytest
 from posepipe.errors import InputError
 from posepipe.video import VideoFrame, VideoInfo, VideoWriter, probe, read_frames
 
+from tests.clips import make_audio_only, make_clip, sine
+
 VTEST = Path(os.environ.get("POSEPIPE_SAMPLES", "/work/shared/media")) / "vtest.avi"
 
 RGB = npt.NDArray[np.uint8]
@@ -33,76 +35,6 @@ RGB = npt.NDArray[np.uint8]
 
 def _md5(rgb: RGB) -> str:
     return hashlib.md5(np.ascontiguousarray(rgb).tobytes()).hexdigest()
-
-
-def _sine(seconds: float, rate: int, channels: int, hz: float = 440.0) -> npt.NDArray[np.float32]:
-    t = np.arange(int(seconds * rate)) / rate
-    wave = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-    return np.ascontiguousarray(np.tile(wave, (channels, 1)))
-
-
-def make_clip(
-    path: Path,
-    *,
-    frames: int = 20,
-    size: tuple[int, int] = (96, 64),
-    fps: int = 10,
-    vcodec: str = "libx264",
-    audio: str | None = None,
-    audio_rate: int = 44100,
-    seconds: float | None = None,
-    rotation: int | None = None,
-    faststart: bool = False,
-    noise: bool = False,
-) -> Path:
-    """A small clip: a moving gradient (or noise), optional 440 Hz audio and display rotation.
-
-    ``rotation`` is clockwise degrees for display (what probe reports); PyAV's
-    ``set_display_rotation`` takes counter-clockwise degrees, hence the minus.
-    """
-    width, height = size
-    rng = np.random.default_rng(1)
-    options = {"movflags": "+faststart"} if faststart else None
-    with av.open(str(path), "w", container_options=options) as out:
-        video = out.add_stream(vcodec, rate=fps)
-        assert isinstance(video, av.VideoStream)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        if rotation is not None:
-            video.set_display_rotation(-rotation)
-        sound = out.add_stream(audio, rate=audio_rate, layout="mono") if audio else None
-        assert sound is None or isinstance(sound, av.AudioStream)
-        ramp = np.linspace(0, 200, width, dtype=np.float32)[None, :, None]
-        for i in range(frames):
-            if noise:
-                img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-            else:
-                img = np.broadcast_to((ramp + 5 * i) % 256, (height, width, 3)).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        if sound is not None:
-            samples = _sine(seconds if seconds is not None else frames / fps, audio_rate, 1)
-            step = 1152
-            for s0 in range(0, samples.shape[1], step):
-                chunk = np.ascontiguousarray(samples[:, s0 : s0 + step])
-                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = audio_rate, s0, Fraction(1, audio_rate)
-                out.mux(sound.encode(af))
-            out.mux(sound.encode(None))
-    return path
-
-
-def make_audio_only(path: Path, codec: str) -> Path:
-    with av.open(str(path), "w") as out:
-        sound = out.add_stream(codec, rate=22050, layout="mono")
-        assert isinstance(sound, av.AudioStream)
-        samples = _sine(0.5, 22050, 1)
-        af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        af.sample_rate, af.pts, af.time_base = 22050, 0, Fraction(1, 22050)
-        out.mux(sound.encode(af))
-        out.mux(sound.encode(None))
-    return path
 
 
 def top_level_boxes(path: Path) -> list[str]:
@@ -451,7 +383,7 @@ def _mp3_with_cover_art(tmp: Path, _: Path) -> Path:
         picture = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), dtype=np.uint8))
         picture.pts = 0
         out.mux(cover.encode(picture) + cover.encode(None))
-        af = av.AudioFrame.from_ndarray(_sine(0.5, 22050, 1), format="fltp", layout="mono")
+        af = av.AudioFrame.from_ndarray(sine(0.5, 22050, 1), format="fltp", layout="mono")
         af.sample_rate, af.pts = 22050, 0
         out.mux(sound.encode(af))
         out.mux(sound.encode(None))

@@ -11,7 +11,7 @@ The JSON Schema of the format is ``posepipe/schemas/pose.schema.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -224,11 +224,6 @@ def write_result_stream(
         count += 1
     handle.write("]}\n")
     return count
-
-
-def iter_frames(frames_json: Iterable[dict[str, Any]]) -> Iterator[Frame]:
-    for data in frames_json:
-        yield Frame.from_dict(data)
 
 
 @cache
