@@ -27,6 +27,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -39,6 +53,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from posepipe.tracking import SmoothingOptions
+
     parser = argparse.ArgumentParser(
         prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None
     )
@@ -68,10 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (cores)",
     )
     video.add_argument(
-        "--warmup-s", type=float, default=5.0, metavar="S", help="tracking warm-up per chunk (5)"
+        "--warmup-s",
+        type=_non_negative_float,
+        default=5.0,
+        metavar="S",
+        help="tracking warm-up per chunk (5)",
     )
     video.add_argument("--no-annotate", action="store_true", help="skip the annotated video")
     video.add_argument("--smoothing", choices=("on", "off"), default="on", help="One Euro smoothing (on)")
+    defaults = SmoothingOptions()
+    video.add_argument(
+        "--smoothing-min-cutoff", type=_positive_float, default=defaults.min_cutoff, metavar="HZ",
+        help=f"One Euro cut-off when still: lower removes more jitter ({defaults.min_cutoff})",
+    )  # fmt: skip
+    video.add_argument(
+        "--smoothing-beta", type=_non_negative_float, default=defaults.beta, metavar="B",
+        help=f"One Euro speed coefficient: higher lags less on fast moves ({defaults.beta})",
+    )  # fmt: skip
+    video.add_argument("--overlay", action="store_true", help="draw frame index and processing fps")
     video.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     models = commands.add_parser("models", help="the pose model asset")
@@ -137,7 +167,14 @@ def _run_videos(args: argparse.Namespace) -> int:
         warmup_s=args.warmup_s,
         workers=args.workers,
         annotate=not args.no_annotate,
-        smoothing=SmoothingOptions(enabled=args.smoothing == "on"),
+        smoothing=SmoothingOptions(
+            enabled=args.smoothing == "on",
+            min_cutoff=args.smoothing_min_cutoff,
+            beta=args.smoothing_beta,
+            world_min_cutoff=args.smoothing_min_cutoff,
+            world_beta=args.smoothing_beta,
+        ),
+        overlay=args.overlay,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     failures = 0

@@ -7,6 +7,7 @@ chunk in the same workers and joined by stream copy. Outputs are staged and rena
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,7 @@ class VideoJobOptions:
     annotate: bool = True
     smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
     draw: DrawOptions = field(default_factory=DrawOptions)
+    overlay: bool = False
     progress: bool = False
 
 
@@ -121,8 +123,10 @@ class VideoJobReport:
     summary: dict[str, Any]
 
 
-def _infer_task(video: str, chunk: Chunk, options: InferenceOptions, info: VideoInfo) -> ChunkResult:
-    return infer_chunk(video, chunk, options, info=info, progress=_report_progress)
+def _infer_task(
+    video: str, chunk: Chunk, options: InferenceOptions, info: VideoInfo, agree_with: list[Frame] | None
+) -> ChunkResult:
+    return infer_chunk(video, chunk, options, info=info, progress=_report_progress, agree_with=agree_with)
 
 
 def _render_task(
@@ -166,6 +170,12 @@ class _Progress:
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
 
+    def grow(self, frames: int) -> None:
+        """More work than planned (a boundary repair)."""
+        if self._bar is not None:
+            self._bar.total += frames
+            self._bar.refresh()
+
     def _drain(self) -> None:
         while True:
             count = self._queue.get()
@@ -185,7 +195,6 @@ def run_video(
     video: Path,
     out_dir: Path,
     options: VideoJobOptions | None = None,
-    on_stage: Callable[[str], None] | None = None,
 ) -> VideoJobReport:
     """Write ``out_dir/<stem>/{keypoints.json, annotated.mp4, summary.json}`` for ``video``."""
     options = options or VideoJobOptions()
@@ -201,15 +210,9 @@ def run_video(
         info.fps,
         SplitOptions(chunk_frames=options.chunk_frames, parallelism=workers, warmup_s=options.warmup_s),
     )
-    aggregator = ChunkAggregator(AggregateOptions(smoothing=options.smoothing))
     context = _pool_context()
     queue = context.SimpleQueue()
-    total_work = sum(c.stop - c.warmup_start for c in chunks)
-    progress = _Progress(total_work, options.progress, queue, video.name)
-    persons_per_frame: list[int] = []
-    chunk_timings: list[dict[str, float]] = []
-    render_timings: list[dict[str, float]] = []
-    model: dict[str, Any] = {}
+    progress = _Progress(sum(c.stop - c.warmup_start for c in chunks), options.progress, queue, video.name)
     try:
         with (
             staged_directory(out_dir / video.stem) as staging,
@@ -218,50 +221,22 @@ def run_video(
                 max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
             ) as pool,
         ):
-            inference_started = time.perf_counter()
-            futures = [pool.submit(_infer_task, str(video), chunk, inference, info) for chunk in chunks]
-            renders: list[Future[dict[str, float]]] = []
-            segments: list[Path] = []
+            run = _VideoRun(video, info, chunks, inference, options, pool, progress, Path(segments_dir))
             with (staging / "keypoints.json").open("w", encoding="utf-8") as keypoints:
-
-                def frames_in_order() -> Any:
-                    nonlocal model
-                    for chunk, future in zip(chunks, futures, strict=True):
-                        result = future.result()
-                        model = result.model
-                        chunk_timings.append(result.timings)
-                        frames = aggregator.add(result)
-                        persons_per_frame.extend(len(f.persons) for f in frames)
-                        if options.annotate:
-                            segment = Path(segments_dir) / f"segment-{chunk.index:05d}.mp4"
-                            segments.append(segment)
-                            renders.append(
-                                pool.submit(
-                                    _render_task, str(video), info, frames, str(segment), options.draw, None
-                                )
-                            )
-                        yield from frames
-
-                # The header needs the model, known once the first chunk is back: write lazily.
-                first = futures[0].result()
-                model = first.model
-                write_result_stream(keypoints, info.to_source(), model, frames_in_order())
-            inference_s = time.perf_counter() - inference_started
-            render_started = time.perf_counter()
-            for render in renders:
-                render_timings.append(render.result())
+                frames = run.frames_in_order()
+                first = next(frames)  # the header names the model, known once a chunk is back
+                write_result_stream(keypoints, info.to_source(), run.model, itertools.chain([first], frames))
+            inference_s = time.perf_counter() - started - probe_s
+            render_timings = [render.result() for render in run.renders]
             if options.annotate:
-                if on_stage:
-                    on_stage("join")
                 join_segments(
-                    segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None
+                    run.segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None
                 )
-            render_wait_s = time.perf_counter() - render_started
             wall_s = time.perf_counter() - started
             summary = _video_summary(
-                info, model, chunks, persons_per_frame, chunk_timings, render_timings,
-                probe_s=probe_s, inference_s=inference_s, render_wait_s=render_wait_s, wall_s=wall_s,
-                workers=workers, smoothing=options.smoothing.enabled,
+                info, run, render_timings,
+                probe_s=probe_s, inference_s=inference_s, render_wait_s=wall_s - probe_s - inference_s,
+                wall_s=wall_s, workers=workers, smoothing=options.smoothing.enabled,
             )  # fmt: skip
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     finally:
@@ -269,12 +244,74 @@ def run_video(
     return VideoJobReport(out_dir=out_dir / video.stem, summary=summary)
 
 
+class _VideoRun:
+    """Chunks through the worker pool: inference (a bounded window ahead), boundary repairs,
+    aggregation in chunk order, and a render task per aggregated chunk."""
+
+    def __init__(
+        self,
+        video: Path,
+        info: VideoInfo,
+        chunks: list[Chunk],
+        inference: InferenceOptions,
+        options: VideoJobOptions,
+        pool: ProcessPoolExecutor,
+        progress: _Progress,
+        segments_dir: Path,
+    ) -> None:
+        self.video, self.info, self.chunks = str(video), info, chunks
+        self.inference, self.options, self.pool, self.progress = inference, options, pool, progress
+        self.segments_dir = segments_dir
+        self.aggregator = ChunkAggregator(AggregateOptions(smoothing=options.smoothing))
+        self.model: dict[str, Any] = {}
+        self.persons_per_frame: list[int] = []
+        self.chunk_timings: list[dict[str, float]] = []
+        self.renders: list[Future[dict[str, float]]] = []
+        self.segments: list[Path] = []
+        # Results wait in the parent until their turn: keep only a few chunks in flight.
+        self.window = 2 * max(1, options.workers)
+
+    def _submit(self, chunk: Chunk, agree_with: list[Frame] | None = None) -> Future[ChunkResult]:
+        return self.pool.submit(_infer_task, self.video, chunk, self.inference, self.info, agree_with)
+
+    def frames_in_order(self) -> Iterator[Frame]:
+        pending = {chunk.index: self._submit(chunk) for chunk in self.chunks[: self.window]}
+        for chunk in self.chunks:
+            result = pending.pop(chunk.index).result()
+            following = chunk.index + self.window
+            if following < len(self.chunks):
+                pending[following] = self._submit(self.chunks[following])
+            repair = self.aggregator.repair_for(result, self.info.fps)
+            if repair is not None:
+                self.progress.grow(repair.stop - repair.warmup_start)
+                result = self.aggregator.splice(result, self._submit(repair, result.frames).result())
+            self.model = result.model
+            self.chunk_timings.append(result.timings)
+            frames = self.aggregator.add(result)
+            self.persons_per_frame.extend(len(f.persons) for f in frames)
+            if self.options.annotate:
+                self._render(chunk, frames, result.timings)
+            yield from frames
+
+    def _render(self, chunk: Chunk, frames: list[Frame], timings: dict[str, float]) -> None:
+        segment = self.segments_dir / f"segment-{chunk.index:05d}.mp4"
+        self.segments.append(segment)
+        fps = (
+            chunk.frame_count / timings["total_s"]
+            if self.options.overlay and timings.get("total_s")
+            else None
+        )
+        draw = (
+            DrawOptions(show_frame_index=True, show_fps=True) if self.options.overlay else self.options.draw
+        )
+        self.renders.append(
+            self.pool.submit(_render_task, self.video, self.info, frames, str(segment), draw, fps)
+        )
+
+
 def _video_summary(
     info: VideoInfo,
-    model: dict[str, Any],
-    chunks: list[Chunk],
-    persons_per_frame: list[int],
-    chunk_timings: list[dict[str, float]],
+    run: _VideoRun,
     render_timings: list[dict[str, float]],
     *,
     probe_s: float,
@@ -284,6 +321,12 @@ def _video_summary(
     workers: int,
     smoothing: bool,
 ) -> dict[str, Any]:
+    persons_per_frame, chunk_timings, model, chunks = (
+        run.persons_per_frame,
+        run.chunk_timings,
+        run.model,
+        run.chunks,
+    )
     frames = len(persons_per_frame)
 
     def total(timings: list[dict[str, float]], key: str) -> float:
@@ -302,6 +345,7 @@ def _video_summary(
         "workers": workers,
         "smoothing": smoothing,
         "chunks": [{**c.to_dict(), "timings": t} for c, t in zip(chunks, chunk_timings, strict=True)],
+        "boundary_repairs": sum(1 for t in chunk_timings if "repair_frames" in t),
         "stages_wall_s": {
             "probe": round(probe_s, 3),
             "split_infer_aggregate": round(inference_s, 3),
@@ -311,6 +355,7 @@ def _video_summary(
             "model_load": total(chunk_timings, "load_s"),
             "decode": round(total(chunk_timings, "decode_s") + total(render_timings, "decode_s"), 3),
             "inference": total(chunk_timings, "inference_s"),
+            "boundary_repair": total(chunk_timings, "repair_s"),
             "draw": total(render_timings, "draw_s"),
             "encode": total(render_timings, "encode_s"),
         },

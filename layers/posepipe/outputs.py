@@ -1,25 +1,35 @@
-"""Outputs that appear whole or not at all: staged under a temporary name, then renamed."""
+"""Outputs that appear whole or not at all: staged under a temporary name, then renamed.
+
+Staged names are unique, hidden and end in ``.partial``; they are created with the ordinary
+modes (0o666 files, 0o777 folders, less the umask), so results get the permissions any file the
+user writes would get.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _staging_name(final: Path, suffix: str = ".partial") -> Path:
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}{suffix}")
 
 
 @contextlib.contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
     """Yield an empty folder beside ``final``; on success it replaces ``final``, on error it goes."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    staging = _staging_name(final)
+    staging.mkdir(mode=0o777)
     try:
         yield staging
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / final.name)
+            old = _staging_name(final, ".old")
+            os.replace(final, old)
             os.replace(staging, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -35,12 +45,11 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, staged_name = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".partial", dir=path.parent
-            )
-            with os.fdopen(handle, "wb") as out:
+            temporary = _staging_name(path)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            staged.append((temporary, path))
+            with os.fdopen(descriptor, "wb") as out:
                 out.write(data)
-            staged.append((Path(staged_name), path))
         for temporary, path in staged:
             os.replace(temporary, path)
     except BaseException:

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from posepipe.engine import PoseEngine, PoseEngineOptions, RunningMode
-from posepipe.result import Frame
-from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions, TrackerOptions
+from posepipe.result import Frame, Person
+from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions, TrackerOptions, pose_distance
 from posepipe.video import VideoInfo, probe, read_frames
 
 DEFAULT_WARMUP_S = 5.0
@@ -202,9 +204,17 @@ def infer_chunk(
     *,
     info: VideoInfo | None = None,
     progress: Callable[[int], None] | None = None,
+    agree_with: Sequence[Frame] | None = None,
 ) -> ChunkResult:
-    """Run MediaPipe in VIDEO mode over the chunk's warm-up and frames; ``progress(n)`` per frame."""
+    """Run MediaPipe in VIDEO mode over the chunk's warm-up and frames; ``progress(n)`` per frame.
+
+    With ``agree_with`` (an earlier result for the same frames, from a shorter warm-up), stop as
+    soon as ``AGREEMENT_FRAMES`` frames in a row give the very same persons: from there on the
+    tracker is in the same state and would repeat the earlier result. The result then holds the
+    frames up to that point only.
+    """
     options = options or InferenceOptions()
+    agreeing = 0
     started = time.perf_counter()
     info = info or probe(video)
     decode_s = inference_s = 0.0
@@ -222,10 +232,15 @@ def infer_chunk(
             inference_s += mark - decoded_at
             if decoded.index >= chunk.start:
                 frames.append(Frame(index=decoded.index, t=decoded.t, persons=persons))
+                if agree_with is not None:
+                    same = same_persons(agree_with[decoded.index - chunk.start].persons, persons)
+                    agreeing = agreeing + 1 if same else 0
             if progress is not None:
                 progress(1)
+            if agreeing >= AGREEMENT_FRAMES:
+                break
         model = engine.model_dict()
-    if len(frames) != chunk.frame_count:
+    if agree_with is None and len(frames) != chunk.frame_count:
         raise RuntimeError(f"chunk {chunk.index}: decoded {len(frames)} frames, expected {chunk.frame_count}")
     return ChunkResult(
         chunk=chunk,
@@ -241,10 +256,32 @@ def infer_chunk(
     )
 
 
+AGREEMENT_FRAMES = 3
+_SAME_PIXELS = 0.5
+
+
+def same_persons(a: Sequence[Person], b: Sequence[Person]) -> bool:
+    """Whether two lists hold the same poses (in any order), landmark for landmark."""
+    if len(a) != len(b):
+        return False
+    unmatched = list(b)
+    for person in a:
+        match = next(
+            (other for other in unmatched if np.abs(other.xy - person.xy).max() <= _SAME_PIXELS), None
+        )
+        if match is None:
+            return False
+        unmatched.remove(match)
+    return True
+
+
 @dataclass(frozen=True)
 class AggregateOptions:
+    """``repair_lookback_s``: how far back a boundary repair may start its warm-up (0: never)."""
+
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
     smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
+    repair_lookback_s: float = 60.0
 
 
 class ChunkAggregator:
@@ -258,7 +295,42 @@ class ChunkAggregator:
         self.options = options or AggregateOptions()
         self._tracker = PersonTracker(self.options.tracking)
         self._smoother = LandmarkSmoother(self.options.smoothing, max_gap_s=self.options.tracking.max_gap_s)
+        self._first_seen: dict[int, int] = {}  # person id -> frame index it was first found in
+        self._last_frame: Frame | None = None
         self.next_frame = 0
+
+    def repair_for(self, result: ChunkResult, fps: float) -> Chunk | None:
+        """The re-run of ``result``'s chunk that would restore persons it dropped, if it dropped any.
+
+        A person tracked in the last frame of the previous chunk but absent from this chunk's
+        first frame was most likely lost because this chunk's warm-up started after MediaPipe
+        had acquired them. The repair starts its warm-up just before the frame where that person
+        was first found (at most ``repair_lookback_s`` back); run it with
+        ``infer_chunk(..., agree_with=result.frames)`` and pass the outcome to :meth:`splice`.
+        """
+        last = self._last_frame
+        if last is None or not result.frames or self.options.repair_lookback_s <= 0:
+            return None
+        first = result.frames[0].persons
+        limit = self.options.tracking.max_distance
+        dropped = [p for p in last.persons if not any(pose_distance(p, q) <= limit for q in first)]
+        if not dropped:
+            return None
+        chunk = result.chunk
+        earliest = max(0, chunk.start - math.ceil(self.options.repair_lookback_s * fps))
+        warmup_start = max(earliest, min(self._first_seen[p.id] for p in dropped) - 1)
+        if warmup_start >= chunk.warmup_start:  # the chunk's own warm-up already reached back there
+            return None
+        return Chunk(index=chunk.index, start=chunk.start, stop=chunk.stop, warmup_start=warmup_start)
+
+    @staticmethod
+    def splice(result: ChunkResult, repaired: ChunkResult) -> ChunkResult:
+        """``result`` with its first frames replaced by those of a repair run."""
+        frames = repaired.frames + result.frames[len(repaired.frames) :]
+        timings = {**result.timings, "repair_frames": float(len(repaired.frames)),
+                   "repair_s": repaired.timings.get("total_s", 0.0),
+                   "repair_warmup_start": float(repaired.chunk.warmup_start)}  # fmt: skip
+        return ChunkResult(chunk=result.chunk, frames=frames, model=result.model, timings=timings)
 
     def add(self, result: ChunkResult) -> list[Frame]:
         """The chunk's frames, ids set and landmarks smoothed (modified in place)."""
@@ -270,8 +342,12 @@ class ChunkAggregator:
             if frame.index != self.next_frame:
                 raise ValueError(f"chunk {result.chunk.index}: frame {frame.index} out of order")
             self._tracker.update(frame.persons, frame.t)
+            for person in frame.persons:
+                self._first_seen.setdefault(person.id, frame.index)
             self._smoother.update(frame)
             self.next_frame += 1
+        if result.frames:
+            self._last_frame = result.frames[-1]
         return result.frames
 
 
