@@ -155,3 +155,43 @@ def test_export_of_something_else_is_a_clear_error(tmp_path: Path, cli: Callable
         run.stderr.strip()
         == f"posepipe: error: {bogus}: not a posepipe result (not a posepipe.pose/1 result)"
     )
+
+
+def test_smoothing_switch_and_settings(tmp_path: Path, cli: Callable[..., CliRun], good_clip: Path) -> None:
+    results = {}
+    for name, options in {
+        "off": ["--smoothing", "off"],
+        "on": [],
+        "strong": ["--smoothing-min-cutoff", "0.05", "--smoothing-beta", "0"],
+    }.items():
+        run = cli("video", good_clip, "-o", tmp_path / name, "--no-annotate", *options)
+        assert run.returncode == 0, run.stderr
+        frames = _keypoints(tmp_path / name, "person")["frames"]
+        results[name] = np.array([f["persons"][0]["landmarks"] for f in frames])[:, :, :2]
+    # The first frame passes through; later ones follow the drifting person less closely.
+    assert np.allclose(results["off"][0], results["on"][0], atol=0.01)
+    drift = np.abs(results["off"] - results["off"][0]).mean()
+    lag_on = np.abs(results["on"] - results["off"]).mean()
+    lag_strong = np.abs(results["strong"] - results["off"]).mean()
+    assert 0 < lag_on < lag_strong < drift
+
+
+def test_bad_smoothing_setting_is_refused(
+    tmp_path: Path, cli: Callable[..., CliRun], good_clip: Path
+) -> None:
+    run = cli("video", good_clip, "-o", tmp_path, "--smoothing-min-cutoff", "0")
+    assert run.returncode == 2
+    assert "--smoothing-min-cutoff: must be above 0, not 0" in run.stderr
+
+
+def test_overlay_draws_frame_index_and_fps(
+    tmp_path: Path, cli: Callable[..., CliRun], good_clip: Path
+) -> None:
+    corners = {}
+    for name, options in {"plain": [], "overlay": ["--overlay"]}.items():
+        run = cli("video", good_clip, "-o", tmp_path / name, *options)
+        assert run.returncode == 0, run.stderr
+        with av.open(str(tmp_path / name / "person" / "annotated.mp4")) as container:
+            first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+        corners[name] = first[:40, :200].astype(int)
+    assert np.abs(corners["overlay"] - corners["plain"]).mean() > 10

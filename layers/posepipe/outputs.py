@@ -40,8 +40,13 @@ def staged_directory(final: Path) -> Iterator[Path]:
 
 
 def write_files_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file under a temporary name, then rename them all into place."""
+    """Write every file under a temporary name, then rename them all into place.
+
+    If any rename fails, the ones already done are undone (earlier versions restored), so the
+    files appear together or not at all.
+    """
     staged: list[tuple[Path, Path]] = []
+    placed: list[tuple[Path, Path | None]] = []  # target, the earlier version moved aside
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +56,21 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
             with os.fdopen(descriptor, "wb") as out:
                 out.write(data)
         for temporary, path in staged:
+            earlier = None
+            if path.is_file():
+                earlier = _staging_name(path, ".old")
+                os.replace(path, earlier)
+            placed.append((path, earlier))
             os.replace(temporary, path)
     except BaseException:
+        for path, earlier in reversed(placed):
+            if earlier is not None:
+                os.replace(earlier, path)
+            elif path.is_file():
+                path.unlink()
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
         raise
+    for _, earlier in placed:
+        if earlier is not None:
+            earlier.unlink(missing_ok=True)

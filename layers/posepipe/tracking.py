@@ -9,7 +9,7 @@ runs over the merged stream of frames) by landmark distance relative to the pers
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -83,10 +83,10 @@ class PersonTracker:
 class SmoothingOptions:
     """One Euro filter settings (Casiez et al., CHI 2012).
 
-    Pixel landmarks are filtered in units of the person's size (as MediaPipe's own landmark
-    smoothing does), so ``beta`` means the same for near and far people; world landmarks are
-    filtered in metres. ``min_cutoff`` (Hz) sets the jitter removed when still, ``beta`` how fast
-    the cut-off rises with speed (less lag on fast moves).
+    For pixel landmarks the speed that raises the cut-off is measured in person sizes per second
+    (as MediaPipe's own landmark smoothing does), so ``beta`` means the same for near and far
+    people; for world landmarks it is in metres per second. ``min_cutoff`` (Hz) sets the jitter
+    removed when still, ``beta`` how fast the cut-off rises with speed (less lag on fast moves).
     """
 
     enabled: bool = True
@@ -98,12 +98,18 @@ class SmoothingOptions:
 
 
 class OneEuroFilter:
-    """A vectorised One Euro filter over an array of values sampled at increasing times."""
+    """A vectorised One Euro filter over an array of values sampled at increasing times.
+
+    As in MediaPipe's landmark smoothing, values are filtered in their own units and
+    ``value_scale`` only scales the speed that sets the adaptive cut-off (so that ``beta`` can
+    be in person sizes per second whatever the person's size in pixels).
+    """
 
     def __init__(self, min_cutoff: float, beta: float, derivative_cutoff: float) -> None:
         self.min_cutoff = min_cutoff
         self.beta = beta
         self.derivative_cutoff = derivative_cutoff
+        self._raw: npt.NDArray[np.float64] | None = None
         self._value: npt.NDArray[np.float64] | None = None
         self._derivative: npt.NDArray[np.float64] | None = None
         self._t = 0.0
@@ -113,19 +119,22 @@ class OneEuroFilter:
         tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, dtype=np.float64))
         return np.asarray(1.0 / (1.0 + tau / dt), dtype=np.float64)
 
-    def __call__(self, value: npt.NDArray[np.float64], t: float) -> npt.NDArray[np.float64]:
-        if self._value is None or self._derivative is None:
-            self._value = value.copy()
+    def __call__(
+        self, value: npt.NDArray[np.float64], t: float, value_scale: float = 1.0
+    ) -> npt.NDArray[np.float64]:
+        if self._raw is None or self._value is None or self._derivative is None:
+            self._raw, self._value = value.copy(), value.copy()
             self._derivative = np.zeros_like(value)
             self._t = t
             return value.copy()
         dt = t - self._t
         if dt <= 0:  # a repeated timestamp: nothing new to learn from
             return self._value.copy()
-        derivative = (value - self._value) / dt
-        self._derivative += self._alpha(self.derivative_cutoff, dt) * (derivative - self._derivative)
+        speed = (value - self._raw) * (value_scale / dt)
+        self._derivative += self._alpha(self.derivative_cutoff, dt) * (speed - self._derivative)
         cutoff = self.min_cutoff + self.beta * np.abs(self._derivative)
         self._value = self._value + self._alpha(cutoff, dt) * (value - self._value)
+        self._raw = value.copy()
         self._t = t
         return self._value.copy()
 
@@ -135,7 +144,6 @@ class _PersonFilters:
     image: OneEuroFilter
     world: OneEuroFilter
     last_t: float
-    scale: float = field(default=1.0)
 
 
 class LandmarkSmoother:
@@ -160,14 +168,11 @@ class LandmarkSmoother:
                     image=OneEuroFilter(o.min_cutoff, o.beta, o.derivative_cutoff),
                     world=OneEuroFilter(o.world_min_cutoff, o.world_beta, o.derivative_cutoff),
                     last_t=t,
-                    scale=person.scale,
                 )
                 self._filters[person.id] = filters
-            # Filter in units of the person's size; the size itself is smoothed slowly so that a
-            # limb entering the box does not jolt the scale.
-            filters.scale = 0.9 * filters.scale + 0.1 * person.scale
-            scaled = person.landmarks[:, :3].astype(np.float64) / filters.scale
-            person.landmarks[:, :3] = (filters.image(scaled, t) * filters.scale).astype(np.float32)
+            # Speeds in person sizes per second: beta means the same for near and far people.
+            image = person.landmarks[:, :3].astype(np.float64)
+            person.landmarks[:, :3] = filters.image(image, t, 1.0 / person.scale).astype(np.float32)
             world = person.world_landmarks.astype(np.float64)
             person.world_landmarks = filters.world(world, t).astype(np.float32)
             filters.last_t = t
