@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from posepipe import models, samples
+from posepipe.models import file_sha256
 from posepipe.samples import (
     NO_SHARED_ENV,
     SAMPLES,
     SAMPLES_ENV,
     SampleError,
     fetch_all,
-    file_sha256,
     sample_path,
     samples_cache_dir,
 )

@@ -64,11 +64,15 @@ class ModelInfo:
         return {"name": self.name, "path": self.path, "sha256": self.sha256}
 
 
-def cache_dir() -> Path:
-    """The folder where posepipe keeps built models (``$POSEPIPE_CACHE`` or ``~/.cache/posepipe``)."""
+def cache_base() -> Path:
+    """Where posepipe keeps what it builds or fetches: ``$POSEPIPE_CACHE`` or ``~/.cache/posepipe``."""
     env = os.environ.get(CACHE_ENV)
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "posepipe"
-    return base / "models"
+    return Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "posepipe"
+
+
+def cache_dir() -> Path:
+    """The folder of built models (and the wheel they are built from)."""
+    return cache_base() / "models"
 
 
 def built_model_path() -> Path:

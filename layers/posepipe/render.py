@@ -34,7 +34,6 @@ def render_frames(
     destination: Path,
     draw_options: DrawOptions | None = None,
     *,
-    audio: bool = False,
     processing_fps: float | None = None,
 ) -> dict[str, float]:
     """Draw ``frames`` (a contiguous range, ids set) over the source's frames into an MP4.
@@ -53,7 +52,6 @@ def render_frames(
         height=info.height,
         time_base=info.time_base,
         fps=info.fps,
-        audio_from=info.uri if audio and info.has_audio else None,
         preset=SEGMENT_PRESET,
         crf=SEGMENT_CRF,
         encoder_options=SEGMENT_ENCODER_OPTIONS,

@@ -30,7 +30,8 @@ import urllib.request
 from pathlib import Path
 
 from posepipe.errors import PosepipeError
-from posepipe.models import CACHE_ENV
+from posepipe.models import cache_base, file_sha256
+from posepipe.outputs import write_files_atomically
 
 SAMPLES: dict[str, str] = {
     "vtest.avi": "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
@@ -54,10 +55,8 @@ class SampleError(PosepipeError, RuntimeError):
 
 
 def samples_cache_dir() -> Path:
-    """``<cache>/samples``: the same cache base as :func:`posepipe.models.cache_dir`."""
-    env = os.environ.get(CACHE_ENV)
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "posepipe"
-    return base / "samples"
+    """``<cache>/samples``, beside the models (:func:`posepipe.models.cache_base`)."""
+    return cache_base() / "samples"
 
 
 def shared_media_dirs() -> list[Path]:
@@ -142,14 +141,6 @@ def _not_found(names: list[str], tried: list[str]) -> SampleError:
 
 def _shared_disabled() -> bool:
     return os.environ.get(NO_SHARED_ENV, "") not in ("", "0")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _expected_sha256(name: str) -> str:
@@ -285,19 +276,9 @@ def _fetch_url(name: str, url: str) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` whole or not at all."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_files_atomically({path: data})
     except OSError as exc:
-        raise SampleError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise SampleError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
+        raise SampleError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
