@@ -27,7 +27,7 @@ from posepipe.images import DEFAULT_MAX_PIXELS, LoadedImage, annotated_suffix, e
 from posepipe.models import resolve_model_path
 from posepipe.outputs import staged_directory, write_files_atomically
 from posepipe.render import join_segments, render_frames
-from posepipe.result import Frame, PoseResult, Source, write_result_stream
+from posepipe.result import Frame, Person, PoseResult, Source, write_result_stream
 from posepipe.stages import (
     AggregateOptions,
     Chunk,
@@ -55,7 +55,8 @@ class ImageJobOptions:
     draw: DrawOptions = field(default_factory=DrawOptions)
 
 
-def image_result(image: LoadedImage, persons: list[Any], uri: str, model: dict[str, Any]) -> PoseResult:
+def image_result(image: LoadedImage, persons: list[Person], uri: str, model: dict[str, Any]) -> PoseResult:
+    """The result of one image; persons are numbered in MediaPipe's order."""
     for person_id, person in enumerate(persons):
         person.id = person_id
     source = Source(
@@ -150,15 +151,20 @@ def _report_progress(count: int) -> None:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork starts workers in milliseconds; the parent has not started MediaPipe (no threads of its
-    # own to inherit). Elsewhere (macOS, Windows) spawn is the safe default.
+    # fork starts workers in milliseconds. The parent has no MediaPipe of its own (the CLI never
+    # runs an image job in the same process), and the pool forks all its workers on the first
+    # submission, before the progress thread starts. Elsewhere (macOS, Windows) spawn is the
+    # safe default.
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 
 
 class _Progress:
-    """A tqdm bar over a video's frames, fed from the workers through a queue."""
+    """A tqdm bar over a video's frames, fed from the workers through a queue.
+
+    Its thread is started by :meth:`start`, once the worker processes have been forked.
+    """
 
     def __init__(self, total: int, enabled: bool, queue: Any, label: str) -> None:
         self._queue = queue
@@ -168,6 +174,8 @@ class _Progress:
 
             self._bar = tqdm(total=total, unit="frame", desc=label, leave=False, file=sys.stderr)
         self._thread = threading.Thread(target=self._drain, daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     def grow(self, frames: int) -> None:
@@ -185,8 +193,9 @@ class _Progress:
                 self._bar.update(count)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         if self._bar is not None:
             self._bar.close()
 
@@ -276,6 +285,7 @@ class _VideoRun:
 
     def frames_in_order(self) -> Iterator[Frame]:
         pending = {chunk.index: self._submit(chunk) for chunk in self.chunks[: self.window]}
+        self.progress.start()  # the first submission forked the workers: threads may start now
         for chunk in self.chunks:
             result = pending.pop(chunk.index).result()
             following = chunk.index + self.window
