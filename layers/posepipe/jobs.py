@@ -41,7 +41,9 @@ from posepipe.stages import (
 from posepipe.tracking import SmoothingOptions
 from posepipe.video import VideoInfo, probe
 
-_EXIF_ROTATION = {3: 180, 6: 90, 8: 270}
+# The rotation part of each EXIF orientation (clockwise degrees to display); 2, 4, 5 and 7 also
+# mirror the picture, which Pillow undoes too.
+_EXIF_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 270, 6: 90, 7: 90, 8: 270}
 
 
 # --- images ---------------------------------------------------------------------------------
