@@ -624,3 +624,12 @@ def test_writer_rejects_misuse(tmp_path: Path) -> None:
     empty = VideoWriter(tmp_path / "y.mp4", width=32, height=32, time_base=Fraction(1, 10), fps=10)
     with pytest.raises(ValueError, match="no frames"):
         empty.close()
+
+
+def test_probe_refuses_a_still_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("photo.jpg", "photo.png"):
+        Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / name)
+        with pytest.raises(InputError, match=r"a still image, not a video \(use `posepipe image`\)"):
+            probe(tmp_path / name)

@@ -136,6 +136,9 @@ def probe(path: str | Path) -> VideoInfo:
     except UnicodeDecodeError as err:  # pragma: no cover - metadata_errors="replace" prevents it
         raise InputError(source, f"not a video file: {err}") from err
     with container:
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            # FFmpeg's still-image readers make a photo a one-frame "video".
+            raise InputError(source, "a still image, not a video (use `posepipe image`)")
         stream = _video_stream(container)
         if stream is None:
             if container.streams.audio:
