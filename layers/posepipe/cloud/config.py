@@ -1,0 +1,82 @@
+"""Configuration of the cloud pipeline, read from environment variables (AWS and local alike).
+
+Every bucket name, prefix and limit comes from here; no handler hard-codes one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_ALLOWED_CODECS = (
+    "h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "msmpeg4v2", "msmpeg4v3", "mjpeg", "prores", "mpeg2video",
+)  # fmt: skip
+
+
+def _prefix(value: str) -> str:
+    value = value.strip("/")
+    return f"{value}/" if value else ""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Names and limits of the pipeline; see :meth:`from_env` for the variables."""
+
+    input_bucket: str = "posepipe-input"
+    output_bucket: str = "posepipe-output"
+    images_prefix: str = "images/"
+    videos_prefix: str = "videos/"
+    errors_prefix: str = "errors/"
+    work_prefix: str = "work/"
+    endpoint_name: str = "posepipe-pose"
+    state_machine_arn: str = ""
+    max_video_seconds: float = 3600.0
+    max_video_pixels: int = 3840 * 2160
+    allowed_codecs: tuple[str, ...] = field(default=DEFAULT_ALLOWED_CODECS)
+    max_image_pixels: int = 40_000_000
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_poses: int = 4
+    chunk_seconds: float = 60.0
+    warmup_seconds: float = 5.0
+    manifest_threshold: int = 200
+    max_failed_chunk_ratio: float = 0.1
+    presign_seconds: int = 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineConfig:
+        """``POSEPIPE_INPUT_BUCKET``, ``POSEPIPE_OUTPUT_BUCKET``, ``POSEPIPE_IMAGES_PREFIX``,
+        ``POSEPIPE_VIDEOS_PREFIX``, ``POSEPIPE_ERRORS_PREFIX``, ``POSEPIPE_WORK_PREFIX``,
+        ``POSEPIPE_ENDPOINT_NAME``, ``POSEPIPE_STATE_MACHINE_ARN``, ``POSEPIPE_MAX_VIDEO_SECONDS``,
+        ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_ALLOWED_CODECS`` (comma-separated),
+        ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
+        ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_MANIFEST_THRESHOLD``,
+        ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``."""
+        env = os.environ if env is None else env
+        base = cls()
+
+        def text(name: str, default: str) -> str:
+            return env.get(f"POSEPIPE_{name}", default)
+
+        codecs = text("ALLOWED_CODECS", ",".join(base.allowed_codecs))
+        return cls(
+            input_bucket=text("INPUT_BUCKET", base.input_bucket),
+            output_bucket=text("OUTPUT_BUCKET", base.output_bucket),
+            images_prefix=_prefix(text("IMAGES_PREFIX", base.images_prefix)),
+            videos_prefix=_prefix(text("VIDEOS_PREFIX", base.videos_prefix)),
+            errors_prefix=_prefix(text("ERRORS_PREFIX", base.errors_prefix)),
+            work_prefix=_prefix(text("WORK_PREFIX", base.work_prefix)),
+            endpoint_name=text("ENDPOINT_NAME", base.endpoint_name),
+            state_machine_arn=text("STATE_MACHINE_ARN", base.state_machine_arn),
+            max_video_seconds=float(text("MAX_VIDEO_SECONDS", str(base.max_video_seconds))),
+            max_video_pixels=int(text("MAX_VIDEO_PIXELS", str(base.max_video_pixels))),
+            allowed_codecs=tuple(c.strip() for c in codecs.split(",") if c.strip()),
+            max_image_pixels=int(text("MAX_IMAGE_PIXELS", str(base.max_image_pixels))),
+            max_image_bytes=int(text("MAX_IMAGE_BYTES", str(base.max_image_bytes))),
+            max_poses=int(text("MAX_POSES", str(base.max_poses))),
+            chunk_seconds=float(text("CHUNK_SECONDS", str(base.chunk_seconds))),
+            warmup_seconds=float(text("WARMUP_SECONDS", str(base.warmup_seconds))),
+            manifest_threshold=int(text("MANIFEST_THRESHOLD", str(base.manifest_threshold))),
+            max_failed_chunk_ratio=float(text("MAX_FAILED_CHUNK_RATIO", str(base.max_failed_chunk_ratio))),
+            presign_seconds=int(text("PRESIGN_SECONDS", str(base.presign_seconds))),
+        )

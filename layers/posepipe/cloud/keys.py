@@ -1,0 +1,82 @@
+"""Where things live in the buckets (AWS and local alike).
+
+Inputs: ``images/<name>`` and ``videos/<name>`` in the input bucket. Outputs, in the output
+bucket, under the input's name after its prefix, extension included (``clip.mp4`` and
+``clip.mov`` never collide): ``images/<name>/pose.json``, ``images/<name>/annotated.<ext>``,
+``videos/<name>/{keypoints.json, annotated.mp4, summary.json}``; failures in
+``errors/<input key>.json``; chunk results under the work prefix, which a lifecycle rule expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from posepipe.cloud.config import PipelineConfig
+from posepipe.errors import InputError
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def name_after_prefix(key: str, prefix: str) -> str:
+    """``videos/a/clip.mp4`` -> ``a/clip.mp4``; an input outside ``prefix`` is an error."""
+    if not key.startswith(prefix) or len(key) == len(prefix) or key.endswith("/"):
+        raise InputError(key, f"not an input object under {prefix!r}")
+    return key[len(prefix) :]
+
+
+def job_id(key: str, etag: str) -> str:
+    """A Step Functions execution name for one version of one input: the same key and ETag give
+    the same id, so a duplicated event cannot start a second job (names: 1-80 of [A-Za-z0-9-_])."""
+    digest = hashlib.sha256(f"{key}\n{etag.strip(chr(34))}".encode()).hexdigest()[:20]
+    readable = _UNSAFE.sub("-", key.rsplit("/", 1)[-1]).strip("-")[:50] or "input"
+    return f"{readable}-{digest}"
+
+
+@dataclass(frozen=True)
+class ImageKeys:
+    pose: str
+    annotated: str
+
+
+@dataclass(frozen=True)
+class VideoKeys:
+    keypoints: str
+    annotated: str
+    summary: str
+
+
+class KeyLayout:
+    """The key layout of one configuration."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+
+    def image_outputs(self, input_key: str, annotated_suffix: str) -> ImageKeys:
+        base = self.config.images_prefix + name_after_prefix(input_key, self.config.images_prefix)
+        return ImageKeys(pose=f"{base}/pose.json", annotated=f"{base}/annotated{annotated_suffix}")
+
+    def api_image_outputs(self, request_id: str, annotated_suffix: str) -> ImageKeys:
+        """Outputs of an image posted to the API (no input object): under ``images/api/<id>``."""
+        return self.image_outputs(f"{self.config.images_prefix}api/{request_id}", annotated_suffix)
+
+    def video_outputs(self, input_key: str) -> VideoKeys:
+        base = self.config.videos_prefix + name_after_prefix(input_key, self.config.videos_prefix)
+        return VideoKeys(
+            keypoints=f"{base}/keypoints.json",
+            annotated=f"{base}/annotated.mp4",
+            summary=f"{base}/summary.json",
+        )
+
+    def error(self, input_key: str) -> str:
+        return f"{self.config.errors_prefix}{input_key}.json"
+
+    def chunk_result(self, job: str, index: int) -> str:
+        return f"{self.config.work_prefix}{job}/chunks/{index:05d}.json"
+
+    def chunk_manifest(self, job: str) -> str:
+        return f"{self.config.work_prefix}{job}/chunks.json"
+
+    def work_file(self, job: str, name: str) -> str:
+        return f"{self.config.work_prefix}{job}/{name}"

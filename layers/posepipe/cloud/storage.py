@@ -1,0 +1,73 @@
+"""S3 I/O shared by the handlers, the endpoint server and the local stack (boto3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.keys import KeyLayout
+from posepipe.errors import InputError
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise InputError(uri, "not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    if not bucket or not key:
+        raise InputError(uri, "not an s3://bucket/key URI")
+    return bucket, key
+
+
+def event_key(raw: str) -> str:
+    """An object key as S3 notifications carry it (URL-encoded, ``+`` for spaces)."""
+    return unquote_plus(raw)
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client; ``AWS_ENDPOINT_URL(_S3)`` points it at a local stack."""
+    import boto3
+
+    return boto3.client("s3")
+
+
+def put_json(client: Any, bucket: str, key: str, data: Any) -> None:
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(data, separators=(",", ":")).encode(),
+        ContentType="application/json",
+    )
+
+
+def get_json(client: Any, bucket: str, key: str) -> Any:
+    return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def download(client: Any, bucket: str, key: str, destination: Path) -> Path:
+    client.download_file(bucket, key, str(destination))
+    return destination
+
+
+def write_error_record(
+    client: Any, config: PipelineConfig, input_key: str, *, stage: str, reason: str, code: str
+) -> str:
+    """Record a failure as ``errors/<input key>.json`` in the output bucket; returns its key."""
+    key = KeyLayout(config).error(input_key)
+    record = {
+        "input": s3_uri(config.input_bucket, input_key),
+        "stage": stage,
+        "code": code,
+        "reason": reason,
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    put_json(client, config.output_bucket, key, record)
+    return key
