@@ -10,7 +10,9 @@ export MPLBACKEND := Agg
 export GLOG_minloglevel := 2
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: all setup model samples demo test lint format clean bench
+NODE_STAMP := node_modules/.installed
+
+.PHONY: all setup model samples node demo test lint format clean bench
 
 all: test
 
@@ -22,6 +24,14 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Node tools the checks use (asl-validator), pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "posepipe's checks need Node.js and npm"; exit 2; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
 
 model: $(STAMP)
 	$(BIN)/posepipe models build
@@ -43,11 +53,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: model samples lint
+test: model samples node lint
 	$(BIN)/pytest
 
 bench: model samples
 	$(BIN)/python bench/video_throughput.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,214 @@
+"""The video pipeline's decisions, with no I/O: what ``video_split`` returns and what
+``aggregate`` expects (docs/CLOUD.md).
+
+* Chunks: ``chunk_seconds`` bounds the work of one endpoint invocation, warm-up included (the
+  endpoint must answer within 60 s), and chunks are balanced so that all do the same work:
+  :func:`plan_video_chunks`. ``aggregate`` plans again from the job's frame count and fps with
+  the same configuration instead of carrying the plan through the state machine.
+* Split output: inline chunks while few and small; otherwise a manifest in S3. Either way the
+  state output stays under Step Functions' 256 KiB: :func:`build_split_output`.
+* Failed chunks: a Map item ``{"failed": true, "chunk": <index>, "error": <error name>,
+  "cause": <cause>}`` or a chunk result missing from S3 makes a chunk failed; more than
+  ``max_failed_chunk_ratio`` of them fail the job: :func:`failed_items`, :func:`check_failures`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.keys import KeyLayout, job_id
+from posepipe.cloud.storage import s3_uri
+from posepipe.errors import InputError, PosepipeError
+from posepipe.stages import Chunk, InferenceOptions, SplitOptions, plan_chunks
+from posepipe.video import VideoInfo
+
+STATE_PAYLOAD_LIMIT = 256 * 1024
+"""Step Functions' limit on a state's input or output, in bytes of JSON."""
+
+SPLIT_OUTPUT_BUDGET = 200 * 1024
+"""The most bytes the split output may take with its chunks inline: the rest of the 256 KiB is
+left to what the state machine adds beside it (its own input, the Map's results)."""
+
+_MAX_REASONS = 5  # failure reasons quoted in one error message
+_MAX_REASON_CHARS = 300
+
+
+class ChunksFailedError(PosepipeError):
+    """More chunks failed than the job can stand (``max_failed_chunk_ratio``)."""
+
+    code = "chunks_failed"
+
+
+# --- split -----------------------------------------------------------------------------------
+
+
+def split_options(config: PipelineConfig) -> SplitOptions:
+    """Chunks of at most ``chunk_seconds`` of work (emitted frames plus warm-up), balanced."""
+    return SplitOptions(parallelism=1, max_chunk_s=config.chunk_seconds, warmup_s=config.warmup_seconds)
+
+
+def plan_video_chunks(frame_count: int, fps: float, config: PipelineConfig) -> list[Chunk]:
+    return plan_chunks(frame_count, fps, split_options(config))
+
+
+def inference_options(config: PipelineConfig) -> InferenceOptions:
+    """What the endpoint runs (and ``aggregate``'s boundary repairs, which must agree with it)."""
+    return InferenceOptions(max_poses=config.max_poses)
+
+
+def request_options(config: PipelineConfig) -> dict[str, Any]:
+    """The ``options`` of an endpoint invocation: the model's settings, not the server's."""
+    options = inference_options(config)
+    return {
+        "max_poses": options.max_poses,
+        "min_detection_confidence": options.min_detection_confidence,
+        "min_presence_confidence": options.min_presence_confidence,
+        "min_tracking_confidence": options.min_tracking_confidence,
+    }
+
+
+def check_video_limits(key: str, info: VideoInfo, config: PipelineConfig) -> None:
+    """Raise :class:`InputError` (naming ``key``) for a video over the configured limits."""
+    if info.duration_s > config.max_video_seconds:
+        raise InputError(
+            key,
+            f"video is {info.duration_s:.1f} s long, over the limit of {config.max_video_seconds:g} s",
+            code="too_long",
+        )
+    pixels = info.width * info.height
+    if pixels > config.max_video_pixels:
+        raise InputError(
+            key,
+            f"video is {info.width}x{info.height} ({pixels} pixels a frame), "
+            f"over the limit of {config.max_video_pixels} pixels",
+            code="too_large",
+        )
+    if info.codec not in config.allowed_codecs:
+        raise InputError(
+            key,
+            f"video codec {info.codec!r} is not accepted (accepted: {', '.join(config.allowed_codecs)})",
+            code="codec_not_allowed",
+        )
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """What ``video_split`` returns, and the manifest to write first when there is one."""
+
+    output: dict[str, Any]
+    manifest_key: str | None
+    manifest_items: list[dict[str, Any]] | None
+
+
+def build_split_output(
+    config: PipelineConfig, *, bucket: str, key: str, etag: str, info: VideoInfo
+) -> SplitPlan:
+    """The split output of docs/CLOUD.md for ``info`` (a probed video), chunks inline or in a
+    manifest: a manifest when there are more than ``manifest_threshold`` chunks, or when inline
+    chunks would take the output over :data:`SPLIT_OUTPUT_BUDGET` (long keys)."""
+    layout = KeyLayout(config)
+    layout.video_outputs(key)  # an input outside the videos prefix is an InputError
+    job = job_id(key, etag)
+    video = s3_uri(bucket, key)
+    chunks = plan_video_chunks(info.frame_count, info.fps, config)
+    options = request_options(config)
+    items = [
+        {
+            "request": {
+                "video": video,
+                "chunk": chunk.to_dict(),
+                "output": s3_uri(config.output_bucket, layout.chunk_result(job, chunk.index)),
+                "options": options,
+            }
+        }
+        for chunk in chunks
+    ]
+    header = {
+        "id": job,
+        "bucket": bucket,
+        "key": key,
+        "video": video,
+        "frame_count": info.frame_count,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "duration_s": info.duration_s,
+        "chunk_count": len(chunks),
+        "output_bucket": config.output_bucket,
+    }
+    inline = {"job": header, "chunks": items, "manifest": None}
+    if len(items) <= config.manifest_threshold and payload_bytes(inline) <= SPLIT_OUTPUT_BUDGET:
+        return SplitPlan(output=inline, manifest_key=None, manifest_items=None)
+    manifest_key = layout.chunk_manifest(job)
+    output = {"job": header, "chunks": [], "manifest": {"bucket": config.output_bucket, "key": manifest_key}}
+    size = payload_bytes(output)
+    if size > SPLIT_OUTPUT_BUDGET:  # only the job's header is left: keys are at most 1 KiB
+        raise RuntimeError(f"split output of {size} bytes is over the budget of {SPLIT_OUTPUT_BUDGET}")
+    return SplitPlan(output=output, manifest_key=manifest_key, manifest_items=items)
+
+
+def payload_bytes(data: Any) -> int:
+    """Bytes of ``data`` as the Lambda runtime serialises it (``json.dumps`` defaults)."""
+    return len(json.dumps(data).encode("utf-8"))
+
+
+# --- aggregate -------------------------------------------------------------------------------
+
+
+def job_chunks(job: Mapping[str, Any], config: PipelineConfig) -> list[Chunk]:
+    """The chunks ``video_split`` planned for ``job``, planned again (same configuration)."""
+    chunks = plan_video_chunks(int(job["frame_count"]), float(job["fps"]), config)
+    if len(chunks) != int(job["chunk_count"]):
+        raise RuntimeError(
+            f"{job['key']}: the chunk plan gives {len(chunks)} chunks where video_split planned "
+            f"{job['chunk_count']} (POSEPIPE_CHUNK_SECONDS or POSEPIPE_WARMUP_SECONDS differ between the two)"
+        )
+    return chunks
+
+
+def failed_items(chunk_results: Sequence[Mapping[str, Any]], chunk_count: int) -> dict[int, str]:
+    """Chunk index -> reason, for the Map items that say their chunk failed.
+
+    An item's chunk is its ``chunk`` field, else its position in the list. Items that did not
+    fail (the endpoint's answers) are not needed: the chunk results are read from S3.
+    """
+    failed: dict[int, str] = {}
+    for position, item in enumerate(chunk_results):
+        if not item.get("failed"):
+            continue
+        index = item.get("chunk")
+        index = position if index is None else int(index)
+        if not 0 <= index < chunk_count:
+            raise ValueError(f"a failed Map item names chunk {index}, the job has {chunk_count} chunks")
+        failed[index] = _reason(item.get("error"), item.get("cause"))
+    return failed
+
+
+def _reason(error: Any, cause: Any) -> str:
+    if isinstance(error, Mapping):  # a Catch's whole {"Error", "Cause"} object
+        error, cause = error.get("Error"), cause or error.get("Cause")
+    parts = [str(part) for part in (error, cause) if part]
+    reason = ": ".join(parts) or "failed"
+    return reason if len(reason) <= _MAX_REASON_CHARS else reason[: _MAX_REASON_CHARS - 3] + "..."
+
+
+def failure_reason(failed: Mapping[int, str], total: int) -> str:
+    """``2 of 8 chunks failed: chunk 3 (frames ...): reason; ...`` (the first few reasons)."""
+    indices = sorted(failed)
+    quoted = "; ".join(f"chunk {i}: {failed[i]}" for i in indices[:_MAX_REASONS])
+    more = f"; and {len(indices) - _MAX_REASONS} more" if len(indices) > _MAX_REASONS else ""
+    return f"{len(indices)} of {total} chunks failed: {quoted}{more}"
+
+
+def check_failures(key: str, failed: Mapping[int, str], total: int, config: PipelineConfig) -> None:
+    """Raise :class:`ChunksFailedError` when more than ``max_failed_chunk_ratio`` of the chunks
+    failed (or all of them: nothing to aggregate)."""
+    if failed and (len(failed) / total > config.max_failed_chunk_ratio or len(failed) == total):
+        raise ChunksFailedError(
+            f"{key}: {failure_reason(failed, total)} (over the limit of "
+            f"{config.max_failed_chunk_ratio:.0%} of the chunks)"
+        )

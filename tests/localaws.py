@@ -1,0 +1,117 @@
+"""A local AWS for tests: moto (S3, Step Functions with real ASL execution) in this process, plus
+the local stack's Lambda Invoke API and SageMaker Runtime fronts, on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from posepipe.cloud.local import moto_shims
+from posepipe.cloud.local.lambda_server import LambdaInvokeApp
+from posepipe.cloud.local.sagemaker_runtime import SageMakerRuntimeApp
+from posepipe.cloud.local.servers import BackgroundServer, serve_in_background
+from posepipe.cloud.state_machine import render_definition
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/posepipe-state-machine"
+ENDPOINT = "posepipe-pose"
+
+
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "posepipe",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@dataclass
+class LocalAws:
+    lambda_server: BackgroundServer
+    runtime_server: BackgroundServer
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+    def create_pipeline(self, input_bucket: str, output_bucket: str, errors_prefix: str = "errors/") -> str:
+        import boto3
+
+        definition = render_definition(
+            {
+                "VideoSplitFunctionArn": self.function_arn("video_split"),
+                "AggregateFunctionArn": self.function_arn("aggregate"),
+                "EndpointName": ENDPOINT,
+                "InputBucket": input_bucket,
+                "OutputBucket": output_bucket,
+                "ErrorsPrefix": errors_prefix,
+            }
+        )
+        sfn = boto3.client("stepfunctions")
+        arn: str = sfn.create_state_machine(name="posepipe-video", definition=definition, roleArn=ROLE)[
+            "stateMachineArn"
+        ]
+        return arn
+
+
+@contextmanager
+def local_aws(
+    monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, Callable[[Any, Any], Any]], container_url: str
+) -> Iterator[LocalAws]:
+    """moto with real ASL execution, Lambda calls to ``handlers``, the endpoint at ``container_url``."""
+    from moto import mock_aws
+
+    fake_credentials(monkeypatch)
+    moto_shims.install()
+    lambdas = serve_in_background(LambdaInvokeApp(handlers, region=REGION), name="lambda")
+    runtime = serve_in_background(SageMakerRuntimeApp({ENDPOINT: container_url}), name="sagemaker-runtime")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime.url)
+    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    try:
+        with mock_aws(config=config):  # type: ignore[arg-type]
+            yield LocalAws(lambda_server=lambdas, runtime_server=runtime)
+    finally:
+        lambdas.stop()
+        runtime.stop()
+
+
+def run_execution(
+    state_machine_arn: str, name: str, payload: dict[str, Any], timeout_s: float = 300
+) -> dict[str, Any]:
+    """Start an execution and wait for it to end; returns describe_execution's answer."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))[
+        "executionArn"
+    ]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution {name} still running after {timeout_s} s")
+        time.sleep(0.2)
+
+
+def history(execution_arn: str) -> list[dict[str, Any]]:
+    import boto3
+
+    events: list[dict[str, Any]] = boto3.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    return events
