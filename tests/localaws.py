@@ -71,17 +71,13 @@ def local_aws(
     monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, Callable[[Any, Any], Any]], container_url: str
 ) -> Iterator[LocalAws]:
     """moto with real ASL execution, Lambda calls to ``handlers``, the endpoint at ``container_url``."""
-    from moto import mock_aws
-
     fake_credentials(monkeypatch)
-    moto_shims.install()
     lambdas = serve_in_background(LambdaInvokeApp(handlers, region=REGION), name="lambda")
     runtime = serve_in_background(SageMakerRuntimeApp({ENDPOINT: container_url}), name="sagemaker-runtime")
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime.url)
-    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     try:
-        with mock_aws(config=config):  # type: ignore[arg-type]
+        with moto_shims.mock_with_engine():
             yield LocalAws(lambda_server=lambdas, runtime_server=runtime)
     finally:
         lambdas.stop()

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample_path = sample_commands.add_parser("path", help="print the path of one sample")
     sample_path.add_argument("name")
 
+    serve = commands.add_parser("serve", help="run the cloud pipeline on this machine (no AWS account)")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1)")
+
     export = commands.add_parser("export", help="convert a result to another format")
     export.add_argument("result", type=Path, metavar="RESULT_JSON")
     export.add_argument("--coco", action="store_true", required=True, help="COCO-17 keypoints")
@@ -216,6 +219,45 @@ def _run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from posepipe.cloud.local.stack import LocalStack
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    stack = LocalStack(host=args.host, on_event=lambda line: print(line, flush=True))
+    try:
+        stack.start()
+    except OSError as exc:
+        _error(f"cannot start the local stack: {exc} (is another `posepipe serve` running?)")
+        return 1
+    config = stack.config
+    print(
+        "posepipe local stack is up (Ctrl-C stops it)\n"
+        f"  S3, SQS, Step Functions (moto): {stack.s3_url}\n"
+        f"  API:                            {stack.api_url}  (POST /images, POST /videos, GET /jobs/{{id}})\n"
+        f"  endpoint container:             http://{args.host}:{stack.ports.endpoint}  (GET /ping)\n"
+        f"  input bucket:  {config.input_bucket}   output bucket: {config.output_bucket}\n"
+        "try:\n"
+        "  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x aws --region us-east-1 \\\n"
+        f"    --endpoint-url {stack.s3_url} s3 cp clip.mp4 s3://{config.input_bucket}/{config.videos_prefix}clip.mp4\n"
+        f"  (results appear under s3://{config.output_bucket}/{config.videos_prefix}clip.mp4/)",
+        flush=True,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        print("posepipe local stack stopped", flush=True)
+    return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from posepipe.errors import InputError
     from posepipe.export import to_coco
@@ -267,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": _run_models,
         "samples": _run_samples,
         "export": _run_export,
+        "serve": _run_serve,
     }
     try:
         return handlers[args.command](args)

@@ -98,23 +98,23 @@ def load_image(
     if isinstance(data, bytes | bytearray | memoryview):
         name = source or "image"
         if len(data) == 0:
-            raise InputError(name, "image is empty (0 bytes)")
+            raise InputError(name, "image is empty (0 bytes)", code="empty")
         return _decode(io.BytesIO(bytes(data)), "", name, max_pixels)
     path = Path(data)
     name = source or str(data)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
-        raise InputError(name, "file not found") from None
+        raise InputError(name, "file not found", code="not_found") from None
     except IsADirectoryError:
-        raise InputError(name, "is a directory, not an image file") from None
+        raise InputError(name, "is a directory, not an image file", code="not_a_file") from None
     except PermissionError:
-        raise InputError(name, "permission denied") from None
+        raise InputError(name, "permission denied", code="unreadable") from None
     except OSError as exc:
-        raise InputError(name, f"cannot read file ({exc.strerror or exc})") from None
+        raise InputError(name, f"cannot read file ({exc.strerror or exc})", code="unreadable") from None
     with handle:
         if os.fstat(handle.fileno()).st_size == 0:
-            raise InputError(name, "file is empty (0 bytes)")
+            raise InputError(name, "file is empty (0 bytes)", code="empty")
         return _decode(handle, str(path), name, max_pixels)
 
 
@@ -124,11 +124,13 @@ def _decode(fp: IO[bytes], filename: str, name: str, max_pixels: int) -> LoadedI
     try:
         width, height = im.size
         if width <= 0 or height <= 0:
-            raise InputError(name, f"corrupt image: declared size {width}x{height}")
+            raise InputError(name, f"corrupt image: declared size {width}x{height}", code="corrupt")
         pixels = width * height
         if pixels > max_pixels:
             size = f"{width}x{height} ({pixels / 1e6:.1f} MP)"
-            raise InputError(name, f"image is {size}, over the limit of {max_pixels / 1e6:.1f} MP")
+            raise InputError(
+                name, f"image is {size}, over the limit of {max_pixels / 1e6:.1f} MP", code="too_many_pixels"
+            )
         _allow_pillow(pixels)
         try:
             # Pillow applies (and drops) a TIFF's orientation itself while loading: what the file
@@ -145,9 +147,11 @@ def _decode(fp: IO[bytes], filename: str, name: str, max_pixels: int) -> LoadedI
         except InputError:
             raise
         except MemoryError:
-            raise InputError(name, f"not enough memory to decode a {width}x{height} image") from None
+            raise InputError(
+                name, f"not enough memory to decode a {width}x{height} image", code="out_of_memory"
+            ) from None
         except _DECODE_ERRORS as exc:
-            raise InputError(name, f"corrupt or truncated image: {exc}") from None
+            raise InputError(name, f"corrupt or truncated image: {exc}", code="corrupt") from None
     finally:
         im.close()
     return LoadedImage(
@@ -168,12 +172,16 @@ def _open_header(fp: IO[bytes], filename: str, name: str) -> tuple[ImageFile.Ima
         except _HEADER_ERRORS as exc:
             broken = broken or f"corrupt or truncated {_DISPLAY_NAMES[fmt]} image: {exc}"
     if broken is not None:
-        raise InputError(name, broken)
+        raise InputError(name, broken, code="corrupt")
     other = _identify_other(prefix)
     supported = ", ".join(_DISPLAY_NAMES[f] for f in SUPPORTED_FORMATS)
     if other is not None:
-        raise InputError(name, f"unsupported image format {other} (supported: {supported})")
-    raise InputError(name, f"not an image (Pillow cannot identify it; supported: {supported})")
+        raise InputError(
+            name, f"unsupported image format {other} (supported: {supported})", code="unsupported_format"
+        )
+    raise InputError(
+        name, f"not an image (Pillow cannot identify it; supported: {supported})", code="not_an_image"
+    )
 
 
 def _identify_other(prefix: bytes) -> str | None:
@@ -242,7 +250,7 @@ def _to_rgb(im: Image.Image, name: str) -> Image.Image:
     try:
         return im.convert("RGB")
     except ValueError:
-        raise InputError(name, f"unsupported pixel mode {mode}") from None
+        raise InputError(name, f"unsupported pixel mode {mode}", code="unsupported_format") from None
 
 
 def _scale_wide(values: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:

@@ -26,6 +26,7 @@ from posepipe.engine import PoseEngine, RunningMode
 from posepipe.images import DEFAULT_MAX_PIXELS, LoadedImage, annotated_suffix, encode_image, load_image
 from posepipe.models import resolve_model_path
 from posepipe.outputs import staged_directory, write_files_atomically
+from posepipe.pipeline import repair_and_add, video_summary
 from posepipe.render import join_segments, render_frames
 from posepipe.result import Frame, Person, PoseResult, Source, write_result_stream
 from posepipe.stages import (
@@ -244,10 +245,12 @@ def run_video(
                     run.segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None
                 )
             wall_s = time.perf_counter() - started
-            summary = _video_summary(
-                info, run, render_timings,
-                probe_s=probe_s, inference_s=inference_s, render_wait_s=wall_s - probe_s - inference_s,
-                wall_s=wall_s, workers=workers, smoothing=options.smoothing.enabled,
+            summary = video_summary(
+                info, model=run.model, persons_per_frame=run.persons_per_frame, chunks=run.chunks,
+                chunk_timings=run.chunk_timings, render_timings=render_timings,
+                stages_wall_s={"probe": probe_s, "split_infer_aggregate": inference_s,
+                               "render_and_join": wall_s - probe_s - inference_s},
+                smoothing=options.smoothing.enabled, wall_s=wall_s, workers=workers,
             )  # fmt: skip
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     finally:
@@ -285,6 +288,10 @@ class _VideoRun:
     def _submit(self, chunk: Chunk, agree_with: list[Frame] | None = None) -> Future[ChunkResult]:
         return self.pool.submit(_infer_task, self.video, chunk, self.inference, self.info, agree_with)
 
+    def _repair(self, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+        self.progress.grow(repair.stop - repair.warmup_start)
+        return self._submit(repair, agree_with).result()
+
     def frames_in_order(self) -> Iterator[Frame]:
         pending = {chunk.index: self._submit(chunk) for chunk in self.chunks[: self.window]}
         self.progress.start()  # the first submission forked the workers: threads may start now
@@ -293,13 +300,9 @@ class _VideoRun:
             following = chunk.index + self.window
             if following < len(self.chunks):
                 pending[following] = self._submit(self.chunks[following])
-            repair = self.aggregator.repair_for(result, self.info.fps)
-            if repair is not None:
-                self.progress.grow(repair.stop - repair.warmup_start)
-                result = self.aggregator.splice(result, self._submit(repair, result.frames).result())
+            result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
             self.model = result.model
             self.chunk_timings.append(result.timings)
-            frames = self.aggregator.add(result)
             self.persons_per_frame.extend(len(f.persons) for f in frames)
             if self.options.annotate:
                 self._render(chunk, frames, result.timings)
@@ -319,59 +322,6 @@ class _VideoRun:
         self.renders.append(
             self.pool.submit(_render_task, self.video, self.info, frames, str(segment), draw, fps)
         )
-
-
-def _video_summary(
-    info: VideoInfo,
-    run: _VideoRun,
-    render_timings: list[dict[str, float]],
-    *,
-    probe_s: float,
-    inference_s: float,
-    render_wait_s: float,
-    wall_s: float,
-    workers: int,
-    smoothing: bool,
-) -> dict[str, Any]:
-    persons_per_frame, chunk_timings, model, chunks = (
-        run.persons_per_frame,
-        run.chunk_timings,
-        run.model,
-        run.chunks,
-    )
-    frames = len(persons_per_frame)
-
-    def total(timings: list[dict[str, float]], key: str) -> float:
-        return round(sum(t.get(key, 0.0) for t in timings), 3)
-
-    return {
-        "source": info.to_source().to_dict(),
-        "model": model,
-        "frames": frames,
-        "person_frames": sum(persons_per_frame),
-        "persons_per_frame": persons_per_frame,
-        "mean_persons_per_frame": round(sum(persons_per_frame) / frames, 4) if frames else 0.0,
-        "max_persons_per_frame": max(persons_per_frame, default=0),
-        "fps_processed": round(frames / wall_s, 2) if wall_s > 0 else None,
-        "wall_s": round(wall_s, 3),
-        "workers": workers,
-        "smoothing": smoothing,
-        "chunks": [{**c.to_dict(), "timings": t} for c, t in zip(chunks, chunk_timings, strict=True)],
-        "boundary_repairs": sum(1 for t in chunk_timings if "repair_frames" in t),
-        "stages_wall_s": {
-            "probe": round(probe_s, 3),
-            "split_infer_aggregate": round(inference_s, 3),
-            "render_and_join": round(render_wait_s, 3),
-        },
-        "stages_cpu_s": {
-            "model_load": total(chunk_timings, "load_s"),
-            "decode": round(total(chunk_timings, "decode_s") + total(render_timings, "decode_s"), 3),
-            "inference": total(chunk_timings, "inference_s"),
-            "boundary_repair": total(chunk_timings, "repair_s"),
-            "draw": total(render_timings, "draw_s"),
-            "encode": total(render_timings, "encode_s"),
-        },
-    }
 
 
 def _json_bytes(data: dict[str, Any]) -> bytes:

@@ -32,11 +32,13 @@ def event_key(raw: str) -> str:
     return unquote_plus(raw)
 
 
-def s3_client() -> Any:
-    """A boto3 S3 client; ``AWS_ENDPOINT_URL(_S3)`` points it at a local stack."""
+def s3_client(endpoint_url: str | None = None) -> Any:
+    """A boto3 S3 client that presigns with SigV4 (all regions, SSE-KMS objects);
+    ``AWS_ENDPOINT_URL(_S3)`` or ``endpoint_url`` points it at a local stack."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("s3")
+    return boto3.client("s3", endpoint_url=endpoint_url, config=Config(signature_version="s3v4"))
 
 
 def put_json(client: Any, bucket: str, key: str, data: Any) -> None:

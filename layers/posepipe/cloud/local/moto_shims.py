@@ -41,3 +41,17 @@ def install() -> None:
 
     aws_sdk._eval_service_task = eval_service_task  # type: ignore[method-assign]
     _installed = True
+
+
+def mock_with_engine() -> Any:
+    """moto's in-process mock with Step Functions executing ASL for real (and no Lambda Docker).
+
+    Active in a process that also runs moto's server, the two share one state, and the engine's
+    service calls honour ``AWS_ENDPOINT_URL_<SERVICE>`` instead of going to moto's own port.
+    """
+    from moto import mock_aws
+
+    install()
+    return mock_aws(
+        config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    )

@@ -1,0 +1,333 @@
+"""The image Lambda: pose estimation of single images, a thin adapter around ``posepipe.jobs.ImageJob``.
+
+One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
+
+- S3 ``ObjectCreated`` notifications and EventBridge ``Object Created`` events for
+  ``images/<name>`` in the input bucket: writes ``images/<name>/annotated.<jpg|png>`` and then
+  ``images/<name>/pose.json`` to the output bucket. A bad image gets ``errors/<input key>.json``
+  and no retry; objects elsewhere are skipped.
+- API Gateway (REST, payload v1) ``POST /images`` with the image as the body: answers the
+  ``posepipe.pose/1`` result; ``?annotate=1`` also stores the annotated image (and its
+  ``pose.json``) under ``images/api/<request id>/`` and adds a presigned ``annotated_url``;
+  ``?max_poses=N`` (1..10). Errors are ``{"error": code, "message": ...}`` with a 4xx status.
+
+The model is loaded once per container, when the module is imported.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, S3Event
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.keys import KeyLayout, name_after_prefix
+from posepipe.cloud.storage import event_key, put_json, s3_client, s3_uri, write_error_record
+from posepipe.errors import InputError
+from posepipe.jobs import ImageJob, ImageJobOptions
+from posepipe.result import PoseResult
+from posepipe.stages import InferenceOptions
+
+STAGE = "image_infer"
+API_MAX_POSES = 10
+IMAGE_MEDIA_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "application/octet-stream"}
+)
+# posepipe.images' InputError codes -> the API's status and error code; anything else is 422 bad_image.
+_API_INPUT_ERRORS = {
+    "empty": (400, "empty_body"),
+    "too_many_pixels": (413, "too_many_pixels"),
+    "out_of_memory": (413, "too_many_pixels"),
+}
+_TRUE = frozenset({"", "1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+config = PipelineConfig.from_env()
+layout = KeyLayout(config)
+s3 = s3_client()
+# Presigned URLs signed with SigV4: valid in every region and for SSE-KMS objects (SigV2 is neither).
+presigner = boto3.client("s3", config=Config(signature_version="s3v4"))
+logger = Logger(service=STAGE)
+tracer = Tracer(service=STAGE)
+metrics = Metrics(namespace="posepipe", service=STAGE)
+app = APIGatewayRestResolver()
+
+_jobs: dict[int, ImageJob] = {}
+
+
+def image_job(max_poses: int) -> ImageJob:
+    """The job for ``max_poses`` (MediaPipe fixes it at load): built once per container and value."""
+    job = _jobs.get(max_poses)
+    if job is None:
+        options = ImageJobOptions(
+            inference=InferenceOptions(max_poses=max_poses), max_pixels=config.max_image_pixels
+        )
+        job = _jobs[max_poses] = ImageJob(options)
+    return job
+
+
+image_job(config.max_poses)  # the model loads during the cold start, not in the first request
+
+
+class ApiError(Exception):
+    """A request the API refuses: its status, error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# --- the handler ----------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Dispatch on the event's shape: S3 notification, EventBridge event or API Gateway request."""
+    records = event.get("Records") or [{}]
+    if records[0].get("eventSource") == "aws:s3":
+        return handle_s3_notification(S3Event(event))
+    if event.get("source") == "aws.s3" and "detail-type" in event:
+        return handle_eventbridge(S3EventBridgeNotificationEvent(event))
+    if "httpMethod" in event or "requestContext" in event:
+        return app.resolve(event, context)
+    if event.get("Event") == "s3:TestEvent":  # sent once when a bucket notification is configured
+        logger.info("S3 test event ignored", extra={"bucket": event.get("Bucket")})
+        return {"results": []}
+    raise ValueError(f"unsupported event: keys {sorted(event)}")
+
+
+# --- S3 and EventBridge ---------------------------------------------------------------------
+
+
+def handle_s3_notification(event: S3Event) -> dict[str, Any]:
+    results = []
+    for record in event.records:
+        obj = record.s3.get_object
+        if not record.event_name.startswith("ObjectCreated:"):
+            results.append(_skipped(obj.key, f"event {record.event_name}"))
+            continue
+        # Notifications URL-encode keys ("my photo.jpg" arrives as "my+photo.jpg").
+        results.append(process_object(record.s3.bucket.name, [event_key(obj.key)], obj.etag))
+    return {"results": results}
+
+
+def handle_eventbridge(event: S3EventBridgeNotificationEvent) -> dict[str, Any]:
+    detail = event.detail
+    raw_key = detail.object.key
+    if event.detail_type != "Object Created":
+        return {"results": [_skipped(raw_key, f"event {event.detail_type}")]}
+    # AWS documents the key of an EventBridge event without saying whether it is URL-encoded as
+    # in notifications: the key as given is tried first, then its decoded form.
+    candidates = list(dict.fromkeys([raw_key, event_key(raw_key)]))
+    etag = detail.object.get("etag") or detail.object.get("eTag") or ""
+    return {"results": [process_object(detail.bucket.name, candidates, etag)]}
+
+
+def process_object(bucket: str, candidate_keys: list[str], etag: str) -> dict[str, Any]:
+    """Run one input object; a bad image is recorded under ``errors/`` and not raised."""
+    key = candidate_keys[0]
+    logger.append_keys(s3_bucket=bucket, s3_key=key, etag=etag)
+    try:
+        if bucket != config.input_bucket:
+            return _skipped(key, f"bucket {bucket} is not the input bucket")
+        keys = [k for k in candidate_keys if _is_image_input(k)]
+        if not keys:
+            return _skipped(key, f"not under {config.images_prefix!r}")
+        found = _get_object(bucket, keys)
+        if found is None:
+            return _skipped(key, "object no longer exists")
+        key, body, size = found
+        logger.append_keys(s3_key=key)
+        try:
+            if size > config.max_image_bytes:
+                body.close()
+                raise InputError(key, _too_large_reason(size), code="too_large")
+            result, annotated, suffix = infer(body.read(), s3_uri(bucket, key), config.max_poses)
+        except InputError as exc:
+            return _reject(key, exc)
+        outputs = layout.image_outputs(key, suffix)
+        if annotated is not None:
+            _put_image(outputs.annotated, annotated, suffix)
+        put_json(s3, config.output_bucket, outputs.pose, result.to_dict())  # last: marks completion
+        persons = len(result.frames[0].persons)
+        logger.info("image processed", extra={"persons": persons, "pose_key": outputs.pose})
+        return {"key": key, "status": "done", "persons": persons, "pose": outputs.pose}
+    finally:
+        logger.remove_keys(["s3_bucket", "s3_key", "etag"])
+
+
+def _is_image_input(key: str) -> bool:
+    try:
+        name_after_prefix(key, config.images_prefix)
+    except InputError:
+        return False
+    return True
+
+
+def _get_object(bucket: str, keys: list[str]) -> tuple[str, Any, int] | None:
+    """The first of ``keys`` that exists: its key, unread body and size (``None`` if none does)."""
+    for key in keys:
+        try:
+            response = s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                continue
+            raise
+        return key, response["Body"], int(response["ContentLength"])
+    return None
+
+
+def _reject(key: str, exc: InputError) -> dict[str, Any]:
+    error_key = write_error_record(s3, config, key, stage=STAGE, reason=exc.reason, code=exc.code)
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    logger.warning("image rejected", extra={"code": exc.code, "reason": exc.reason, "error_key": error_key})
+    return {"key": key, "status": "rejected", "code": exc.code, "error": error_key}
+
+
+def _skipped(key: str, reason: str) -> dict[str, Any]:
+    logger.info("object skipped", extra={"object_key": key, "reason": reason})
+    return {"key": key, "status": "skipped", "reason": reason}
+
+
+def _put_image(key: str, data: bytes, suffix: str) -> None:
+    content_type = "image/png" if suffix == ".png" else "image/jpeg"
+    s3.put_object(Bucket=config.output_bucket, Key=key, Body=data, ContentType=content_type)
+
+
+def _too_large_reason(size: int) -> str:
+    return f"image is {size} bytes, over the limit of {config.max_image_bytes} bytes"
+
+
+@tracer.capture_method(capture_response=False)
+def infer(data: bytes, uri: str, max_poses: int) -> tuple[PoseResult, bytes | None, str]:
+    """``ImageJob.run`` with its metrics."""
+    started = time.perf_counter()
+    result, annotated, suffix = image_job(max_poses).run(data, uri)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=round(elapsed_ms, 1))
+    metrics.add_metric(name="Persons", unit=MetricUnit.Count, value=len(result.frames[0].persons))
+    return result, annotated, suffix
+
+
+# --- API Gateway ----------------------------------------------------------------------------
+
+
+@app.post("/images")
+def post_image() -> dict[str, Any]:
+    event = app.current_event
+    request_id = event.request_context.request_id
+    annotate = _annotate_param(event.get_query_string_value("annotate"))
+    max_poses = _max_poses_param(event.get_query_string_value("max_poses"))
+    data = _request_image(event)
+    result, annotated, suffix = infer(data, f"api://{request_id}", max_poses)
+    body = result.to_dict()
+    if annotate and annotated is not None:
+        outputs = layout.api_image_outputs(request_id, suffix)
+        _put_image(outputs.annotated, annotated, suffix)
+        put_json(s3, config.output_bucket, outputs.pose, body)
+        body["annotated_url"] = presigner.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": config.output_bucket, "Key": outputs.annotated},
+            ExpiresIn=config.presign_seconds,
+        )
+    logger.info("image processed", extra={"persons": len(result.frames[0].persons), "annotate": annotate})
+    return body
+
+
+def _request_image(event: APIGatewayProxyEvent) -> bytes:
+    media_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media_type not in IMAGE_MEDIA_TYPES:
+        accepted = ", ".join(sorted(IMAGE_MEDIA_TYPES))
+        shown = media_type or "none"
+        raise ApiError(415, "unsupported_media_type", f"Content-Type {shown} is not one of: {accepted}")
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            data = base64.b64decode(body, validate=True)
+        except binascii.Error:
+            raise ApiError(400, "bad_body", "the body is marked base64 but is not valid base64") from None
+    else:
+        data = body.encode("utf-8")
+    if not data:
+        raise ApiError(400, "empty_body", "the request has no body: send the image as the body")
+    if len(data) > config.max_image_bytes:
+        raise ApiError(413, "too_large", _too_large_reason(len(data)))
+    return data
+
+
+def _annotate_param(value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ApiError(400, "invalid_parameter", f"annotate must be 1, true, 0 or false, not {value!r}")
+
+
+def _max_poses_param(value: str | None) -> int:
+    if value is None:
+        return config.max_poses
+    try:
+        max_poses = int(value)
+    except ValueError:
+        max_poses = 0
+    if not 1 <= max_poses <= API_MAX_POSES:
+        raise ApiError(
+            400, "invalid_parameter", f"max_poses must be an integer from 1 to {API_MAX_POSES}, not {value!r}"
+        )
+    return max_poses
+
+
+def _refuse(exc: ApiError) -> Response[dict[str, str]]:
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    logger.info("request refused", extra={"status": exc.status, "code": exc.code, "reason": exc.message})
+    return _error_response(exc.status, exc.code, exc.message)
+
+
+def _error_response(status: int, code: str, message: str) -> Response[dict[str, str]]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": code, "message": message},
+    )
+
+
+@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
+def on_api_error(exc: ApiError) -> Response[dict[str, str]]:
+    return _refuse(exc)
+
+
+@app.exception_handler(InputError)  # type: ignore[untyped-decorator]
+def on_input_error(exc: InputError) -> Response[dict[str, str]]:
+    status, code = _API_INPUT_ERRORS.get(exc.code, (422, "bad_image"))
+    return _refuse(ApiError(status, code, exc.reason))
+
+
+@app.not_found
+def on_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
+    event = app.current_event
+    return _error_response(404, "not_found", f"no route for {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def on_unexpected_error(exc: Exception) -> Response[dict[str, str]]:
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    logger.exception("request failed")
+    return _error_response(500, "internal_error", "the image could not be processed; try again later")

@@ -1,0 +1,175 @@
+"""``posepipe serve`` end to end, as a user meets it: a process on loopback, uploads with boto3."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from posepipe.result import validate_result
+
+from tests.conftest import VideoRun
+
+S3_URL = "http://127.0.0.1:4566"
+API_URL = "http://127.0.0.1:3000"
+INPUT, OUTPUT = "posepipe-input", "posepipe-output"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[subprocess.Popen[str]]:
+    assert not any(_port_open(p) for p in (4566, 3000, 8080, 8081, 9001)), "a local stack is already running"
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "posepipe.cli", "serve"], stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+    deadline = time.monotonic() + 60
+    while "local stack is up" not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+    assert "local stack stopped" in log.read_text()
+    assert not any(_port_open(p) for p in (4566, 3000, 8080, 8081, 9001))  # every server stopped
+
+
+@pytest.fixture(scope="module")
+def s3(stack: subprocess.Popen[str]) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=S3_URL, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def _wait_for(s3: Any, key: str, timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            data: dict[str, Any] = json.loads(s3.get_object(Bucket=OUTPUT, Key=key)["Body"].read())
+            return data
+        except s3.exceptions.NoSuchKey:
+            time.sleep(1)
+    raise TimeoutError(f"{key} did not appear in {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def uploaded(s3: Any, sample: Callable[[str], Path]) -> dict[str, Any]:
+    started = time.monotonic()
+    s3.upload_file(str(sample("vtest.avi")), INPUT, "videos/vtest.avi")
+    s3.upload_file(str(sample("messi5.jpg")), INPUT, "images/messi5.jpg")
+    summary = _wait_for(s3, "videos/vtest.avi/summary.json")
+    image = _wait_for(s3, "images/messi5.jpg/pose.json")
+    return {"summary": summary, "image": image, "seconds": time.monotonic() - started}
+
+
+def test_uploaded_video_and_image_get_complete_valid_results(s3: Any, uploaded: dict[str, Any]) -> None:
+    assert uploaded["seconds"] < 300
+    keypoints = json.loads(s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/keypoints.json")["Body"].read())
+    validate_result(keypoints)
+    assert len(keypoints["frames"]) == 795
+    assert uploaded["summary"]["frames"] == 795
+    video = s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/annotated.mp4")["Body"].read()
+    assert video[4:8] == b"ftyp"
+    assert len(video) > 100_000
+    validate_result(uploaded["image"])
+    assert len(uploaded["image"]["frames"][0]["persons"]) == 1
+    assert s3.head_object(Bucket=OUTPUT, Key="images/messi5.jpg/annotated.jpg")["ContentLength"] > 10_000
+    assert s3.head_object(Bucket=INPUT, Key="videos/vtest.avi")["ContentLength"] > 0  # input left alone
+
+
+def test_cloud_results_equal_the_cli(s3: Any, uploaded: dict[str, Any], vtest_default: VideoRun) -> None:
+    cloud = json.loads(s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/keypoints.json")["Body"].read())[
+        "frames"
+    ]
+    local = vtest_default.keypoints["frames"]
+    assert len(cloud) == len(local) == 795
+    assert [f["t"] for f in cloud] == [f["t"] for f in local]
+    assert [len(f["persons"]) for f in cloud] == [len(f["persons"]) for f in local]
+    gaps = []
+    for a, b in zip(cloud, local, strict=True):
+        for person in a["persons"]:
+            ours = np.array(person["landmarks"])[:, :2]
+            gaps.append(min(np.abs(np.array(p["landmarks"])[:, :2] - ours).max() for p in b["persons"]))
+    # Equal to the precision of the JSON the chunk results travel in between the endpoint and the
+    # aggregate (0.01 px); the CLI hands full-precision arrays to its aggregator.
+    assert float(np.max(gaps)) <= 0.05, sorted(gaps)[-10:]
+
+
+def test_post_images_answers_the_persons(stack: subprocess.Popen[str], sample: Callable[[str], Path]) -> None:
+    request = urllib.request.Request(
+        f"{API_URL}/images",
+        data=sample("basketball1.png").read_bytes(),
+        headers={"Content-Type": "image/png"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        result = json.loads(answer.read())
+    validate_result(result)
+    assert len(result["frames"][0]["persons"]) == 2
+
+
+def test_same_video_uploaded_twice_is_one_execution(s3: Any, uploaded: dict[str, Any]) -> None:
+    import boto3
+
+    # A second "object created" event for the same content (same ETag).
+    source = {"Bucket": INPUT, "Key": "videos/vtest.avi"}
+    s3.copy_object(Bucket=INPUT, Key="videos/vtest.avi", CopySource=source, MetadataDirective="REPLACE")
+    time.sleep(4)
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=S3_URL,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    assert len([e for e in executions if e["name"].startswith("vtest-avi-")]) == 1
+
+
+def test_video_api_gives_an_upload_slot_and_follows_the_job(
+    stack: subprocess.Popen[str], sample: Callable[[str], Path]
+) -> None:
+    request = urllib.request.Request(
+        f"{API_URL}/videos",
+        data=json.dumps({"filename": "walk.avi"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        slot = json.loads(answer.read())
+    assert slot["upload"]["url"].startswith(S3_URL)
+    with urllib.request.urlopen(f"{API_URL}{slot['status']}", timeout=30) as answer:
+        assert json.loads(answer.read())["status"] == "awaiting_upload"
+    put = urllib.request.Request(
+        slot["upload"]["url"],
+        data=sample("vtest.avi").read_bytes()[:2_000_000],
+        method="PUT",
+        headers={"Content-Type": "video/x-msvideo"},  # urllib's default would be a form
+    )
+    with urllib.request.urlopen(put, timeout=60) as answer:
+        assert answer.status == 200
+    deadline = time.monotonic() + 120
+    while True:
+        with urllib.request.urlopen(f"{API_URL}{slot['status']}", timeout=30) as answer:
+            status = json.loads(answer.read())
+        if status["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status["status"] == "failed"  # the first 2 MB of an AVI: truncated
+    assert status["error"]["stage"] == "video_split"
+    assert "truncated" in status["error"]["reason"]
