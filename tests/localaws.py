@@ -42,6 +42,8 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 class LocalAws:
     lambda_server: BackgroundServer
     runtime_server: BackgroundServer
+    lambda_app: LambdaInvokeApp
+    runtime_app: SageMakerRuntimeApp
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
@@ -68,17 +70,26 @@ class LocalAws:
 
 @contextmanager
 def local_aws(
-    monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, Callable[[Any, Any], Any]], container_url: str
+    monkeypatch: pytest.MonkeyPatch,
+    handlers: Mapping[str, Callable[[Any, Any], Any]] | None = None,
+    container_url: str | None = None,
 ) -> Iterator[LocalAws]:
-    """moto with real ASL execution, Lambda calls to ``handlers``, the endpoint at ``container_url``."""
+    """moto with real ASL execution, Lambda calls to ``handlers``, the endpoint at ``container_url``.
+
+    Code that makes boto3 clients when it loads (the functions, the endpoint) must load inside
+    this context, for moto to see its calls: add such handlers to ``lambda_app.handlers`` and the
+    container to ``runtime_app.endpoints`` then.
+    """
     fake_credentials(monkeypatch)
-    lambdas = serve_in_background(LambdaInvokeApp(handlers, region=REGION), name="lambda")
-    runtime = serve_in_background(SageMakerRuntimeApp({ENDPOINT: container_url}), name="sagemaker-runtime")
+    lambda_app = LambdaInvokeApp(handlers or {}, region=REGION)
+    runtime_app = SageMakerRuntimeApp({ENDPOINT: container_url} if container_url else {})
+    lambdas = serve_in_background(lambda_app, name="lambda")
+    runtime = serve_in_background(runtime_app, name="sagemaker-runtime")
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime.url)
     try:
         with moto_shims.mock_with_engine():
-            yield LocalAws(lambda_server=lambdas, runtime_server=runtime)
+            yield LocalAws(lambdas, runtime, lambda_app, runtime_app)
     finally:
         lambdas.stop()
         runtime.stop()

@@ -2,7 +2,8 @@
 
 These tests drive the state machine's control flow (retries, catches, error records) with small
 stand-in functions and a container that fails on demand; the happy path with the real handlers
-and the real endpoint on a real video is in ``test_pipeline_local.py``.
+and the real endpoint runs at the end of this file on a short real clip, and through
+``posepipe serve`` on vtest.avi in ``test_serve.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,66 @@ def test_a_job_starts_once_per_object_version(aws: LocalAws) -> None:
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
     with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
         sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps({"other": 1}))
+
+
+@pytest.mark.parametrize(
+    "manifest_threshold", ["100", "1"], ids=["inline-map", "distributed-map-from-manifest"]
+)
+def test_real_functions_and_endpoint_on_a_real_clip(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample: Callable[[str], Path], manifest_threshold: str
+) -> None:
+    """The deployed code path, in-process: the real split, endpoint and aggregate, several chunks."""
+    import boto3
+    import numpy as np
+    from PIL import Image
+    from posepipe.cloud.local.stack import load_function
+    from posepipe.result import validate_result
+
+    from tests.clips import encode_frames
+
+    photo = np.asarray(Image.open(sample("messi5.jpg")).convert("RGB"))
+    clip = encode_frames(
+        tmp_path / "drift.mp4", [np.ascontiguousarray(np.roll(photo, 2 * i, axis=1)) for i in range(30)]
+    )
+    for name, value in {
+        "POSEPIPE_CHUNK_SECONDS": "1.5",
+        "POSEPIPE_WARMUP_SECONDS": "0.5",
+        "POSEPIPE_MANIFEST_THRESHOLD": manifest_threshold,
+        "POSEPIPE_INPUT_BUCKET": INPUT,
+        "POSEPIPE_OUTPUT_BUCKET": OUTPUT,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(REPO / "sagemaker_endpoint"))
+    from posepipe_endpoint.serve import start_background_server
+
+    with local_aws(monkeypatch) as stack:
+        container = start_background_server()
+        try:
+            stack.runtime_app.endpoints["posepipe-pose"] = container.url
+            stack.lambda_app.handlers.update(
+                {name: load_function(name).handler for name in ("video_split", "aggregate")}
+            )
+            s3 = boto3.client("s3")
+            s3.create_bucket(Bucket=INPUT)
+            s3.create_bucket(Bucket=OUTPUT)
+            s3.upload_file(str(clip), INPUT, "videos/drift.mp4")
+            etag = s3.head_object(Bucket=INPUT, Key="videos/drift.mp4")["ETag"]
+            machine = stack.create_pipeline(INPUT, OUTPUT)
+            done = run_execution(machine, "drift", {"bucket": INPUT, "key": "videos/drift.mp4", "etag": etag})
+            errors = s3.list_objects_v2(Bucket=OUTPUT, Prefix="errors/").get("Contents", [])
+            records = [s3.get_object(Bucket=OUTPUT, Key=e["Key"])["Body"].read() for e in errors]
+            assert done["status"] == "SUCCEEDED", records
+            keypoints = json.loads(
+                s3.get_object(Bucket=OUTPUT, Key="videos/drift.mp4/keypoints.json")["Body"].read()
+            )
+            summary = json.loads(
+                s3.get_object(Bucket=OUTPUT, Key="videos/drift.mp4/summary.json")["Body"].read()
+            )
+            work = [o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT, Prefix="work/")["Contents"]]
+        finally:
+            container.stop()
+    validate_result(keypoints)
+    assert [len(f["persons"]) for f in keypoints["frames"]] == [1] * 30
+    assert len(summary["chunks"]) >= 2
+    assert summary["failed_chunks"] == []
+    assert any(key.endswith("chunks.json") for key in work) == (manifest_threshold == "1")
