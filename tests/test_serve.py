@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,8 +34,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterato
     assert not any(_port_open(p) for p in (4566, 3000, 8080, 8081, 9001)), "a local stack is already running"
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with log.open("w") as out:
+        # A limit the bad-input test can exceed with a tiny clip (vtest.avi is 79.5 s).
+        env = {**os.environ, "POSEPIPE_MAX_VIDEO_SECONDS": "100"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "posepipe.cli", "serve"], stdout=out, stderr=subprocess.STDOUT, text=True
+            [sys.executable, "-m", "posepipe.cli", "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
     deadline = time.monotonic() + 60
     while "local stack is up" not in log.read_text():
@@ -173,3 +180,61 @@ def test_video_api_gives_an_upload_slot_and_follows_the_job(
     assert status["status"] == "failed"  # the first 2 MB of an AVI: truncated
     assert status["error"]["stage"] == "video_split"
     assert "truncated" in status["error"]["reason"]
+
+
+def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:
+    from tests.clips import encode_frames, make_audio_only, make_clip
+
+    if kind == "garbage":
+        path = folder / "garbage.mp4"
+        path.write_text("not a video at all\n" * 100)
+    elif kind == "truncated":
+        whole = encode_frames(folder / "whole.mp4", [np.zeros((64, 96, 3), np.uint8) + i for i in range(40)])
+        path = folder / "truncated.mp4"
+        path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    elif kind == "audio":
+        path = make_audio_only(folder / "song.m4a", "aac")
+    else:
+        path = make_clip(folder / "long.mp4", frames=110, fps=1)  # 110 s, over the stack's 100 s
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("garbage", "not a video file"),
+        ("truncated", "truncated or corrupt video"),
+        ("audio", "no video stream (audio only)"),
+        ("long", "over the limit of 100"),
+    ],
+)
+def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
+    s3: Any, tmp_path: Path, sample: Callable[[str], Path], kind: str, reason: str
+) -> None:
+    import boto3
+
+    path = _bad_video(kind, tmp_path, sample)
+    key = f"videos/{path.name}"
+    s3.upload_file(str(path), INPUT, key)
+    record = _wait_for(s3, f"errors/{key}.json", timeout_s=120)
+    assert record["stage"] == "video_split"
+    assert reason in record["reason"], record
+    assert record["input"] == f"s3://{INPUT}/{key}"
+    written = [o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT, Prefix=f"{key}/").get("Contents", [])]
+    assert written == []
+    assert s3.head_object(Bucket=INPUT, Key=key)["ContentLength"] == path.stat().st_size  # input untouched
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=S3_URL,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    ours = [e for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+            if e["name"].startswith(path.name.replace(".", "-"))]  # fmt: skip
+    deadline = time.monotonic() + 30
+    while ours[0]["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ours = [sfn.describe_execution(executionArn=ours[0]["executionArn"])]
+    assert [e["status"] for e in ours] == ["FAILED"]
