@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from posepipe.cloud.local.lambda_server import LocalContext
+
 FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
 EVENTS = Path(__file__).resolve().parent / "events"
 
@@ -22,3 +24,14 @@ def load_handler_module(function: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+REQUEST_ID = "5c1b7e0e-2f7a-4b8e-9d38-0c1f3a6e2b41"
+
+
+def lambda_context(function: str = "posepipe-test") -> LocalContext:
+    """A Lambda context object as the runtime passes it (what powertools reads)."""
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function}"
+    return LocalContext(
+        function_name=function, memory_limit_in_mb=3008, invoked_function_arn=arn, aws_request_id=REQUEST_ID
+    )

@@ -25,7 +25,8 @@ import pytest
 from moto import mock_aws
 from posepipe.result import validate_result
 
-from tests.lambdas import EVENTS, load_handler_module
+from tests.lambdas import EVENTS, REQUEST_ID, lambda_context, load_handler_module
+from tests.localaws import FAKE_AWS_ENV
 
 REGION = "us-east-1"
 INPUT = "posepipe-input"
@@ -33,13 +34,7 @@ OUTPUT = "posepipe-output"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "POWERTOOLS_TRACE_DISABLED": "1",
-    "POWERTOOLS_METRICS_NAMESPACE": "posepipe",
+    **FAKE_AWS_ENV,
     "POWERTOOLS_SERVICE_NAME": "image_infer",
     "POSEPIPE_INPUT_BUCKET": INPUT,
     "POSEPIPE_OUTPUT_BUCKET": OUTPUT,
@@ -48,16 +43,6 @@ LIMITS = {"POSEPIPE_MAX_IMAGE_BYTES": "100000", "POSEPIPE_MAX_IMAGE_PIXELS": "10
 
 # An invocation that measures nothing (a skipped object, a 404) makes powertools warn, as designed.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-
-
-@dataclass
-class FakeContext:
-    """What powertools reads of a LambdaContext."""
-
-    function_name: str = "posepipe-image-infer"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:posepipe-image-infer"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
 
 
 @dataclass
@@ -165,7 +150,7 @@ def api_event(
 
 
 def invoke(module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
-    response: dict[str, Any] = module.handler(copy.deepcopy(event), FakeContext())
+    response: dict[str, Any] = module.handler(copy.deepcopy(event), lambda_context())
     return response
 
 
@@ -323,7 +308,7 @@ def test_metrics_and_logs_are_emitted(
     assert emf[0]["Persons"] in (1.0, [1.0])
     processed = [line for line in logs if line.get("message") == "image processed"]
     assert processed[0]["s3_key"] == "images/metrics.jpg"
-    assert processed[0]["function_request_id"] == FakeContext.aws_request_id
+    assert processed[0]["function_request_id"] == REQUEST_ID
 
 
 def test_api_logs_carry_the_request_id_as_correlation_id(

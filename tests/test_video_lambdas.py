@@ -13,7 +13,6 @@ import logging
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -39,25 +38,12 @@ from posepipe.stages import Chunk, InferenceOptions, infer_chunk
 from posepipe.video import VideoInfo, read_frames
 
 from tests.clips import encode_frames, make_audio_only
-from tests.lambdas import EVENTS, load_handler_module
+from tests.lambdas import EVENTS, REQUEST_ID, lambda_context, load_handler_module
 
 INPUT, OUTPUT, REGION = "posepipe-input", "posepipe-output", "us-east-1"
 CLIP_FRAMES = 120
 # The short clip's plan: 5 s of work a chunk, 1 s warm-up -> 3 chunks of 47, 36 and 37 frames.
 CLIP_ENV = {"POSEPIPE_CHUNK_SECONDS": "5", "POSEPIPE_WARMUP_SECONDS": "1"}
-
-
-@dataclass
-class FakeContext:
-    """What powertools reads from Lambda's context object."""
-
-    function_name: str = "posepipe-test"
-    memory_limit_in_mb: int = 3008
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:posepipe-test"
-    aws_request_id: str = "5c1b7e0e-2f7a-4b8e-9d38-0c1f3a6e2b41"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 def event(name: str, **changes: Any) -> dict[str, Any]:
@@ -142,7 +128,7 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
     etag = upload(s3, sample("vtest.avi"), "videos/vtest.avi")
     before = leftovers("posepipe-split-")
     app = lambda_module("video_split")
-    out = app.handler(event("video_split.json", etag=etag), FakeContext())
+    out = app.handler(event("video_split.json", etag=etag), lambda_context())
 
     job_name = job_id("videos/vtest.avi", etag)
     assert out["job"] == {
@@ -174,7 +160,7 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
     assert logs
     assert logs[0]["correlation_id"] == job_name
     assert logs[0]["service"] == "posepipe"
-    assert logs[0]["function_request_id"] == FakeContext.aws_request_id
+    assert logs[0]["function_request_id"] == REQUEST_ID
     emf = [r for r in records if "_aws" in r]
     assert emf
     assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "posepipe"
@@ -187,7 +173,7 @@ def test_split_writes_a_manifest_past_the_threshold(
 ) -> None:
     etag = upload(s3, sample("vtest.avi"), "videos/vtest.avi")
     app = lambda_module("video_split", POSEPIPE_MANIFEST_THRESHOLD="1", POSEPIPE_CHUNK_SECONDS="20")
-    out = app.handler(event("video_split.json", etag=etag), FakeContext())
+    out = app.handler(event("video_split.json", etag=etag), lambda_context())
     job_name = job_id("videos/vtest.avi", etag)
     assert out["chunks"] == []
     assert out["manifest"] == {"bucket": OUTPUT, "key": f"work/{job_name}/chunks.json"}
@@ -228,7 +214,7 @@ def test_split_refuses_what_is_not_a_usable_video(
     before = leftovers("posepipe-split-")
     app = lambda_module("video_split")
     with pytest.raises(InputError) as caught:
-        app.handler(event("video_split.json", key=key, etag=etag), FakeContext())
+        app.handler(event("video_split.json", key=key, etag=etag), lambda_context())
     assert str(caught.value).startswith(f"{key}: "), caught.value
     assert reason in str(caught.value)
     assert "/tmp" not in str(caught.value)  # the key, not the downloaded copy
@@ -255,7 +241,7 @@ def test_split_refuses_videos_over_the_limits(
     etag = upload(s3, sample("vtest.avi"), "videos/vtest.avi")
     app = lambda_module("video_split", **env)
     with pytest.raises(InputError, match=r"^videos/vtest\.avi: ") as caught:
-        app.handler(event("video_split.json", etag=etag), FakeContext())
+        app.handler(event("video_split.json", etag=etag), lambda_context())
     assert reason in str(caught.value)
 
 
@@ -264,13 +250,13 @@ def test_split_refuses_a_missing_object_and_keys_outside_the_videos_prefix(
 ) -> None:
     app = lambda_module("video_split")
     with pytest.raises(InputError, match=r"^videos/gone\.mp4: no such object in bucket posepipe-input"):
-        app.handler(event("video_split.json", key="videos/gone.mp4"), FakeContext())
+        app.handler(event("video_split.json", key="videos/gone.mp4"), lambda_context())
     etag = upload(s3, short_clip, "images/clip.mp4")
     with pytest.raises(InputError, match=r"^images/clip\.mp4: not an input object under 'videos/'"):
-        app.handler(event("video_split.json", key="images/clip.mp4", etag=etag), FakeContext())
+        app.handler(event("video_split.json", key="images/clip.mp4", etag=etag), lambda_context())
     with pytest.raises(ValueError, match="etag"), pytest.warns(UserWarning, match="No application metrics"):
         # the parser model (pydantic's ValidationError is a ValueError)
-        app.handler({"bucket": INPUT, "key": "videos/clip.mp4"}, FakeContext())
+        app.handler({"bucket": INPUT, "key": "videos/clip.mp4"}, lambda_context())
 
 
 def _hour_long(fps: float = 30.0) -> VideoInfo:
@@ -343,7 +329,7 @@ def split_and_infer(
     state machine writes a failed chunk (tests/events/aggregate.json shows one)."""
     etag = upload(s3, clip, "videos/clip.mp4")
     split = lambda_module("video_split", **CLIP_ENV).handler(
-        event("video_split.json", key="videos/clip.mp4", etag=etag), FakeContext()
+        event("video_split.json", key="videos/clip.mp4", etag=etag), lambda_context()
     )
     fixture = event("aggregate.json")
     failed_item = next(item for item in fixture["chunk_results"] if item.get("failed"))
@@ -384,7 +370,7 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
     before = leftovers("posepipe-aggregate-")
     app = lambda_module("aggregate", **CLIP_ENV)
-    out = app.handler(copy.deepcopy(aggregate_event), FakeContext())
+    out = app.handler(copy.deepcopy(aggregate_event), lambda_context())
 
     base = f"s3://{OUTPUT}/videos/clip.mp4"
     assert out == {
@@ -435,7 +421,7 @@ def test_aggregate_with_a_failed_chunk_writes_empty_frames_and_an_error_record(
 ) -> None:
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip={1})
     app = lambda_module("aggregate", POSEPIPE_MAX_FAILED_CHUNK_RATIO="0.5", **CLIP_ENV)
-    app.handler(aggregate_event, FakeContext())
+    app.handler(aggregate_event, lambda_context())
 
     failed = clip_chunk_results[1]["chunk"]
     keypoints = output_json(s3, "videos/clip.mp4/keypoints.json")
@@ -465,7 +451,7 @@ def test_aggregate_with_too_many_failed_chunks_raises_and_writes_nothing(
     with pytest.raises(
         Exception, match=r"^videos/clip\.mp4: 2 of 3 chunks failed: chunk 0: no chunk result at"
     ) as caught:
-        app.handler(aggregate_event, FakeContext())
+        app.handler(aggregate_event, lambda_context())
     assert type(caught.value).__name__ == "ChunksFailedError"
     assert "chunk 2: SageMakerRuntime.ModelErrorException" in str(caught.value)
     assert "over the limit of 10% of the chunks" in str(caught.value)
@@ -478,5 +464,5 @@ def test_aggregate_refuses_a_plan_other_than_the_split_s(
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
     app = lambda_module("aggregate", POSEPIPE_CHUNK_SECONDS="60")
     with pytest.raises(RuntimeError, match="the chunk plan gives 1 chunks where video_split planned 3"):
-        app.handler(aggregate_event, FakeContext())
+        app.handler(aggregate_event, lambda_context())
     assert not any(key.startswith("videos/") for key in output_keys(s3))

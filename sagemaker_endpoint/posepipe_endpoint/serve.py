@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from posepipe.cloud.local.servers import BackgroundServer, start_server_thread
 
 from posepipe_endpoint.app import create_app, endpoint_state
 from posepipe_endpoint.log import logger
@@ -38,32 +38,20 @@ GRACEFUL_TIMEOUT_S = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 
 
 @dataclass
-class BackgroundServer:
-    """An endpoint served from a thread of this process; ``stop()`` lets requests in flight end."""
+class EndpointServer(BackgroundServer):
+    """The endpoint served from a thread of this process; ``stop()`` lets requests in flight end."""
 
-    url: str
-    host: str
-    port: int
-    app: Flask
-    _server: BaseWSGIServer
-    _thread: threading.Thread
+    app: Flask | None = None
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()  # joins the request threads (they are not daemons)
-        self._thread.join()
-        endpoint_state(self.app).cache.clear()
-
-    def __enter__(self) -> BackgroundServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
+        if self.app is not None:
+            endpoint_state(self.app).cache.clear()
 
 
 def start_background_server(
     host: str = "127.0.0.1", port: int = 0, *, app: Flask | None = None, ready_timeout_s: float | None = 120.0
-) -> BackgroundServer:
+) -> EndpointServer:
     """Serve ``app`` (default: :func:`create_app`) from a thread; port 0 picks a free port.
 
     Returns once the model is loaded (or ``ready_timeout_s`` passed; ``None`` does not wait).
@@ -74,26 +62,10 @@ def start_background_server(
         state = endpoint_state(app)
         if not state.wait_until_loaded(ready_timeout_s) and state.failure is not None:
             raise RuntimeError(f"the endpoint's model failed to load: {state.failure}")
-    server = make_server(host, port, app, threaded=True)
-    server.daemon_threads = False  # type: ignore[attr-defined]  # ThreadingMixIn's flag
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.1},
-        name="posepipe-endpoint-server",
-        daemon=True,
-    )
-    thread.start()
-    bound_port = server.server_port
-    url_host = f"[{host}]" if ":" in host else host
-    logger.info("endpoint serving in-process", extra={"url": f"http://{url_host}:{bound_port}"})
-    return BackgroundServer(
-        url=f"http://{url_host}:{bound_port}",
-        host=host,
-        port=bound_port,
-        app=app,
-        _server=server,
-        _thread=thread,
-    )
+    server, thread = start_server_thread(app, host, port, name="endpoint-server")
+    running = EndpointServer(server=server, thread=thread, app=app)
+    logger.info("endpoint serving in-process", extra={"url": running.url})
+    return running
 
 
 def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
