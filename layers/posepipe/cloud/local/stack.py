@@ -31,6 +31,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.jobs_api import job_status, new_upload
 from posepipe.cloud.keys import job_id
 from posepipe.cloud.local import moto_shims
 from posepipe.cloud.local.lambda_server import LambdaInvokeApp
@@ -38,7 +39,6 @@ from posepipe.cloud.local.sagemaker_runtime import SageMakerRuntimeApp
 from posepipe.cloud.local.servers import BackgroundServer, serve_in_background
 from posepipe.cloud.state_machine import render_definition
 from posepipe.cloud.storage import event_key, s3_client
-from posepipe.cloud.video_jobs import job_status, new_upload
 from posepipe.errors import PosepipeError
 
 log = logging.getLogger("posepipe.serve")

@@ -1,4 +1,4 @@
-"""Video jobs as the API shows them: an upload slot (``POST /videos``) and a status (``GET /jobs/{id}``).
+"""The video-job API: an upload slot (``POST /videos``) and a status (``GET /jobs/{id}``).
 
 A job's id is the video's name under the videos prefix (unique per upload: a short random part
 and the file name), so its status needs no database: it is read from the buckets (the error
