@@ -55,13 +55,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterato
     assert not any(_port_open(p) for p in (4566, 3000, 8080, 8081, 9001))  # every server stopped
 
 
-@pytest.fixture(scope="module")
-def s3(stack: subprocess.Popen[str]) -> Any:
+def _client(service: str) -> Any:
+    """A boto3 client of the local stack, as a user would make one."""
     import boto3
 
     return boto3.client(
-        "s3", endpoint_url=S3_URL, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        service,
+        endpoint_url=S3_URL,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
     )
+
+
+@pytest.fixture(scope="module")
+def s3(stack: subprocess.Popen[str]) -> Any:
+    return _client("s3")
+
+
+@pytest.fixture(scope="module")
+def sfn(stack: subprocess.Popen[str]) -> Any:
+    return _client("stepfunctions")
+
+
+def _executions(sfn: Any, name_prefix: str) -> list[dict[str, Any]]:
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    return [e for e in executions if e["name"].startswith(name_prefix)]
 
 
 def _wait_for(s3: Any, key: str, timeout_s: float = 300) -> dict[str, Any]:
@@ -130,23 +150,12 @@ def test_post_images_answers_the_persons(stack: subprocess.Popen[str], sample: C
     assert len(result["frames"][0]["persons"]) == 2
 
 
-def test_same_video_uploaded_twice_is_one_execution(s3: Any, uploaded: dict[str, Any]) -> None:
-    import boto3
-
+def test_same_video_uploaded_twice_is_one_execution(s3: Any, sfn: Any, uploaded: dict[str, Any]) -> None:
     # A second "object created" event for the same content (same ETag).
     source = {"Bucket": INPUT, "Key": "videos/vtest.avi"}
     s3.copy_object(Bucket=INPUT, Key="videos/vtest.avi", CopySource=source, MetadataDirective="REPLACE")
     time.sleep(4)
-    sfn = boto3.client(
-        "stepfunctions",
-        endpoint_url=S3_URL,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    (machine,) = sfn.list_state_machines()["stateMachines"]
-    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-    assert len([e for e in executions if e["name"].startswith("vtest-avi-")]) == 1
+    assert len(_executions(sfn, "vtest-avi-")) == 1
 
 
 def test_video_api_gives_an_upload_slot_and_follows_the_job(
@@ -209,10 +218,8 @@ def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:
     ],
 )
 def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
-    s3: Any, tmp_path: Path, sample: Callable[[str], Path], kind: str, reason: str
+    s3: Any, sfn: Any, tmp_path: Path, sample: Callable[[str], Path], kind: str, reason: str
 ) -> None:
-    import boto3
-
     path = _bad_video(kind, tmp_path, sample)
     key = f"videos/{path.name}"
     s3.upload_file(str(path), INPUT, key)
@@ -223,16 +230,7 @@ def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
     written = [o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT, Prefix=f"{key}/").get("Contents", [])]
     assert written == []
     assert s3.head_object(Bucket=INPUT, Key=key)["ContentLength"] == path.stat().st_size  # input untouched
-    sfn = boto3.client(
-        "stepfunctions",
-        endpoint_url=S3_URL,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    (machine,) = sfn.list_state_machines()["stateMachines"]
-    ours = [e for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-            if e["name"].startswith(path.name.replace(".", "-"))]  # fmt: skip
+    ours = _executions(sfn, path.name.replace(".", "-"))
     deadline = time.monotonic() + 30
     while ours[0]["status"] == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
