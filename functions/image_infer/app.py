@@ -21,7 +21,6 @@ import binascii
 import time
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -30,7 +29,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, S3Event
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
@@ -56,9 +54,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 config = PipelineConfig.from_env()
 layout = KeyLayout(config)
-s3 = s3_client()
-# Presigned URLs signed with SigV4: valid in every region and for SSE-KMS objects (SigV2 is neither).
-presigner = boto3.client("s3", config=Config(signature_version="s3v4"))
+s3 = s3_client()  # SigV4 presigning: valid in every region and for SSE-KMS objects
 logger = Logger(service=STAGE)
 tracer = Tracer(service=STAGE)
 metrics = Metrics(namespace="posepipe", service=STAGE)
@@ -241,7 +237,7 @@ def post_image() -> dict[str, Any]:
         outputs = layout.api_image_outputs(request_id, suffix)
         _put_image(outputs.annotated, annotated, suffix)
         put_json(s3, config.output_bucket, outputs.pose, body)
-        body["annotated_url"] = presigner.generate_presigned_url(
+        body["annotated_url"] = s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": config.output_bucket, "Key": outputs.annotated},
             ExpiresIn=config.presign_seconds,
