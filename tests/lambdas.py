@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 from posepipe.cloud.local.lambda_server import LocalContext
+from posepipe.cloud.local.stack import load_function
 
-FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
+REPO = Path(__file__).resolve().parents[1]
 EVENTS = Path(__file__).resolve().parent / "events"
 
 
 def load_handler_module(function: str) -> ModuleType:
     """A fresh import of ``functions/<function>/app.py`` (re-reads the environment)."""
-    path = FUNCTIONS / function / "app.py"
-    name = f"posepipe_function_{function}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function(function, REPO)
 
 
 REQUEST_ID = "5c1b7e0e-2f7a-4b8e-9d38-0c1f3a6e2b41"
