@@ -9,10 +9,13 @@ DEMO_OUT ?= demo-output
 export MPLBACKEND := Agg
 export GLOG_minloglevel := 2
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Node 20 works for the CDK; its end-of-life banner would print on every jsii call.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK_OUT ?= cdk.out
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all setup model samples node demo test lint format clean bench
+.PHONY: all setup model samples node demo test lint format clean bench synth
 
 all: test
 
@@ -25,7 +28,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)
 
-# Node tools the checks use (asl-validator), pinned by package-lock.json.
+# Node tools (asl-validator, the AWS CDK CLI), pinned by package-lock.json.
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "posepipe's checks need Node.js and npm"; exit 2; }
 	npm ci --no-audit --no-fund --loglevel=error
@@ -56,8 +59,15 @@ format: $(STAMP)
 test: model samples node lint
 	$(BIN)/pytest
 
+# `cdk synth` offline, no AWS account and no Docker needed (docs/DEPLOY.md): the CDK app with
+# cdk-nag's AwsSolutions checks, then cfn-lint on the templates. Context: make synth CDK_ARGS="-c apiAuth=apikey".
+synth: setup node
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk synth --quiet --output $(CDK_OUT) $(CDK_ARGS)
+	$(BIN)/cfn-lint $(CDK_OUT)/*.template.json
+	@echo "synthesized: $(CDK_OUT)/ (templates, assets, cdk-nag: no unacknowledged findings)"
+
 bench: model samples
 	$(BIN)/python bench/video_throughput.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache

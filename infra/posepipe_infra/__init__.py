@@ -1,0 +1,1 @@
+"""posepipe's AWS CDK app (infra/app.py): the stack and its constructs."""

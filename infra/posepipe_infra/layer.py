@@ -1,0 +1,133 @@
+"""The ``posepipe`` Lambda layer, built from ``layers/`` at synth time without Docker.
+
+The layer holds the ``posepipe`` package and the wheels the zip functions import (the names in
+``layers/layer-packages.txt``, at the versions pinned in ``requirements.lock``), installed for
+the Lambda runtime's Python and Amazon Linux 2023 (manylinux wheels only, nothing compiled). The
+wheels are downloaded once into a cache (``$POSEPIPE_CACHE/lambda-wheels``), so later synths run
+offline. boto3 is the runtime's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+from posepipe_infra.paths import REPO
+
+LAYER_RUNTIME = lambda_.Runtime.PYTHON_3_14
+LAYER_PYTHON = "3.14"
+PACKAGE_LIST = REPO / "layers" / "layer-packages.txt"
+LOCK_FILE = REPO / "requirements.lock"
+PACKAGE_SOURCE = REPO / "layers" / "posepipe"
+# manylinux tags Amazon Linux 2023 (glibc 2.34) runs, newest first.
+PLATFORMS = (
+    "manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64",
+)  # fmt: skip
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def layer_requirements() -> list[str]:
+    """``name==version`` for each package of the layer, the version from ``requirements.lock``."""
+    pins: dict[str, str] = {}
+    for line in LOCK_FILE.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[_normal(name)] = f"{name}=={version}"
+    wanted = [line.split("#", 1)[0].strip() for line in PACKAGE_LIST.read_text().splitlines()]
+    missing = [name for name in wanted if name and _normal(name) not in pins]
+    if missing:
+        raise ValueError(f"{PACKAGE_LIST.name}: not pinned in requirements.lock: {', '.join(missing)}")
+    return [pins[_normal(name)] for name in wanted if name]
+
+
+def wheel_cache() -> Path:
+    base = os.environ.get("POSEPIPE_CACHE") or str(Path.home() / ".cache" / "posepipe")
+    return Path(base) / "lambda-wheels" / f"cp{LAYER_PYTHON.replace('.', '')}"
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def _target_args() -> list[str]:
+    args = ["--only-binary=:all:", "--no-deps", "--implementation", "cp", "--python-version", LAYER_PYTHON]
+    for platform in PLATFORMS:
+        args += ["--platform", platform]
+    return args
+
+
+def install_layer(output: Path) -> None:
+    """Build the layer's content under ``output`` (``python/...``, as Lambda mounts it at /opt)."""
+    requirements = layer_requirements()
+    cache = wheel_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = output / "python"
+    offline = ["--no-index", "--find-links", str(cache)]
+    installed = _pip("install", "--quiet", *_target_args(), *offline, "--target", str(target), *requirements)
+    if installed.returncode != 0:  # not all in the cache yet: fetch them once
+        fetched = _pip("download", "--quiet", *_target_args(), "--dest", str(cache), *requirements)
+        if fetched.returncode != 0:
+            raise RuntimeError(f"could not download the layer's wheels: {fetched.stderr.strip()[-2000:]}")
+        installed = _pip(
+            "install", "--quiet", *_target_args(), *offline, "--target", str(target), *requirements
+        )
+        if installed.returncode != 0:
+            raise RuntimeError(f"could not install the layer's wheels: {installed.stderr.strip()[-2000:]}")
+    shutil.copytree(
+        PACKAGE_SOURCE,
+        target / "posepipe",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "local"),
+        dirs_exist_ok=True,
+    )
+    for cached in target.rglob("__pycache__"):
+        shutil.rmtree(cached, ignore_errors=True)
+
+
+def layer_fingerprint() -> str:
+    """What the layer is built from: the package's files, the package list and their pins."""
+    digest = hashlib.sha256()
+    digest.update(f"python{LAYER_PYTHON}\n".encode())
+    for line in layer_requirements():
+        digest.update(f"{line}\n".encode())
+    for path in sorted(PACKAGE_SOURCE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(str(path.relative_to(PACKAGE_SOURCE)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@jsii.implements(ILocalBundling)
+class LocalLayerBundling:
+    """CDK's local bundling hook: builds the layer in this process, never in Docker."""
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        install_layer(Path(output_dir))
+        return True
+
+
+def layer_code() -> lambda_.Code:
+    """The layer's asset: bundled locally; its hash is :func:`layer_fingerprint`."""
+    return lambda_.Code.from_asset(
+        str(REPO / "layers"),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=layer_fingerprint(),
+        bundling=BundlingOptions(
+            image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),  # never run
+            # jsii calls try_bundle(output_dir, options) positionally, not as the stub declares.
+            local=LocalLayerBundling(),  # type: ignore[arg-type]
+        ),
+    )

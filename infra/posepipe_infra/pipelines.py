@@ -1,0 +1,336 @@
+"""The two paths through the system.
+
+- :class:`ImagePath`: ``image_infer`` (container image) on EventBridge "Object Created" events for
+  ``images/`` in the input bucket (and behind ``POST /images``, see :mod:`posepipe_infra.api`).
+- :class:`VideoPipeline`: ``video_split`` and ``video_jobs`` (zip + the posepipe layer),
+  ``aggregate`` (container image), the state machine from the repository's one ASL file, and the
+  EventBridge rule for ``videos/``, whose target ``video_jobs`` starts one execution per upload,
+  named from the key and the ETag (EventBridge delivers at least once: a duplicate event finds the
+  execution already there).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from posepipe_infra.endpoint import InferenceEndpoint
+from posepipe_infra.functions import BuiltFunction, Sizing, build_function, posepipe_layer
+from posepipe_infra.paths import STATE_MACHINE_DEFINITION
+from posepipe_infra.security import acknowledge, allow_listing, allow_objects
+from posepipe_infra.settings import DeploymentSettings
+from posepipe_infra.storage import ERRORS_PREFIX, IMAGES_PREFIX, VIDEOS_PREFIX, WORK_PREFIX, Storage
+
+# From measurement: docs/PERFORMANCE.md, "Lambda sizing".
+IMAGE_INFER = Sizing(memory_mb=2048, timeout_s=60)
+VIDEO_SPLIT = Sizing(memory_mb=1024, timeout_s=300, ephemeral_mb=10240)
+AGGREGATE = Sizing(memory_mb=6144, timeout_s=900, ephemeral_mb=10240)
+VIDEO_JOBS = Sizing(memory_mb=256, timeout_s=15)
+# API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
+API_MAX_IMAGE_BYTES = 4 * 1024 * 1024
+
+
+def common_environment(settings: DeploymentSettings, storage: Storage) -> dict[str, str]:
+    """The ``POSEPIPE_*`` variables every function reads (posepipe.cloud.config.PipelineConfig)."""
+    environment = {
+        "POSEPIPE_INPUT_BUCKET": storage.input_bucket.bucket_name,
+        "POSEPIPE_OUTPUT_BUCKET": storage.output_bucket.bucket_name,
+        "POSEPIPE_IMAGES_PREFIX": IMAGES_PREFIX,
+        "POSEPIPE_VIDEOS_PREFIX": VIDEOS_PREFIX,
+        "POSEPIPE_ERRORS_PREFIX": ERRORS_PREFIX,
+        "POSEPIPE_WORK_PREFIX": WORK_PREFIX,
+        "POSEPIPE_MAX_VIDEO_SECONDS": str(settings.max_video_seconds),
+        "POSEPIPE_MAX_IMAGE_PIXELS": str(settings.max_image_pixels),
+    }
+    if settings.model_uri:
+        environment["POSEPIPE_MODEL_URI"] = settings.model_uri
+    return environment
+
+
+def allow_model(built: BuiltFunction, settings: DeploymentSettings) -> None:
+    """Read ``modelUri``, where one is set."""
+    if settings.model_uri:
+        bucket_name, key = settings.model_uri[len("s3://") :].split("/", 1)
+        bucket = s3.Bucket.from_bucket_name(built.function, "ModelBucket", bucket_name)
+        built.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(key)])
+        )
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, settings: DeploymentSettings) -> sqs.Queue:
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+        removal_policy=settings.removal,
+    )
+    acknowledge(
+        queue, "AwsSolutions-SQS3", "this queue is itself the dead-letter queue of an EventBridge rule"
+    )
+    return queue
+
+
+def upload_rule(
+    scope: Construct,
+    construct_id: str,
+    *,
+    bucket: s3.IBucket,
+    prefix: str,
+    function: lambda_.IFunction,
+    dead_letters: sqs.IQueue,
+) -> events.Rule:
+    """EventBridge: "Object Created" under ``prefix`` of ``bucket`` -> ``function`` (retried, then DLQ)."""
+    return events.Rule(
+        scope,
+        construct_id,
+        description=f"uploads to {prefix} in the input bucket",
+        event_pattern=events.EventPattern(
+            source=["aws.s3"],
+            detail_type=["Object Created"],
+            detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": prefix}]}},
+        ),
+        targets=[
+            targets.LambdaFunction(
+                function,
+                dead_letter_queue=dead_letters,
+                retry_attempts=4,
+                max_event_age=Duration.hours(6),
+            )
+        ],
+    )
+
+
+class ImagePath(Construct):
+    """``image_infer``: ``function`` (and its ``built`` role and logs), ``rule``, ``dead_letters``."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, storage: Storage
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.built = built = build_function(
+            self,
+            "ImageInfer",
+            name="image_infer",
+            settings=settings,
+            sizing=IMAGE_INFER,
+            environment={
+                **common_environment(settings, storage),
+                "POSEPIPE_MAX_IMAGE_BYTES": str(API_MAX_IMAGE_BYTES),
+            },
+            description="posepipe: pose estimation of images (S3 uploads to images/ and POST /images)",
+        )
+        self.function = built.function
+        role = built.role
+        allow_objects(role, storage.input_bucket, IMAGES_PREFIX, ["s3:GetObject"], "the uploaded images")
+        allow_listing(role, storage.input_bucket, [IMAGES_PREFIX])
+        allow_objects(
+            role, storage.output_bucket, IMAGES_PREFIX, ["s3:PutObject", "s3:GetObject"],
+            "pose.json and the annotated image of each image; GetObject signs the annotated image's URL",
+        )  # fmt: skip
+        allow_objects(
+            role, storage.output_bucket, ERRORS_PREFIX, ["s3:PutObject"], "error records of bad images"
+        )
+        allow_model(built, settings)
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", settings)
+        self.rule = upload_rule(
+            self,
+            "Uploads",
+            bucket=storage.input_bucket,
+            prefix=IMAGES_PREFIX,
+            function=self.function,
+            dead_letters=self.dead_letters,
+        )
+
+
+class VideoPipeline(Construct):
+    """``split``, ``aggregate``, ``jobs`` (each a BuiltFunction), ``state_machine``, ``rule``,
+    ``dead_letters``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploymentSettings,
+        storage: Storage,
+        endpoint: InferenceEndpoint,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        environment = common_environment(settings, storage)
+        layer = posepipe_layer(self)
+        inputs, outputs = storage.input_bucket, storage.output_bucket
+
+        self.split = split = build_function(
+            self,
+            "VideoSplit",
+            name="video_split",
+            settings=settings,
+            sizing=VIDEO_SPLIT,
+            environment={**environment, "POSEPIPE_ENDPOINT_NAME": endpoint.endpoint_name},
+            description="posepipe: probes an uploaded video and plans its chunks",
+            layer=layer,
+        )
+        allow_objects(split.role, inputs, VIDEOS_PREFIX, ["s3:GetObject"], "the uploaded videos")
+        allow_listing(split.role, inputs, [VIDEOS_PREFIX])
+        allow_objects(split.role, outputs, WORK_PREFIX, ["s3:PutObject"], "the chunk manifest of long videos")
+
+        self.aggregate = aggregate = build_function(
+            self,
+            "Aggregate",
+            name="aggregate",
+            settings=settings,
+            sizing=AGGREGATE,
+            environment=environment,
+            description="posepipe: merges chunk results, renders the annotated video",
+        )
+        allow_objects(aggregate.role, inputs, VIDEOS_PREFIX, ["s3:GetObject"], "the video being rendered")
+        allow_objects(aggregate.role, outputs, WORK_PREFIX, ["s3:GetObject"], "the chunk results")
+        allow_listing(aggregate.role, outputs, [WORK_PREFIX])
+        allow_objects(
+            aggregate.role,
+            outputs,
+            VIDEOS_PREFIX,
+            ["s3:PutObject"],
+            "keypoints.json, annotated.mp4, summary.json",
+        )
+        allow_objects(
+            aggregate.role, outputs, ERRORS_PREFIX, ["s3:PutObject"], "error records of failed chunks"
+        )
+        allow_model(aggregate, settings)
+
+        self.state_machine = self._state_machine(settings, storage, endpoint)
+
+        self.jobs = jobs = build_function(
+            self,
+            "VideoJobs",
+            name="video_jobs",
+            settings=settings,
+            sizing=VIDEO_JOBS,
+            environment={**environment, "POSEPIPE_STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+            description="posepipe: starts video jobs on upload; POST /videos and GET /jobs/{id}",
+            layer=layer,
+        )
+        allow_objects(
+            jobs.role, inputs, VIDEOS_PREFIX, ["s3:PutObject", "s3:GetObject"],
+            "PutObject signs the upload URL of POST /videos; GetObject reads an upload's ETag",
+        )  # fmt: skip
+        allow_listing(jobs.role, inputs, [VIDEOS_PREFIX])
+        allow_objects(
+            jobs.role, outputs, VIDEOS_PREFIX, ["s3:GetObject"], "a job's results (and their signed URLs)"
+        )
+        allow_objects(jobs.role, outputs, ERRORS_PREFIX, ["s3:GetObject"], "a failed job's error record")
+        allow_listing(jobs.role, outputs, [VIDEOS_PREFIX, ERRORS_PREFIX])
+        self.state_machine.grant_start_execution(jobs.role)
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        jobs.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )
+        acknowledge(
+            jobs.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f"{self.state_machine_name}:*]",
+            "the executions of the video state machine, one per upload, named at run time (GET /jobs/{id})",
+        )
+
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", settings)
+        self.rule = upload_rule(
+            self,
+            "Uploads",
+            bucket=inputs,
+            prefix=VIDEOS_PREFIX,
+            function=jobs.function,
+            dead_letters=self.dead_letters,
+        )
+
+    def _state_machine(
+        self, settings: DeploymentSettings, storage: Storage, endpoint: InferenceEndpoint
+    ) -> sfn.StateMachine:
+        stack = Stack.of(self)
+        self.state_machine_name = name = f"{settings.stack_name}-video"
+        role = iam.Role(self, "StateMachineRole", assumed_by=iam.ServicePrincipal("states.amazonaws.com"))
+        for built in (self.split, self.aggregate):
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[built.function.function_arn]
+                )
+            )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint.endpoint_arn])
+        )
+        allow_objects(
+            role, storage.output_bucket, WORK_PREFIX, ["s3:GetObject"], "the Distributed Map's manifest"
+        )
+        allow_objects(
+            role, storage.output_bucket, ERRORS_PREFIX, ["s3:PutObject"], "the error record of a failed job"
+        )
+        own_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        own_executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{name}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        # The Distributed Map runs its items as child executions of this state machine.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[own_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"], resources=[own_executions]
+            )
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f"{name}/*]",
+            "the Distributed Map's child executions of this state machine, named by Step Functions",
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch Logs vended-log delivery (logs:*LogDelivery, logs:PutResourcePolicy, "
+            "logs:Describe*) and X-Ray segments support no resource-level permissions",
+        )
+        log_group = logs.LogGroup(
+            self, "StateMachineLogs", retention=settings.log_retention, removal_policy=settings.removal
+        )
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(STATE_MACHINE_DEFINITION)),
+            definition_substitutions={
+                "VideoSplitFunctionArn": self.split.function.function_arn,
+                "AggregateFunctionArn": self.aggregate.function.function_arn,
+                "EndpointName": endpoint.endpoint_name,
+                "InputBucket": storage.input_bucket.bucket_name,
+                "OutputBucket": storage.output_bucket.bucket_name,
+                "ErrorsPrefix": ERRORS_PREFIX,
+            },
+            role=role,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        return machine
