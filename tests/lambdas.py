@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from posepipe.cloud.local.lambda_server import LocalContext
 from posepipe.cloud.local.stack import load_function
@@ -26,3 +31,17 @@ def lambda_context(function: str = "posepipe-test") -> LocalContext:
     return LocalContext(
         function_name=function, memory_limit_in_mb=3008, invoked_function_arn=arn, aws_request_id=REQUEST_ID
     )
+
+
+@contextmanager
+def captured_logs(module: ModuleType) -> Iterator[list[dict[str, Any]]]:
+    """The handler module's structured log lines while the block runs (available after it)."""
+    stream = io.StringIO()
+    log_handler = module.logger.registered_handler
+    previous = log_handler.setStream(stream)
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        log_handler.setStream(previous)
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines())

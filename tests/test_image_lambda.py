@@ -11,6 +11,7 @@ import base64
 import copy
 import io
 import json
+import tarfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import boto3
 import pytest
 from moto import mock_aws
+from posepipe.errors import ModelError
 from posepipe.result import validate_result
 
 from tests.lambdas import EVENTS, REQUEST_ID, lambda_context, load_handler_module
@@ -31,6 +33,7 @@ from tests.localaws import FAKE_AWS_ENV
 REGION = "us-east-1"
 INPUT = "posepipe-input"
 OUTPUT = "posepipe-output"
+MODELS = "posepipe-models"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 ENV = {
@@ -75,6 +78,7 @@ def aws() -> Iterator[Aws]:
             s3 = boto3.client("s3", region_name=REGION)
             s3.create_bucket(Bucket=INPUT)
             s3.create_bucket(Bucket=OUTPUT)
+            s3.create_bucket(Bucket=MODELS)
             yield Aws(s3)
 
 
@@ -96,6 +100,16 @@ def handler(aws: Aws, model_path: Path) -> Iterator[ModuleType]:
 @pytest.fixture(scope="module")
 def limited(aws: Aws, model_path: Path) -> Iterator[ModuleType]:
     yield from _load(aws, LIMITS)
+
+
+@pytest.fixture(scope="module")
+def from_uri(aws: Aws, model_path: Path) -> Iterator[ModuleType]:
+    """The handler serving a model.tar.gz from S3 (``POSEPIPE_MODEL_URI``), as the endpoint would."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(model_path, arcname="pose_landmarker_full.task")
+    aws.s3.put_object(Bucket=MODELS, Key="endpoint/model.tar.gz", Body=archive.getvalue())
+    yield from _load(aws, {"POSEPIPE_MODEL_URI": f"s3://{MODELS}/endpoint/model.tar.gz"})
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +333,37 @@ def test_api_logs_carry_the_request_id_as_correlation_id(
         assert api_call(handler, event)[0] == 200
     processed = [line for line in logs if line.get("message") == "image processed"]
     assert processed[0]["correlation_id"] == event["requestContext"]["requestId"]
+
+
+# --- the model from S3 (POSEPIPE_MODEL_URI) --------------------------------------------------
+
+
+def test_model_uri_is_fetched_at_load_and_serves_the_api(
+    from_uri: ModuleType, model_path: Path, photo: Callable[[str], bytes]
+) -> None:
+    fetched = from_uri.model_path
+    assert fetched != model_path
+    assert fetched.parent.name.startswith("posepipe-model-")
+    assert fetched.read_bytes() == model_path.read_bytes()
+    status, body = api_call(from_uri, api_event(photo("messi5.jpg"), "image/jpeg"))
+    assert status == 200
+    validate_result(body)
+    assert persons(body) == 1
+    assert body["model"]["path"] == str(fetched)
+    assert body["model"]["name"] == "pose_landmarker_full"
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("posepipe-models/endpoint/model.tar.gz", "not an s3://bucket/key URI"),
+        (f"s3://{MODELS}/endpoint/gone.tar.gz", f"no such object (or no bucket {MODELS})"),
+    ],
+)
+def test_a_bad_model_uri_fails_the_cold_start_naming_it(aws: Aws, uri: str, reason: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        next(_load(aws, {"POSEPIPE_MODEL_URI": uri}))
+    assert str(caught.value) == f"POSEPIPE_MODEL_URI: {uri}: {reason}"
 
 
 # --- API Gateway ----------------------------------------------------------------------------

@@ -485,9 +485,11 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert "LoggingConfig" in props, name
         variables = props["Environment"]["Variables"]
-        assert variables["POSEPIPE_MAX_VIDEO_SECONDS"] == "1800", name
+        assert variables["POSEPIPE_MAX_VIDEO_SECONDS"] == "1200", name
+        assert variables["POSEPIPE_MAX_VIDEO_PIXELS"] == str(1920 * 1080), name
         assert variables["POSEPIPE_MAX_IMAGE_PIXELS"] == "40000000", name
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "posepipe", name
+        assert variables["POSEPIPE_CHUNK_SECONDS"] == "20", name
     for name in ("image_infer", "aggregate"):
         assert functions[name]["PackageType"] == "Image"
         assert functions[name]["ImageConfig"]["Command"] == [f"{name}.app.handler"]

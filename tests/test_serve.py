@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -189,6 +190,47 @@ def test_video_api_gives_an_upload_slot_and_follows_the_job(
     assert status["status"] == "failed"  # the first 2 MB of an AVI: truncated
     assert status["error"]["stage"] == "video_split"
     assert "truncated" in status["error"]["reason"]
+
+
+def test_video_api_reports_a_finished_job_with_result_urls(s3: Any, uploaded: dict[str, Any]) -> None:
+    # videos/vtest.avi, uploaded straight to the bucket, is the job "vtest.avi" to the API.
+    with urllib.request.urlopen(f"{API_URL}/jobs/vtest.avi", timeout=30) as answer:
+        assert answer.headers["Content-Type"] == "application/json"
+        status = json.loads(answer.read())
+    assert status["status"] == "succeeded"
+    assert status["frames"] == 795
+    assert set(status["results"]) == {"keypoints", "annotated", "summary"}
+    assert all(url.startswith(S3_URL) for url in status["results"].values())
+    with urllib.request.urlopen(status["results"]["summary"], timeout=30) as answer:
+        assert json.loads(answer.read()) == uploaded["summary"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "expected"),
+    [
+        ("POST", "/videos", b'{"filename": "notes.txt"}', "application/json", (400, "bad_input")),
+        ("POST", "/videos", b"walk.mp4", "text/plain", (415, "unsupported_media_type")),
+        ("GET", "/jobs/.hidden", None, None, (400, "bad_input")),
+        ("GET", "/videos", None, None, (404, "not_found")),
+    ],
+    ids=["bad-filename", "text-body", "bad-job-id", "no-route"],
+)
+def test_video_api_errors_are_json_with_a_4xx_status(
+    stack: subprocess.Popen[str],
+    method: str,
+    path: str,
+    body: bytes | None,
+    content_type: str | None,
+    expected: tuple[int, str],
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = urllib.request.Request(f"{API_URL}{path}", data=body, method=method, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.headers["Content-Type"] == "application/json"
+    answer = json.loads(refused.value.read())
+    assert (refused.value.code, answer["error"]) == expected
+    assert answer["message"]
 
 
 def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:

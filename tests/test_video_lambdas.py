@@ -416,6 +416,29 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     assert leftovers("posepipe-aggregate-") == before
 
 
+def test_aggregate_repairs_with_the_model_of_posepipe_model_uri(
+    s3: Any,
+    lambda_module: Loader,
+    short_clip: Path,
+    clip_chunk_results: dict[int, dict[str, Any]],
+    model_path: Path,
+) -> None:
+    aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
+    s3.create_bucket(Bucket="posepipe-models")
+    s3.put_object(Bucket="posepipe-models", Key="v1/pose_landmarker_full.task", Body=model_path.read_bytes())
+    app = lambda_module(
+        "aggregate", POSEPIPE_MODEL_URI="s3://posepipe-models/v1/pose_landmarker_full.task", **CLIP_ENV
+    )
+    assert app.MODEL.parent.name.startswith("posepipe-model-")
+    assert app.MODEL.read_bytes() == model_path.read_bytes()
+    assert app.INFERENCE.model_path == str(app.MODEL)  # what the boundary repairs run
+
+    app.handler(copy.deepcopy(aggregate_event), lambda_context())
+    summary = output_json(s3, "videos/clip.mp4/summary.json")
+    assert summary["boundary_repairs"] == 1
+    assert summary["failed_chunks"] == []
+
+
 def test_aggregate_with_a_failed_chunk_writes_empty_frames_and_an_error_record(
     s3: Any, lambda_module: Loader, short_clip: Path, clip_chunk_results: dict[int, dict[str, Any]]
 ) -> None:

@@ -12,6 +12,11 @@ Aggregation is the local job's, run sequentially in this process: boundary repai
 the annotated MP4 rendered a chunk at a time and joined with the source's audio. Uploads go
 keypoints, annotated, then the summary: the summary is the job's "done" marker.
 Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
+
+The repairs run the endpoint's model: ``POSEPIPE_MODEL_URI`` (an S3 ``.task`` bundle or
+``model.tar.gz``, the endpoint's ``ModelDataUrl``) fetched to /tmp and verified at cold start,
+else ``POSEPIPE_MODEL``'s or the one built into the image
+(``posepipe.cloud.model_source.function_model``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout
+from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import download, get_json, s3_client, s3_uri, write_error_record
 from posepipe.cloud.video_job import (
     check_failures,
@@ -50,13 +56,22 @@ from pydantic import ConfigDict
 CONFIG = PipelineConfig.from_env()
 LAYOUT = KeyLayout(CONFIG)
 S3 = s3_client()
-INFERENCE = inference_options(CONFIG)
 AGGREGATE = AggregateOptions()
 DRAW = DrawOptions()
 
 logger = Logger(service="posepipe")
 tracer = Tracer(service="posepipe")
 metrics = Metrics(namespace="posepipe", service="posepipe")
+
+_model_started = time.perf_counter()
+MODEL = function_model(CONFIG, S3)  # POSEPIPE_MODEL_URI fetched and verified, or local
+INFERENCE = dataclasses.replace(inference_options(CONFIG), model_path=str(MODEL))
+if CONFIG.model_uri:
+    logger.info(
+        "model fetched",
+        extra={"model_uri": CONFIG.model_uri, "model_path": str(MODEL),
+               "fetch_s": round(time.perf_counter() - _model_started, 3)},
+    )  # fmt: skip
 
 
 class Job(BaseModel):

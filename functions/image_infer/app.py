@@ -11,7 +11,10 @@ One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
   ``pose.json``) under ``images/api/<request id>/`` and adds a presigned ``annotated_url``;
   ``?max_poses=N`` (1..10). Errors are ``{"error": code, "message": ...}`` with a 4xx status.
 
-The model is loaded once per container, when the module is imported.
+The model is loaded once per container, when the module is imported: ``POSEPIPE_MODEL_URI``'s
+(an S3 ``.task`` bundle or ``model.tar.gz``, the SageMaker endpoint's), fetched to /tmp and
+verified, else ``POSEPIPE_MODEL``'s or the one built into the image
+(``posepipe.cloud.model_source.function_model``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
+from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import event_key, put_json, s3_client, s3_uri, write_error_record
 from posepipe.errors import InputError
 from posepipe.jobs import ImageJob, ImageJobOptions
@@ -59,6 +63,14 @@ logger = Logger(service=STAGE)
 tracer = Tracer(service=STAGE)
 metrics = Metrics(namespace="posepipe", service=STAGE)
 app = APIGatewayRestResolver()
+_model_started = time.perf_counter()
+model_path = function_model(config, s3)  # POSEPIPE_MODEL_URI fetched and verified, or local
+if config.model_uri:
+    logger.info(
+        "model fetched",
+        extra={"model_uri": config.model_uri, "model_path": str(model_path),
+               "fetch_s": round(time.perf_counter() - _model_started, 3)},
+    )  # fmt: skip
 
 _jobs: dict[int, ImageJob] = {}
 
@@ -68,7 +80,8 @@ def image_job(max_poses: int) -> ImageJob:
     job = _jobs.get(max_poses)
     if job is None:
         options = ImageJobOptions(
-            inference=InferenceOptions(max_poses=max_poses), max_pixels=config.max_image_pixels
+            inference=InferenceOptions(max_poses=max_poses, model_path=str(model_path)),
+            max_pixels=config.max_image_pixels,
         )
         job = _jobs[max_poses] = ImageJob(options)
     return job

@@ -87,49 +87,36 @@ class Api(Construct):
             "the account-level role API Gateway writes execution logs with; this AWS policy is the one its "
             "documentation names (logs only, no FullAccess)",
         )
-        validator = api.add_request_validator(
+        # Parameters as declared per method; bodies (images, a small JSON object) have no model: the
+        # functions check them and answer a JSON error naming the problem.
+        parameters = api.add_request_validator(
             "Validator", validate_request_parameters=True, validate_request_body=True
         )
-        no_body_validator = api.add_request_validator("ParametersValidator", validate_request_parameters=True)
 
         images = api.root.add_resource("images")
         images.add_method(
             "POST",
             apigw.LambdaIntegration(image_function),
-            request_validator=no_body_validator,
+            request_validator=parameters,
             request_parameters={
                 "method.request.querystring.annotate": False,
                 "method.request.querystring.max_poses": False,
             },
         )
-        upload_model = api.add_model(
-            "VideoUpload",
-            content_type="application/json",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                type=apigw.JsonSchemaType.OBJECT,
-                required=["filename"],
-                properties={
-                    "filename": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=255
-                    )
-                },
-                additional_properties=False,
-            ),
-        )
         videos = api.root.add_resource("videos")
         jobs_integration = apigw.LambdaIntegration(video_jobs_function)
+        # The function reads the name from a JSON body or ?filename=, as under `posepipe serve`.
         videos.add_method(
             "POST",
             jobs_integration,
-            request_validator=validator,
-            request_models={"application/json": upload_model},
+            request_validator=parameters,
+            request_parameters={"method.request.querystring.filename": False},
         )
         job = api.root.add_resource("jobs").add_resource("{id}")
         job.add_method(
             "GET",
             jobs_integration,
-            request_validator=no_body_validator,
+            request_validator=parameters,
             request_parameters={"method.request.path.id": True},
         )
 

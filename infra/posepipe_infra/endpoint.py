@@ -117,10 +117,7 @@ class InferenceEndpoint(Construct):
 
         container: dict[str, object] = {
             "image": image.image_uri,
-            "environment": {
-                "SAGEMAKER_MODEL_SERVER_TIMEOUT": str(INVOCATION_TIMEOUT_S),
-                "POSEPIPE_MAX_VIDEO_SECONDS": str(settings.max_video_seconds),
-            },
+            "environment": {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(INVOCATION_TIMEOUT_S)},
         }
         if settings.model_uri:
             container["model_data_url"] = settings.model_uri

@@ -30,10 +30,19 @@ from posepipe_infra.settings import DeploymentSettings
 from posepipe_infra.storage import ERRORS_PREFIX, IMAGES_PREFIX, VIDEOS_PREFIX, WORK_PREFIX, Storage
 
 # From measurement: docs/PERFORMANCE.md, "Lambda sizing".
-IMAGE_INFER = Sizing(memory_mb=2048, timeout_s=60)
+# One vCPU (1,769 MB) is all each uses; /tmp holds the input (split) or input + 2 x annotated +
+# keypoints (aggregate).
+IMAGE_INFER = Sizing(memory_mb=2048, timeout_s=30)
 VIDEO_SPLIT = Sizing(memory_mb=1024, timeout_s=300, ephemeral_mb=10240)
-AGGREGATE = Sizing(memory_mb=6144, timeout_s=900, ephemeral_mb=10240)
-VIDEO_JOBS = Sizing(memory_mb=256, timeout_s=15)
+AGGREGATE = Sizing(memory_mb=2048, timeout_s=900, ephemeral_mb=10240)
+VIDEO_JOBS = Sizing(memory_mb=512, timeout_s=10)
+# The aggregate renders the whole annotated video in one invocation (15 minutes at most): about
+# 26 s a minute of 1080p at 30 fps, so videos are held to 1920x1080 and, by default, 20 minutes.
+MAX_VIDEO_PIXELS = 1920 * 1080
+# Seconds of video per endpoint invocation. SageMaker answers within 60 s or fails the invocation;
+# the CPU engine takes 15 to 30 ms a frame, so 20 s of 30 fps video (plus 5 s of tracking warm-up)
+# is about 20 s of work (docs/PERFORMANCE.md).
+CHUNK_SECONDS = 20
 # API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
 API_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
@@ -49,6 +58,9 @@ def common_environment(settings: DeploymentSettings, storage: Storage) -> dict[s
         "POSEPIPE_WORK_PREFIX": WORK_PREFIX,
         "POSEPIPE_MAX_VIDEO_SECONDS": str(settings.max_video_seconds),
         "POSEPIPE_MAX_IMAGE_PIXELS": str(settings.max_image_pixels),
+        "POSEPIPE_MAX_VIDEO_PIXELS": str(MAX_VIDEO_PIXELS),
+        # video_split and aggregate plan the same chunks: one value for both
+        "POSEPIPE_CHUNK_SECONDS": str(CHUNK_SECONDS),
     }
     if settings.model_uri:
         environment["POSEPIPE_MODEL_URI"] = settings.model_uri

@@ -19,10 +19,12 @@ import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from posepipe.errors import ModelError
@@ -30,6 +32,12 @@ from posepipe.errors import ModelError
 MODEL_ENV = "POSEPIPE_MODEL"
 CACHE_ENV = "POSEPIPE_CACHE"
 BUILT_MODEL_NAME = "pose_landmarker_full.task"
+TASK_SUFFIX = ".task"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+"""The largest model bundle (and model archive, unpacked) posepipe fetches: the official pose
+landmarker bundles are 3 to 30 MB."""
+_MAX_ARCHIVE_MEMBERS = 1000
 
 SOURCE_WHEEL_VERSION = "0.10.21"
 SOURCE_WHEEL_PLATFORM = "manylinux_2_28_x86_64"
@@ -284,17 +292,84 @@ def _write_aligned(bundle: zipfile.ZipFile, name: str, data: bytes) -> None:
     bundle.writestr(info, data)
 
 
-def verify_model(path: Path) -> None:
-    """Load ``path`` with MediaPipe's PoseLandmarker and run it once, or raise :class:`ModelError`."""
+def verify_model(path: Path, source: str | None = None) -> None:
+    """Load ``path`` with MediaPipe's PoseLandmarker and run it once, or raise :class:`ModelError`
+    (naming ``source``, where the model came from, else ``path``)."""
     import numpy as np
 
     from posepipe.engine import PoseEngine, PoseEngineOptions
 
+    label = source or str(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{label}: not a MediaPipe .task bundle (expected a zip file)")
     try:
         with PoseEngine(PoseEngineOptions(model_path=path)) as engine:
             engine.detect(np.zeros((256, 256, 3), dtype=np.uint8))
     except Exception as exc:  # MediaPipe raises RuntimeError/ValueError with its own text
-        raise ModelError(f"{path}: MediaPipe could not load the model: {exc}") from exc
+        raise ModelError(f"{label}: MediaPipe could not load the model: {exc}") from exc
+
+
+# --- model archives (SageMaker's model.tar.gz) ----------------------------------------------
+
+
+def unpack_model_archive(
+    archive: Path, folder: Path, *, source: str | None = None, max_bytes: int = MAX_MODEL_BYTES
+) -> Path:
+    """Write the one ``.task`` bundle of the tar archive ``archive`` (gzip or not) into ``folder``.
+
+    A SageMaker ``ModelDataUrl`` is such an archive. Only the bundle is written, under its base
+    name; nothing else is extracted. Refused with :class:`ModelError` (naming ``source``, where
+    the archive came from, else its path): not a tar archive; a member with an absolute path or
+    a ``..`` component; no ``.task`` member, or several; a bundle that is a link or other special
+    file; members unpacking to more than ``max_bytes`` in all; more than 1,000 members.
+    """
+    label = source or str(archive)
+    destination: Path | None = None
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            bundle = _archive_bundle(tar, label, max_bytes)
+            stream = tar.extractfile(bundle)
+            if stream is None:  # pragma: no cover (a regular file always has a stream)
+                raise ModelError(f"{label}: {bundle.name} cannot be read")
+            destination = folder / PurePosixPath(bundle.name).name
+            with stream, destination.open("wb") as out:
+                written = 0
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    written += len(block)
+                    if written > max_bytes:
+                        raise ModelError(f"{label}: {bundle.name} is over {max_bytes} bytes")
+                    out.write(block)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, ModelError) as exc:
+        if destination is not None:
+            destination.unlink(missing_ok=True)
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"{label}: not a readable tar archive ({exc})") from exc
+    return destination
+
+
+def _archive_bundle(tar: tarfile.TarFile, label: str, max_bytes: int) -> tarfile.TarInfo:
+    """The archive's one ``.task`` member, after checking every member's name and the total size."""
+    bundles: list[tarfile.TarInfo] = []
+    total = 0
+    for count, member in enumerate(tar, start=1):
+        if count > _MAX_ARCHIVE_MEMBERS:
+            raise ModelError(f"{label}: more than {_MAX_ARCHIVE_MEMBERS} members; not a model archive")
+        name = PurePosixPath(member.name)
+        if name.is_absolute() or ".." in name.parts or "\\" in member.name:
+            raise ModelError(f"{label}: member {member.name!r} has an unsafe path (absolute or with '..')")
+        total += max(member.size, 0)
+        if total > max_bytes:
+            raise ModelError(f"{label}: unpacks to over {max_bytes} bytes; a model archive holds one bundle")
+        if member.name.lower().endswith(TASK_SUFFIX) and not member.isdir():
+            bundles.append(member)
+    if len(bundles) != 1:
+        found = ", ".join(b.name for b in bundles) if bundles else "none"
+        raise ModelError(f"{label}: holds {len(bundles)} .task bundles ({found}); exactly one is needed")
+    bundle = bundles[0]
+    if not bundle.isfile():
+        raise ModelError(f"{label}: {bundle.name} is a link or special file, not a regular .task file")
+    return bundle
 
 
 def build_model(destination: Path | None = None, wheel: Path | None = None, force: bool = False) -> Path:

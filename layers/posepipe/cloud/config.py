@@ -42,6 +42,7 @@ class PipelineConfig:
     manifest_threshold: int = 200
     max_failed_chunk_ratio: float = 0.1
     presign_seconds: int = 3600
+    model_uri: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineConfig:
@@ -51,7 +52,15 @@ class PipelineConfig:
         ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_ALLOWED_CODECS`` (comma-separated),
         ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
         ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_MANIFEST_THRESHOLD``,
-        ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``."""
+        ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``, ``POSEPIPE_MODEL_URI``.
+
+        ``POSEPIPE_MODEL_URI`` (``model_uri``): the model the Lambdas that run MediaPipe
+        (``image_infer``, and ``aggregate`` for its boundary repairs) serve, as
+        ``s3://bucket/key`` of a ``.task`` bundle or of a ``.tar.gz`` holding exactly one (the
+        SageMaker endpoint's ``ModelDataUrl``, so that both serve the same model). Fetched once
+        per container at cold start into a temporary folder and verified
+        (:func:`posepipe.cloud.model_source.function_model`). Empty (the default): the model of
+        ``POSEPIPE_MODEL``, else the one built into posepipe's cache (the container image's)."""
         env = os.environ if env is None else env
         base = cls()
 
@@ -79,4 +88,5 @@ class PipelineConfig:
             manifest_threshold=int(text("MANIFEST_THRESHOLD", str(base.manifest_threshold))),
             max_failed_chunk_ratio=float(text("MAX_FAILED_CHUNK_RATIO", str(base.max_failed_chunk_ratio))),
             presign_seconds=int(text("PRESIGN_SECONDS", str(base.presign_seconds))),
+            model_uri=text("MODEL_URI", base.model_uri).strip(),
         )

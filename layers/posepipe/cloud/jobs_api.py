@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.keys import KeyLayout, job_id
+from posepipe.cloud.keys import KeyLayout, execution_arn, job_id
 from posepipe.errors import InputError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -75,9 +75,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
         head = s3.head_object(Bucket=config.input_bucket, Key=key)
     except s3.exceptions.ClientError:
         return {"job": job, "status": "awaiting_upload"}
-    execution = (
-        f"{config.state_machine_arn.replace(':stateMachine:', ':execution:')}:{job_id(key, head['ETag'])}"
-    )
+    execution = execution_arn(config.state_machine_arn, job_id(key, head["ETag"]))
     try:
         described = stepfunctions.describe_execution(executionArn=execution)
     except stepfunctions.exceptions.ExecutionDoesNotExist:

@@ -34,6 +34,11 @@ def job_id(key: str, etag: str) -> str:
     return f"{readable}-{digest}"
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution ``name`` of a state machine (``job_id`` names them)."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
 @dataclass(frozen=True)
 class ImageKeys:
     pose: str

@@ -6,8 +6,9 @@
 - the Lambda Invoke API over the real handlers of ``functions/`` (``host:9001``),
 - the endpoint container's server (``host:8080``) behind a SageMaker Runtime front (``host:8081``),
 - a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
-  state machine (executions named from the key and ETag), and
-- the API (``host:3000``): ``POST /images``, ``POST /videos``, ``GET /jobs/{id}``.
+  video-jobs function, which starts the state machine (executions named from the key and ETag), and
+- the API (``host:3000``), calling the functions as API Gateway's REST proxy integration does:
+  ``POST /images`` (image_infer), ``POST /videos`` and ``GET /jobs/{id}`` (video_jobs).
 The state machine is the repository's one ASL file; the handlers are the ones deployed to AWS.
 """
 
@@ -21,8 +22,9 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,21 +33,27 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.jobs_api import job_status, new_upload
-from posepipe.cloud.keys import job_id
 from posepipe.cloud.local import moto_shims
-from posepipe.cloud.local.lambda_server import LambdaInvokeApp
+from posepipe.cloud.local.lambda_server import Handler, LambdaInvokeApp
 from posepipe.cloud.local.sagemaker_runtime import SageMakerRuntimeApp
 from posepipe.cloud.local.servers import BackgroundServer, serve_in_background
 from posepipe.cloud.state_machine import render_definition
-from posepipe.cloud.storage import event_key, s3_client
-from posepipe.errors import PosepipeError
+from posepipe.cloud.storage import event_key
 
 log = logging.getLogger("posepipe.serve")
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-FUNCTIONS = ("image_infer", "video_split", "aggregate")
+FUNCTIONS = ("image_infer", "video_jobs", "video_split", "aggregate")
+# The REST API's resources and the function behind each (API Gateway's proxy integrations).
+API_ROUTES = (
+    ("POST", "/images", "image_infer"),
+    ("POST", "/videos", "video_jobs"),
+    ("GET", "/jobs/{id}", "video_jobs"),
+)
+# Bodies of these media types reach the functions base64-encoded (the REST API's binary media
+# types); others as text.
+BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream")
 QUEUE = "posepipe-input-events"
 ENDPOINT_NAME = "posepipe-pose"
 STATE_MACHINE = "posepipe-video"
@@ -112,8 +120,7 @@ class LocalStack:
         moto = ThreadedMotoServer(ip_address=self.host, port=self.ports.s3, verbose=False)
         moto.start()
         self._servers.append(moto)
-        handlers = {name: load_function(name).handler for name in FUNCTIONS}
-        self._serve(LambdaInvokeApp(handlers, region=REGION), self.ports.lambdas, "lambda")
+        self._serve(LambdaInvokeApp(self._load_functions(), region=REGION), self.ports.lambdas, "lambda")
         self._serve(_endpoint_app(), self.ports.endpoint, "endpoint")
         endpoint = f"http://{self.host}:{self.ports.endpoint}"
         self._serve(
@@ -156,6 +163,21 @@ class LocalStack:
         os.environ.setdefault("POSEPIPE_ENDPOINT_NAME", ENDPOINT_NAME)
         os.environ["POSEPIPE_STATE_MACHINE_ARN"] = state_machine_arn
         self.config = PipelineConfig.from_env()
+
+    def _load_functions(self) -> dict[str, Handler]:
+        """Each function's handler, loaded as Lambda does, with its own variables over the stack's."""
+        handlers = {}
+        for name in FUNCTIONS:
+            with _environment(self._function_environment(name)):
+                handlers[name] = load_function(name).handler
+        return handlers
+
+    def _function_environment(self, name: str) -> dict[str, str]:
+        if name == "video_jobs":
+            # Its presigned upload and result URLs are for the user's client: they must name the
+            # S3 that users reach here (moto's server), as on AWS they name the regional endpoint.
+            return {"AWS_ENDPOINT_URL_S3": self.s3_url}
+        return {}
 
     def _serve(self, app: Any, port: int, name: str) -> BackgroundServer:
         server = serve_in_background(app, self.host, port, name=name)
@@ -202,7 +224,7 @@ class LocalStack:
             name=STATE_MACHINE, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/posepipe-local"
         )
 
-    # --- the dispatcher: input bucket notifications -> image function or state machine --------
+    # --- the dispatcher: input bucket notifications -> image function or video-jobs function ---
 
     def _dispatch_forever(self) -> None:
         import boto3
@@ -225,27 +247,23 @@ class LocalStack:
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _dispatch(self, body: dict[str, Any]) -> None:
-        import boto3
-
         for record in body.get("Records", []):
             bucket = record["s3"]["bucket"]["name"]
             key = event_key(record["s3"]["object"]["key"])
-            etag = str(record["s3"]["object"].get("eTag", ""))
             if key.startswith(self.config.images_prefix):
                 self.on_event(f"image uploaded: s3://{bucket}/{key} -> image_infer")
                 assert self._pool is not None
-                self._pool.submit(self._invoke_image_function, {"Records": [record]})
+                self._pool.submit(self._invoke_in_background, "image_infer", {"Records": [record]})
             elif key.startswith(self.config.videos_prefix):
-                name = job_id(key, etag)
-                payload = json.dumps({"bucket": bucket, "key": key, "etag": etag})
-                sfn = boto3.client("stepfunctions")
-                sfn.start_execution(stateMachineArn=self.config.state_machine_arn, name=name, input=payload)
-                self.on_event(f"video uploaded: s3://{bucket}/{key} -> execution {name}")
+                answer = _invoke("video_jobs", {"Records": [record]})
+                for job in answer.get("results", []):
+                    self.on_event(_video_event_line(job))
 
-    def _invoke_image_function(self, event: dict[str, Any]) -> None:
-        import boto3
-
-        boto3.client("lambda").invoke(FunctionName="image_infer", Payload=json.dumps(event).encode())
+    def _invoke_in_background(self, function: str, event: dict[str, Any]) -> None:
+        try:
+            _invoke(function, event)
+        except Exception:
+            log.exception("dispatcher: %s failed", function)
 
     # --- the API ------------------------------------------------------------------------------
 
@@ -254,64 +272,123 @@ class LocalStack:
         return self._route(request)(environ, start_response)
 
     def _route(self, request: Request) -> Response:
-        import boto3
-
         path = request.path.rstrip("/") or "/"
-        try:
-            if path == "/images" and request.method == "POST":
-                return self._post_image(request)
-            if path == "/videos" and request.method == "POST":
-                body = request.get_json(silent=True) or {}
-                filename = str(body.get("filename") or request.args.get("filename") or "")
-                return _json(new_upload(s3_client(self.s3_url), self.config, filename), 201)
-            if path.startswith("/jobs/") and request.method == "GET":
-                sfn = boto3.client("stepfunctions")
-                status = job_status(s3_client(self.s3_url), sfn, self.config, path[len("/jobs/") :])
-                return _json(status, 200)
-            if path == "/" and request.method == "GET":
-                return _json({"routes": ["POST /images", "POST /videos", "GET /jobs/{id}"]}, 200)
-        except PosepipeError as exc:
-            return _json({"error": exc.code, "message": str(exc)}, 400)
+        for method, resource, function in API_ROUTES:
+            parameters = _match(resource, path)
+            if parameters is not None and request.method == method:
+                return _invoke_api(function, _proxy_event(request, resource, path, parameters))
+        if path == "/" and request.method == "GET":
+            return _json({"routes": [f"{method} {resource}" for method, resource, _ in API_ROUTES]}, 200)
         return _json({"error": "not_found", "message": f"no route for {request.method} {request.path}"}, 404)
 
-    def _post_image(self, request: Request) -> Response:
-        """API Gateway's REST proxy integration, as it would call the image function."""
-        import boto3
 
-        body = request.get_data()
-        request_id = str(uuid.uuid4())
-        event = {
-            "resource": "/images",
-            "path": "/images",
-            "httpMethod": "POST",
-            "headers": dict(request.headers.items()),
-            "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()},  # noqa: SIM118
-            "queryStringParameters": dict(request.args.items()) or None,
-            "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args} or None,
-            "pathParameters": None,
-            "stageVariables": None,
-            "requestContext": {
-                "resourcePath": "/images",
-                "httpMethod": "POST",
-                "path": "/local/images",
-                "stage": "local",
-                "requestId": request_id,
-                "accountId": ACCOUNT,
-                "apiId": "local",
-                "identity": {"sourceIp": request.remote_addr or "127.0.0.1"},
-            },
-            "body": base64.b64encode(body).decode() if body else None,
-            "isBase64Encoded": bool(body),
-        }
-        answer = boto3.client("lambda").invoke(FunctionName="image_infer", Payload=json.dumps(event).encode())
-        result = json.loads(answer["Payload"].read())
-        if answer.get("FunctionError"):
-            return _json(
-                {"error": "internal", "message": result.get("errorMessage", "the function failed")}, 502
-            )
-        payload = result.get("body") or ""
-        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-        return Response(data, status=int(result.get("statusCode", 200)), headers=result.get("headers") or {})
+class FunctionError(RuntimeError):
+    """A function invocation that failed (Lambda's ``FunctionError``)."""
+
+
+def _invoke(function: str, event: dict[str, Any]) -> Any:
+    """Invoke ``function`` through the local Lambda Invoke API, as AWS's services do: its answer."""
+    import boto3
+
+    answer = boto3.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    result = json.loads(answer["Payload"].read())
+    if answer.get("FunctionError"):
+        message = result.get("errorMessage") if isinstance(result, dict) else None
+        raise FunctionError(f"{function}: {message or 'the function failed'}")
+    return result
+
+
+def _video_event_line(job: dict[str, Any]) -> str:
+    """The line ``posepipe serve`` prints for one of video_jobs' results."""
+    where = f"s3://{job.get('bucket')}/{job.get('key')}"
+    status = job.get("status")
+    if status == "started":
+        return f"video uploaded: {where} -> execution {job['execution']}"
+    if status == "duplicate":
+        return f"video uploaded again: {where} -> execution {job['execution']} exists (duplicate event)"
+    return f"video upload skipped: {where} ({job.get('reason', status)})"
+
+
+def _match(resource: str, path: str) -> dict[str, str] | None:
+    """The path parameters if ``path`` is an instance of ``resource`` (``/jobs/{id}``), else None."""
+    expected, actual = resource.split("/"), path.split("/")
+    if len(expected) != len(actual):
+        return None
+    parameters = {}
+    for part, value in zip(expected, actual, strict=True):
+        if part.startswith("{") and part.endswith("}") and value:
+            parameters[part[1:-1]] = value
+        elif part != value:
+            return None
+    return parameters
+
+
+def _proxy_event(request: Request, resource: str, path: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """The event API Gateway's REST proxy integration (payload v1) sends for ``request``."""
+    body = request.get_data()
+    media_type = request.mimetype or ""
+    binary = any(
+        media_type == kind or (kind.endswith("/*") and media_type.startswith(kind[:-1]))
+        for kind in BINARY_MEDIA_TYPES
+    )
+    text: str | None = None
+    if body and not binary:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            binary = True
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": request.method,
+        "headers": dict(request.headers.items()),
+        "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()},  # noqa: SIM118
+        "queryStringParameters": dict(request.args.items()) or None,
+        "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args} or None,
+        "pathParameters": parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": request.method,
+            "path": f"/local{path}",
+            "stage": "local",
+            "requestId": str(uuid.uuid4()),
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "identity": {"sourceIp": request.remote_addr or "127.0.0.1"},
+        },
+        "body": (base64.b64encode(body).decode() if binary else text) if body else None,
+        "isBase64Encoded": bool(body) and binary,
+    }
+
+
+def _invoke_api(function: str, event: dict[str, Any]) -> Response:
+    """The HTTP answer API Gateway makes of ``function``'s proxy response (502 if it failed)."""
+    try:
+        result = _invoke(function, event)
+    except FunctionError as exc:
+        return _json({"error": "internal", "message": str(exc)}, 502)
+    payload = result.get("body") or ""
+    data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+    headers = [(k, v) for k, values in (result.get("multiValueHeaders") or {}).items() for v in values]
+    single = result.get("headers") or {}
+    headers += [(k, v) for k, v in single.items() if k.lower() not in {h.lower() for h, _ in headers}]
+    return Response(data, status=int(result.get("statusCode", 200)), headers=headers)
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``variables`` set in ``os.environ`` for the duration (a function's own configuration)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _endpoint_app() -> Any:
