@@ -653,3 +653,24 @@ def test_template_assertions_api(default_app: Synthesized) -> None:
     template.has_resource_properties(
         "AWS::ApiGateway::RestApi", {"BinaryMediaTypes": Match.array_with(["image/*"])}
     )
+
+
+def test_container_functions_match_the_dockerfile(default_app: Synthesized) -> None:
+    """Each container function's CMD names a module the image has: ``COPY functions/<name>/app.py
+    /var/task/<name>/app.py``, and the build context lets that file in."""
+    dockerfile = (REPO / "functions" / "Dockerfile").read_text()
+    ignore = (REPO / "functions" / "Dockerfile.dockerignore").read_text().splitlines()
+    commands = [
+        function["Properties"]["ImageConfig"]["Command"]
+        for function in default_app.of_type("AWS::Lambda::Function").values()
+        if function["Properties"].get("PackageType") == "Image"
+    ]
+    assert sorted(commands) == [["aggregate.app.handler"], ["image_infer.app.handler"]]
+    for (command,) in commands:
+        name = command.split(".")[0]
+        assert f"COPY functions/{name}/app.py /var/task/{name}/app.py" in dockerfile
+        assert f"!functions/{name}/app.py" in ignore
+        assert (REPO / "functions" / name / "app.py").exists()
+    assert 'ENTRYPOINT ["python", "-m", "awslambdaric"]' in dockerfile
+    pins = (REPO / "functions" / "lambda-image.txt").read_text()
+    assert re.search(r"^awslambdaric==\d+\.\d+\.\d+$", pins, re.MULTILINE)
