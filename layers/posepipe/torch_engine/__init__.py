@@ -1,0 +1,13 @@
+"""The torch engine: MediaPipe BlazePose (detector + Full landmarks) ported to PyTorch, batched.
+
+Parts (each its own module):
+
+- ``tflite_reader`` / ``graph_module``: the two TFLite models of the ``.task`` bundle read at load
+  time and rebuilt as PyTorch modules (:class:`posepipe.torch_engine.models.DetectorModel`,
+  :class:`posepipe.torch_engine.models.LandmarkModel`), NCHW, fp32 on CPU, fp16 on CUDA.
+- ``anchors``, ``detection``: letterboxing, SSD anchors, box and keypoint decoding, weighted NMS.
+- ``roi``, ``landmarks``: regions of interest (from detections, and from landmarks while
+  tracking), the affine 256x256 crop, landmark and world-landmark decoding, projection back.
+
+The model contract shared by all of them is in :mod:`posepipe.torch_engine.models`.
+"""
