@@ -151,6 +151,23 @@ def test_post_images_answers_the_persons(stack: subprocess.Popen[str], sample: C
     assert len(result["frames"][0]["persons"]) == 2
 
 
+def test_post_images_annotated_url_downloads_the_image(
+    stack: subprocess.Popen[str], sample: Callable[[str], Path]
+) -> None:
+    request = urllib.request.Request(
+        f"{API_URL}/images?annotate=1",
+        data=sample("messi5.jpg").read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        result = json.loads(answer.read())
+    assert result["annotated_url"].startswith(S3_URL)
+    with urllib.request.urlopen(result["annotated_url"], timeout=30) as answer:
+        image = answer.read()
+    assert image[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert len(image) > 10_000
+
+
 def test_same_video_uploaded_twice_is_one_execution(s3: Any, sfn: Any, uploaded: dict[str, Any]) -> None:
     # A second "object created" event for the same content (same ETag).
     source = {"Bucket": INPUT, "Key": "videos/vtest.avi"}

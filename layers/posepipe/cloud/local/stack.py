@@ -173,9 +173,10 @@ class LocalStack:
         return handlers
 
     def _function_environment(self, name: str) -> dict[str, str]:
-        if name == "video_jobs":
-            # Its presigned upload and result URLs are for the user's client: they must name the
-            # S3 that users reach here (moto's server), as on AWS they name the regional endpoint.
+        if name in ("video_jobs", "image_infer"):
+            # Their presigned URLs (uploads, results, the annotated image) are for the user's client:
+            # they must name the S3 that users reach here (moto's server), as on AWS they name the
+            # regional endpoint.
             return {"AWS_ENDPOINT_URL_S3": self.s3_url}
         return {}
 
