@@ -2,7 +2,7 @@
 
 Both networks take a batch of RGB images as float tensors in [0, 1], NCHW, on any device and in
 fp32 or fp16, and return raw outputs exactly as the TFLite models do (NHWC outputs transposed to
-NCHW), with no post-processing: scores and presence are logits.
+NCHW), with no post-processing: detector scores are logits; pose presence is already a probability.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class DetectorModel(Protocol):
 class LandmarkOutputs:
     # [N, 195]: 39 points x (x, y, z, visibility logit, presence logit), in 256-px crop units
     landmarks: torch.Tensor
-    presence: torch.Tensor  # [N, 1]: pose presence logit
+    presence: torch.Tensor  # [N, 1]: pose presence, a probability (the graph ends in a sigmoid)
     segmentation: torch.Tensor  # [N, 1, 256, 256]
     heatmap: torch.Tensor  # [N, 39, 64, 64]
     world: torch.Tensor  # [N, 117]: 39 points x (x, y, z) in metres, hip-centred
