@@ -8,6 +8,8 @@ Parts (each its own module):
 - ``anchors``, ``detection``: letterboxing, SSD anchors, box and keypoint decoding, weighted NMS.
 - ``roi``, ``landmarks``: regions of interest (from detections, and from landmarks while
   tracking), the affine 256x256 crop, landmark and world-landmark decoding, projection back.
+- ``image_engine``: ``TorchPoseEngine``, the whole IMAGE-mode pipeline (MediaPipe's
+  PoseLandmarker without tracking), batched across images, giving posepipe's ``Person``.
 
 The model contract shared by all of them is in :mod:`posepipe.torch_engine.models`.
 """
