@@ -34,6 +34,7 @@ from posepipe.torch_engine.landmarks import (
     refine_from_heatmap,
     to_pixels,
 )
+from posepipe.torch_engine.networks import load_networks
 from posepipe.torch_engine.roi import (
     Rects,
     crop_homography,
@@ -340,7 +341,15 @@ def litert(model_path: Path) -> tuple[LiteRtDetector, LiteRtLandmarks]:
 
 @pytest.fixture(scope="module")
 def torch_engine(litert: tuple[LiteRtDetector, LiteRtLandmarks]) -> TorchPoseEngine:
+    """The pipeline around LiteRT's own networks: only the pipeline can differ from MediaPipe."""
     detector, landmarks = litert
+    return TorchPoseEngine(detector, landmarks, "cpu")
+
+
+@pytest.fixture(scope="module")
+def ported_engine(model_path: Path) -> TorchPoseEngine:
+    """The whole torch engine: the pipeline and the ported networks (fp32, CPU)."""
+    detector, landmarks = load_networks(model_path)
     return TorchPoseEngine(detector, landmarks, "cpu")
 
 
@@ -360,10 +369,15 @@ def matched(reference: list[Person], persons: list[Person]) -> list[tuple[Person
     return pairs
 
 
+@pytest.mark.parametrize("networks", ["litert", "ported"])
 @pytest.mark.parametrize("name", PHOTOS)
 def test_parity_with_mediapipe_image_mode(
-    name: str, sample: Callable[[str], Path], torch_engine: TorchPoseEngine, mediapipe_engine: PoseEngine
-) -> None:
+    name: str, networks: str, sample: Callable[[str], Path], mediapipe_engine: PoseEngine,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    torch_engine: TorchPoseEngine = request.getfixturevalue(
+        "torch_engine" if networks == "litert" else "ported_engine"
+    )
     rgb = load_image(sample(name)).rgb
     reference = mediapipe_engine.detect(rgb)
     persons = torch_engine.detect_image(rgb, max_poses=4)
