@@ -100,7 +100,9 @@ def s3(
             env.setenv("AWS_ACCESS_KEY_ID", "testing")
             env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
             env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-            for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "POSEPIPE_MODEL"):
+            for name in (
+                "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "POSEPIPE_MODEL", "POSEPIPE_ENGINE"
+            ):  # fmt: skip
                 env.delenv(name, raising=False)
             # An empty SageMaker model folder: the endpoint falls back to the built model.
             env.setenv("SM_MODEL_DIR", str(tmp_path_factory.mktemp("sm-model")))
@@ -144,6 +146,66 @@ def test_ping_answers_200_once_the_model_is_loaded(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.get_json()["status"] == "ready"
     assert response.get_json()["model"] == "pose_landmarker_full"
+    assert response.get_json()["engine"] == "mediapipe"  # "auto" without a CUDA GPU
+
+
+def test_an_unknown_posepipe_engine_fails_the_start_up_saying_why(
+    s3: S3Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSEPIPE_ENGINE", "bogus")
+    response = create_app(load_in_background=False).test_client().get("/ping")
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "status": "failed",
+        "message": "EngineError: POSEPIPE_ENGINE: 'bogus' is not one of mediapipe, torch, auto",
+    }
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one CPU thread (see tests/test_engine_choice.py): robust on a busy shared CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_posepipe_engine_torch_serves_the_chunk_with_the_torch_engine(
+    client: FlaskClient, s3: S3Stack, monkeypatch: pytest.MonkeyPatch, sample: Callable[[str], Path]
+) -> None:
+    """Same request, same contract: only the stored result's ``model`` says which engine ran."""
+    monkeypatch.setenv("POSEPIPE_ENGINE", "torch")
+    torch_app = create_app(load_in_background=False)
+    ping = torch_app.test_client().get("/ping")
+    assert ping.status_code == 200, ping.get_json()
+    assert {k: ping.get_json()[k] for k in ("status", "engine", "model", "device", "dtype")} == {
+        "status": "ready", "engine": "torch", "model": "pose_landmarker_full", "device": "cpu",
+        "dtype": "float32",
+    }  # fmt: skip
+
+    chunk = {"index": 3, "start": 540, "stop": 560, "warmup_start": 530}
+    answers = {}
+    for engine, app_client in (("torch", torch_app.test_client()), ("mediapipe", client)):
+        status, answer = post(app_client, invocation(f"engine-{engine}", chunk=chunk))
+        assert status == 200, answer
+        assert set(answer) == {"output", "chunk", "frames", "person_frames", "timings"}
+        answers[engine] = get_json(s3.client, OUTPUT_BUCKET, answer["output"].split("/", 3)[3])
+    stored, reference = answers["torch"], answers["mediapipe"]
+    assert (stored["model"]["engine"], reference["model"]["engine"]) == ("torch", "mediapipe")
+    assert len(stored["frames"]) == len(reference["frames"]) == 20
+    assert [f["index"] for f in stored["frames"]] == [f["index"] for f in reference["frames"]]
+    assert sum(len(f["persons"]) for f in stored["frames"]) > 0
+    info = probe(sample("vtest.avi"))
+    source = Source(uri=VIDEO_URI, width=info.width, height=info.height, fps=info.fps,
+                    frame_count=info.frame_count, duration_s=info.duration_s)  # fmt: skip
+    numbered = [
+        {**frame, "persons": [{**person, "id": i} for i, person in enumerate(frame["persons"])]}
+        for frame in stored["frames"]
+    ]
+    validate_result({**result_header(source, stored["model"]), "frames": numbered})
 
 
 class GatedEngine:
@@ -327,6 +389,7 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("unknown chunk field", _chunk(job="x"), "application/json", "invalid_chunk"),
     ("options not an object", invocation("bad", options="fast"), "application/json", "invalid_options"),
     ("model chosen by the caller", _options(model_path="/etc/passwd"), "application/json", "invalid_options"),
+    ("engine chosen by the caller", _options(engine="torch"), "application/json", "invalid_options"),
     ("misspelt option", _options(max_pose=2), "application/json", "invalid_options"),
     ("no poses", _options(max_poses=0), "application/json", "invalid_options"),
     ("confidence above 1", _options(min_detection_confidence=1.5), "application/json", "invalid_options"),

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
 
@@ -50,14 +51,27 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("mediapipe", "torch", "auto"),
+        default="mediapipe",
+        help="mediapipe: MediaPipe on the CPU (the default); torch: the same model ported to PyTorch, "
+        "on a CUDA GPU when there is one, else on the CPU, where it is 2-3x slower than mediapipe; "
+        "auto: torch on a CUDA GPU, else mediapipe",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, as posepipe's other errors are (usage with --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"posepipe: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from posepipe.tracking import SmoothingOptions
 
-    parser = argparse.ArgumentParser(
-        prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = _Parser(prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     image = commands.add_parser("image", help="keypoints and an annotated copy of images")
@@ -138,7 +152,7 @@ def _run_images(args: argparse.Namespace) -> int:
 
     job = ImageJob(
         ImageJobOptions(
-            inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses),
+            inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
             annotate=not args.no_annotate,
             max_pixels=int(args.max_megapixels * 1_000_000),
         )
@@ -165,7 +179,7 @@ def _run_videos(args: argparse.Namespace) -> int:
     from posepipe.tracking import SmoothingOptions
 
     options = VideoJobOptions(
-        inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses),
+        inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
         chunk_frames=args.chunk_frames,
         warmup_s=args.warmup_s,
         workers=args.workers,
@@ -238,7 +252,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         "posepipe local stack is up (Ctrl-C stops it)\n"
         f"  S3, SQS, Step Functions (moto): {stack.s3_url}\n"
         f"  API:                            {stack.api_url}  (POST /images, POST /videos, GET /jobs/{{id}})\n"
-        f"  endpoint container:             http://{args.host}:{stack.ports.endpoint}  (GET /ping)\n"
+        f"  endpoint container:             http://{args.host}:{stack.ports.endpoint}  (GET /ping; "
+        f"engine: {os.environ.get('POSEPIPE_ENGINE', 'mediapipe')})\n"
         f"  input bucket:  {config.input_bucket}   output bucket: {config.output_bucket}\n"
         "try:\n"
         "  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x aws --region us-east-1 \\\n"

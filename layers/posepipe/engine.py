@@ -1,21 +1,33 @@
-"""The CPU pose engine: MediaPipe Tasks' ``PoseLandmarker``, one method per running mode.
+"""The pose engines: MediaPipe Tasks' ``PoseLandmarker`` (CPU) or its PyTorch port, one interface.
 
 Frames go in as upright RGB ``uint8`` arrays (H, W, 3); persons come out in pixel units
 (:class:`posepipe.result.Person`), without ids: tracking gives those later.
+
+:func:`open_pose_engine` makes the engine that :attr:`PoseEngineOptions.engine` names:
+
+- ``"mediapipe"``: :class:`PoseEngine`, MediaPipe itself (TFLite/XNNPACK on the CPU);
+- ``"torch"``: :class:`posepipe.torch_engine.estimator.TorchPoseEstimator`, the same networks
+  from the same ``.task`` bundle ported to PyTorch (CUDA when there is a GPU, else the CPU,
+  where it is slower than MediaPipe);
+- ``"auto"``: torch on CUDA when PyTorch and a GPU are there, else mediapipe.
+
+Both have :class:`PoseEstimator`'s interface. The MediaPipe path never imports torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from posepipe.errors import EngineError
 from posepipe.models import ModelInfo, model_info, resolve_model_path
 from posepipe.result import Person
 
@@ -30,9 +42,56 @@ class RunningMode(Enum):
     VIDEO = "video"
 
 
+EngineChoice = Literal["mediapipe", "torch", "auto"]
+EngineName = Literal["mediapipe", "torch"]
+ENGINE_CHOICES: tuple[EngineChoice, ...] = ("mediapipe", "torch", "auto")
+TorchDtype = Literal["float16", "float32"]
+TORCH_DTYPES: tuple[TorchDtype, ...] = ("float16", "float32")
+
+
+def parse_engine(value: str, what: str = "engine") -> EngineChoice:
+    """``value`` as an engine choice, or :class:`EngineError` naming ``what`` and the choices."""
+    if value not in ENGINE_CHOICES:
+        raise EngineError(f"{what} {value!r} is not one of {', '.join(ENGINE_CHOICES)}")
+    return value
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported (without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_torch() -> None:
+    """:class:`EngineError` unless PyTorch is installed (the torch engine needs it)."""
+    if not torch_installed():
+        raise EngineError("the torch engine needs PyTorch, which is not installed (pip install torch)")
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch is installed and sees a CUDA GPU (imports torch when it is installed)."""
+    if not torch_installed():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_engine(choice: str) -> EngineName:
+    """The engine that runs for ``choice``: ``"auto"`` is torch on CUDA, else mediapipe."""
+    parsed = parse_engine(choice)
+    if parsed == "auto":
+        return "torch" if cuda_available() else "mediapipe"
+    return parsed
+
+
 @dataclass(frozen=True)
 class PoseEngineOptions:
-    """Options of :class:`PoseEngine`; thresholds are MediaPipe's own."""
+    """Options of :func:`open_pose_engine`; thresholds are MediaPipe's own.
+
+    ``engine`` picks the implementation (see the module docstring). ``device`` and ``dtype`` are
+    the torch engine's only (default: ``cuda`` when available, else ``cpu``; float16 on CUDA,
+    float32 elsewhere); MediaPipe ignores them.
+    """
 
     model_path: Path | None = None
     running_mode: RunningMode = RunningMode.IMAGE
@@ -40,8 +99,14 @@ class PoseEngineOptions:
     min_detection_confidence: float = 0.5
     min_presence_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    engine: EngineChoice = "mediapipe"
+    device: str | None = None
+    dtype: TorchDtype | None = None
 
     def __post_init__(self) -> None:
+        parse_engine(self.engine)
+        if self.dtype is not None and self.dtype not in TORCH_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, not {self.dtype!r}")
         if self.max_poses < 1:
             raise ValueError(f"max_poses must be at least 1, not {self.max_poses}")
         for name in ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence"):
@@ -50,8 +115,42 @@ class PoseEngineOptions:
                 raise ValueError(f"{name} must be within [0, 1], not {value}")
 
 
+class PoseEstimator(Protocol):
+    """What every engine offers (:class:`PoseEngine`'s interface)."""
+
+    def model_dict(self) -> dict[str, Any]:
+        """The model and engine, as results record them (``name``, ``engine``, thresholds...)."""
+
+    def detect(self, rgb: RGBImage) -> list[Person]:
+        """Persons in one image (IMAGE mode)."""
+
+    def detect_for_video(self, rgb: RGBImage, timestamp_ms: int) -> list[Person]:
+        """Persons in the next frame of a video (VIDEO mode); timestamps must increase."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> PoseEstimator: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+def open_pose_engine(options: PoseEngineOptions) -> PoseEstimator:
+    """The engine ``options.engine`` chooses (``"auto"`` resolved here), loaded and ready.
+
+    :class:`EngineError` when the torch engine is chosen but PyTorch is not installed.
+    """
+    if resolve_engine(options.engine) == "torch":
+        require_torch()
+        from posepipe.torch_engine.estimator import TorchPoseEstimator
+
+        return TorchPoseEstimator(options)
+    return PoseEngine(options)
+
+
 class PoseEngine:
-    """MediaPipe's PoseLandmarker behind posepipe's types.
+    """MediaPipe's PoseLandmarker behind posepipe's types (the ``"mediapipe"`` engine).
 
     ``detect`` for single images (IMAGE mode); ``detect_for_video`` for the frames of one video in
     order (VIDEO mode: the landmarks of one frame guide the next, and the detector runs only

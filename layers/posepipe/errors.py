@@ -26,3 +26,9 @@ class ModelError(PosepipeError):
     """The pose model is missing, unreadable or cannot be built."""
 
     code = "model"
+
+
+class EngineError(PosepipeError):
+    """The pose engine asked for cannot run: an unknown name, or the torch engine without PyTorch."""
+
+    code = "engine"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from posepipe.drawing import DrawOptions, draw_persons
-from posepipe.engine import PoseEngine, RunningMode
+from posepipe.engine import PoseEstimator, RunningMode, open_pose_engine, require_torch, torch_installed
 from posepipe.images import DEFAULT_MAX_PIXELS, LoadedImage, annotated_suffix, encode_image, load_image
 from posepipe.models import resolve_model_path
 from posepipe.outputs import staged_directory, write_files_atomically
@@ -79,7 +79,9 @@ class ImageJob:
 
     def __init__(self, options: ImageJobOptions | None = None) -> None:
         self.options = options or ImageJobOptions()
-        self.engine = PoseEngine(self.options.inference.engine_options(RunningMode.IMAGE))
+        self.engine: PoseEstimator = open_pose_engine(
+            self.options.inference.engine_options(RunningMode.IMAGE)
+        )
 
     def run(self, data: str | Path | bytes, uri: str) -> tuple[PoseResult, bytes | None, str]:
         """Result, annotated image bytes (``None`` unless annotating) and the annotated suffix."""
@@ -142,10 +144,25 @@ def _render_task(
 _progress_queue: Any = None
 
 
-def _init_worker(queue: Any) -> None:
+def _init_worker(queue: Any, torch_threads: int | None = None) -> None:
     global _progress_queue
     _progress_queue = queue
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if torch_threads is not None:
+        # Each worker's torch would otherwise start a thread per core: workers x cores threads
+        # spinning against each other made a 2-worker run on 2 cores 10x slower than 1 worker.
+        os.environ["OMP_NUM_THREADS"] = str(torch_threads)
+        import torch
+
+        torch.set_num_threads(torch_threads)
+
+
+def _torch_threads(engine: str, workers: int) -> int | None:
+    """Intra-op threads for each worker's torch (its share of the cores); None without torch, or
+    when ``OMP_NUM_THREADS`` already says."""
+    if engine == "mediapipe" or "OMP_NUM_THREADS" in os.environ or not torch_installed():
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _report_progress(count: int) -> None:
@@ -154,10 +171,10 @@ def _report_progress(count: int) -> None:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork starts workers in milliseconds. The parent has no MediaPipe of its own (the CLI never
-    # runs an image job in the same process), and the pool forks all its workers on the first
-    # submission, before the progress thread starts. Elsewhere (macOS, Windows) spawn is the
-    # safe default.
+    # fork starts workers in milliseconds. The parent has no engine of its own (no MediaPipe, no
+    # torch, no CUDA context: the CLI never runs an image job in the same process, and "auto" is
+    # resolved in the workers), and the pool forks all its workers on the first submission,
+    # before the progress thread starts. Elsewhere (macOS, Windows) spawn is the safe default.
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
@@ -210,6 +227,8 @@ def run_video(
 ) -> VideoJobReport:
     """Write ``out_dir/<stem>/{keypoints.json, annotated.mp4, summary.json}`` for ``video``."""
     options = options or VideoJobOptions()
+    if options.inference.engine == "torch":
+        require_torch()  # said once, before any worker starts
     started = time.perf_counter()
     info = probe(video)
     probe_s = time.perf_counter() - started
@@ -230,7 +249,10 @@ def run_video(
             staged_directory(out_dir / video.stem) as staging,
             tempfile.TemporaryDirectory(prefix="posepipe-segments-") as segments_dir,
             ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(queue, _torch_threads(inference.engine, workers)),
             ) as pool,
         ):
             run = _VideoRun(video, info, chunks, inference, options, pool, progress, Path(segments_dir))

@@ -1,7 +1,7 @@
 """The three stages of video pose estimation, as plain functions on JSON-serialisable data.
 
 ``split(video) -> chunks``: frame ranges planned so that chunks can run in parallel.
-``infer_chunk(video, chunk) -> chunk result``: MediaPipe in VIDEO (tracking) mode over one range.
+``infer_chunk(video, chunk) -> chunk result``: the pose engine in VIDEO (tracking) mode over one range.
 ``aggregate(chunk results) -> frames``: stable person ids across chunks, temporal smoothing.
 
 Chunking and tracking: MediaPipe's tracker carries a person from frame to frame once its
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from posepipe.engine import PoseEngine, PoseEngineOptions, RunningMode
+from posepipe.engine import EngineChoice, PoseEngineOptions, RunningMode, open_pose_engine, parse_engine
 from posepipe.result import Frame, Person
 from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions, TrackerOptions, pose_distance
 from posepipe.video import VideoInfo, probe, read_frames
@@ -139,7 +139,10 @@ def split(
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """What ``infer_chunk`` runs: the model and MediaPipe's thresholds."""
+    """What ``infer_chunk`` runs: the engine, the model and MediaPipe's thresholds.
+
+    ``engine``: ``"mediapipe"``, ``"torch"`` or ``"auto"`` (see :mod:`posepipe.engine`).
+    """
 
     model_path: str | None = None
     max_poses: int = 4
@@ -147,6 +150,10 @@ class InferenceOptions:
     min_presence_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     decode_threads: int = 1
+    engine: EngineChoice = "mediapipe"
+
+    def __post_init__(self) -> None:
+        parse_engine(self.engine)
 
     def engine_options(self, mode: RunningMode) -> PoseEngineOptions:
         return PoseEngineOptions(
@@ -156,6 +163,7 @@ class InferenceOptions:
             min_detection_confidence=self.min_detection_confidence,
             min_presence_confidence=self.min_presence_confidence,
             min_tracking_confidence=self.min_tracking_confidence,
+            engine=self.engine,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,7 +214,8 @@ def infer_chunk(
     progress: Callable[[int], None] | None = None,
     agree_with: Sequence[Frame] | None = None,
 ) -> ChunkResult:
-    """Run MediaPipe in VIDEO mode over the chunk's warm-up and frames; ``progress(n)`` per frame.
+    """Run the engine (``options.engine``) in VIDEO mode over the chunk's warm-up and frames;
+    ``progress(n)`` per frame. The result's ``model`` names the engine that ran.
 
     With ``agree_with`` (an earlier result for the same frames, from a shorter warm-up), stop as
     soon as ``AGREEMENT_FRAMES`` frames in a row give the very same persons: from there on the
@@ -219,7 +228,7 @@ def infer_chunk(
     info = info or probe(video)
     decode_s = inference_s = 0.0
     frames: list[Frame] = []
-    with PoseEngine(options.engine_options(RunningMode.VIDEO)) as engine:
+    with open_pose_engine(options.engine_options(RunningMode.VIDEO)) as engine:
         load_s = time.perf_counter() - started
         mark = time.perf_counter()
         for decoded in read_frames(

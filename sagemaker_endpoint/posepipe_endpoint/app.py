@@ -1,7 +1,9 @@
 """The Flask app: SageMaker's real-time inference contract around ``posepipe.stages.infer_chunk``.
 
 ``GET /ping``: 200 once the model is loaded and verified (it loads in a background thread at
-start-up, so ``/ping`` answers at once: 503 until then, and for good if loading failed).
+start-up, so ``/ping`` answers at once: 503 until then, and for good if loading failed), naming
+the engine (``mediapipe``, or ``torch`` with its device and dtype; see
+:mod:`posepipe_endpoint.engine` for how it is chosen).
 
 ``POST /invocations`` (docs/CLOUD.md, "Endpoint invocation"): reads the chunk's video from S3
 (the last few videos stay on local disk, see :mod:`posepipe_endpoint.video_cache`), runs the
@@ -22,7 +24,7 @@ engine over the chunk, writes the ``ChunkResult`` JSON to ``output`` and answers
 Time: SageMaker gives an invocation 60 s. On CPU MediaPipe takes 15-25 ms per frame, so a
 default 60 s chunk of 30 fps video (1800 frames plus warm-up) does not fit: the CPU engine
 serves short chunks (a few hundred frames) and local runs; full-size chunks are the job of the
-planned batched GPU engine. The server does not cut requests short.
+torch engine on a GPU. The server does not cut requests short.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from posepipe.cloud.storage import put_json, s3_client
 from posepipe.errors import InputError
 from werkzeug.exceptions import HTTPException
 
-from posepipe_endpoint.engine import ChunkEngine, EngineFactory, MediaPipeChunkEngine
+from posepipe_endpoint.engine import ChunkEngine, EngineFactory, default_engine_factory
 from posepipe_endpoint.log import logger
 from posepipe_endpoint.request import InvocationRequest, RequestError, parse_invocation
 from posepipe_endpoint.video_cache import VideoCache, VideoNotFoundError
@@ -124,8 +126,10 @@ def create_app(
 ) -> Flask:
     """The endpoint's WSGI app.
 
-    ``engine_factory`` makes the engine (default: :class:`MediaPipeChunkEngine` with the model
-    of :func:`~posepipe_endpoint.engine.resolve_endpoint_model`). The model loads in a thread
+    ``engine_factory`` makes the engine (default:
+    :func:`~posepipe_endpoint.engine.default_engine_factory`: torch on CUDA, else MediaPipe, or
+    as ``$POSEPIPE_ENGINE`` says; the model of
+    :func:`~posepipe_endpoint.engine.resolve_endpoint_model`). The model loads in a thread
     (``load_in_background``) or before this returns; an invocation that arrives while it loads
     waits up to ``load_wait_s`` (SageMaker sends none before ``/ping`` passes, a local stack may).
     The last ``cached_videos`` videos are kept in ``cache_dir`` (default: a temporary folder,
@@ -134,7 +138,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     directory = cache_dir or Path(tempfile.mkdtemp(prefix="posepipe-endpoint-"))
-    state = EndpointState(engine_factory or MediaPipeChunkEngine, VideoCache(directory, cached_videos))
+    state = EndpointState(engine_factory or default_engine_factory, VideoCache(directory, cached_videos))
     app.extensions[_EXTENSION] = state
     if cache_dir is None:
         weakref.finalize(state, shutil.rmtree, directory, ignore_errors=True)

@@ -1,9 +1,14 @@
 """The engine behind ``/invocations``: which model the endpoint serves, and how a chunk is run.
 
 The endpoint loads and verifies its model once at start-up (``/ping`` answers 200 only then) and
-runs every chunk with it. ``posepipe.stages.infer_chunk`` makes a fresh MediaPipe landmarker per
-chunk, because VIDEO mode carries tracking state from frame to frame and each chunk must start
-clean (its warm-up frames rebuild that state).
+runs every chunk with it. ``posepipe.stages.infer_chunk`` opens a fresh engine per chunk,
+because VIDEO mode carries tracking state from frame to frame and each chunk must start clean
+(its warm-up frames rebuild that state).
+
+The engine (:func:`endpoint_engine`): ``$POSEPIPE_ENGINE`` (``mediapipe``, ``torch`` or
+``auto``; default ``auto``): ``auto`` serves the torch engine (BlazePose ported to PyTorch,
+float16) when PyTorch sees a CUDA GPU, else MediaPipe on the CPU. Any other value fails the
+start-up (``/ping`` says why). Requests cannot choose the engine.
 
 The model, first found first used:
 
@@ -12,8 +17,8 @@ The model, first found first used:
 2. ``$POSEPIPE_MODEL``;
 3. the model ``posepipe models build`` cached (the container image builds it).
 
-A :class:`ChunkEngine` is the seam for other engines (the planned batched GPU BlazePose):
-``create_app(engine_factory=...)`` takes any callable that returns one.
+A :class:`ChunkEngine` is the seam for other engines: ``create_app(engine_factory=...)`` takes
+any callable that returns one (default :func:`default_engine_factory`).
 """
 
 from __future__ import annotations
@@ -24,13 +29,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from posepipe.errors import ModelError
+from posepipe.engine import (
+    EngineName,
+    PoseEngineOptions,
+    RunningMode,
+    open_pose_engine,
+    parse_engine,
+    resolve_engine,
+)
+from posepipe.errors import ModelError, PosepipeError
 from posepipe.models import model_info, resolve_model_path, verify_model
 from posepipe.stages import Chunk, ChunkResult, InferenceOptions, infer_chunk
 from posepipe.video import VideoInfo
 
 SM_MODEL_DIR_ENV = "SM_MODEL_DIR"
 DEFAULT_SM_MODEL_DIR = "/opt/ml/model"
+ENGINE_ENV = "POSEPIPE_ENGINE"
+DEFAULT_ENGINE = "auto"
 
 
 class ChunkEngine(Protocol):
@@ -59,8 +74,19 @@ def resolve_endpoint_model() -> Path:
     return resolve_model_path(bundles[0] if bundles else None)
 
 
+def endpoint_engine() -> EngineName:
+    """The engine this endpoint serves: ``$POSEPIPE_ENGINE`` (default ``auto``), resolved."""
+    value = os.environ.get(ENGINE_ENV, "").strip() or DEFAULT_ENGINE
+    return resolve_engine(parse_engine(value, what=f"{ENGINE_ENV}:"))
+
+
+def default_engine_factory() -> ChunkEngine:
+    """:class:`TorchChunkEngine` or :class:`MediaPipeChunkEngine`, as :func:`endpoint_engine` says."""
+    return TorchChunkEngine() if endpoint_engine() == "torch" else MediaPipeChunkEngine()
+
+
 class MediaPipeChunkEngine:
-    """The CPU engine: ``posepipe.stages.infer_chunk`` with the endpoint's one model."""
+    """The CPU engine: ``posepipe.stages.infer_chunk`` with MediaPipe and the endpoint's one model."""
 
     def __init__(self, model_path: Path | None = None) -> None:
         self._model_path = model_path
@@ -87,4 +113,59 @@ class MediaPipeChunkEngine:
         }
 
     def infer(self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo) -> ChunkResult:
-        return infer_chunk(video, chunk, replace(options, model_path=str(self.model_path)), info=info)
+        chosen = replace(options, model_path=str(self.model_path), engine="mediapipe")
+        return infer_chunk(video, chunk, chosen, info=info)
+
+
+class TorchChunkEngine:
+    """The GPU engine: ``posepipe.stages.infer_chunk`` with the torch engine and the endpoint's one model.
+
+    ``load`` converts the bundle's networks onto the device (kept for every chunk after, see
+    :mod:`posepipe.torch_engine.estimator`) and runs them once on a blank image: CUDA in float16
+    when there is a GPU, else the CPU in float32.
+    """
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        self._model_path = model_path
+        self._description: dict[str, Any] | None = None
+
+    @property
+    def model_path(self) -> Path:
+        if self._model_path is None:
+            raise ModelError("the engine is not loaded")
+        return self._model_path
+
+    def load(self) -> None:
+        import numpy as np
+
+        path = self._model_path or resolve_endpoint_model()
+        blank = np.zeros((256, 256, 3), dtype=np.uint8)
+        try:
+            with open_pose_engine(PoseEngineOptions(model_path=path, engine="torch")) as estimator:
+                estimator.detect(blank)
+                model = estimator.model_dict()
+            video = PoseEngineOptions(model_path=path, engine="torch", running_mode=RunningMode.VIDEO)
+            with open_pose_engine(video) as tracker:
+                tracker.detect_for_video(blank, 0)
+        except PosepipeError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{path}: the torch engine could not load the model: {exc}") from exc
+        self._model_path = path
+        self._description = {
+            "engine": "torch",
+            "model": model["name"],
+            "model_path": model["path"],
+            "model_sha256": model["sha256"],
+            "device": model["device"],
+            "dtype": model["dtype"],
+        }
+
+    def describe(self) -> dict[str, Any]:
+        if self._description is None:
+            raise ModelError("the engine is not loaded")
+        return dict(self._description)
+
+    def infer(self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo) -> ChunkResult:
+        chosen = replace(options, model_path=str(self.model_path), engine="torch")
+        return infer_chunk(video, chunk, chosen, info=info)

@@ -10,6 +10,8 @@ Parts (each its own module):
   tracking), the affine 256x256 crop, landmark and world-landmark decoding, projection back.
 - ``image_engine``: ``TorchPoseEngine``, the whole IMAGE-mode pipeline (MediaPipe's
   PoseLandmarker without tracking), batched across images, giving posepipe's ``Person``.
+- ``estimator``: ``TorchPoseEstimator``, the engine behind ``posepipe.engine.PoseEngine``'s
+  interface (``open_pose_engine`` with ``engine="torch"``): device, dtype, IMAGE and VIDEO mode.
 
 The model contract shared by all of them is in :mod:`posepipe.torch_engine.models`.
 """

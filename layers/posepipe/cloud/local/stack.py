@@ -5,6 +5,7 @@
   calls honour ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and reach
 - the Lambda Invoke API over the real handlers of ``functions/`` (``host:9001``),
 - the endpoint container's server (``host:8080``) behind a SageMaker Runtime front (``host:8081``),
+  serving the engine ``$POSEPIPE_ENGINE`` names (``mediapipe`` unless set: the functions' engine),
 - a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
   video-jobs function, which starts the state machine (executions named from the key and ETag), and
 - the API (``host:3000``), calling the functions as API Gateway's REST proxy integration does:
@@ -151,6 +152,9 @@ class LocalStack:
             "AWS_DEFAULT_REGION": REGION,
             "POWERTOOLS_TRACE_DISABLED": "1",
             "POWERTOOLS_METRICS_NAMESPACE": "posepipe",
+            # The endpoint's engine (torch, auto or mediapipe). The image function and the
+            # aggregate's boundary repairs run MediaPipe: so does the endpoint unless asked otherwise.
+            "POSEPIPE_ENGINE": "mediapipe",
         }
         for name, value in defaults.items():
             os.environ.setdefault(name, value)
