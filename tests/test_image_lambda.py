@@ -14,7 +14,6 @@ import json
 import tarfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +26,7 @@ from moto import mock_aws
 from posepipe.errors import ModelError
 from posepipe.result import validate_result
 
-from tests.lambdas import EVENTS, REQUEST_ID, lambda_context, load_handler_module
+from tests.lambdas import EVENTS, REQUEST_ID, captured_logs, lambda_context, load_handler_module
 from tests.localaws import FAKE_AWS_ENV
 
 REGION = "us-east-1"
@@ -290,20 +289,6 @@ def test_objects_outside_the_images_prefix_or_input_bucket_are_skipped(
     response = invoke(handler, s3_event(key, bucket=bucket))
     assert response["results"][0]["status"] == "skipped"
     assert aws.keys(OUTPUT) == before
-
-
-@contextmanager
-def captured_logs(module: ModuleType) -> Iterator[list[dict[str, Any]]]:
-    """The handler's structured log lines while the block runs (available after it)."""
-    stream = io.StringIO()
-    log_handler = module.logger.registered_handler
-    previous = log_handler.setStream(stream)
-    lines: list[dict[str, Any]] = []
-    try:
-        yield lines
-    finally:
-        log_handler.setStream(previous)
-        lines.extend(json.loads(line) for line in stream.getvalue().splitlines())
 
 
 def test_metrics_and_logs_are_emitted(
