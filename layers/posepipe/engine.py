@@ -103,6 +103,15 @@ class PoseEngineOptions:
     device: str | None = None
     dtype: TorchDtype | None = None
 
+    def settings_dict(self) -> dict[str, Any]:
+        """What every engine's ``model_dict`` reports of these options."""
+        return {
+            "max_poses": self.max_poses,
+            "min_detection_confidence": self.min_detection_confidence,
+            "min_presence_confidence": self.min_presence_confidence,
+            "min_tracking_confidence": self.min_tracking_confidence,
+        }
+
     def __post_init__(self) -> None:
         parse_engine(self.engine)
         if self.dtype is not None and self.dtype not in TORCH_DTYPES:
@@ -183,10 +192,7 @@ class PoseEngine:
         return {
             **self.model.to_dict(),
             "engine": "mediapipe",
-            "max_poses": self.options.max_poses,
-            "min_detection_confidence": self.options.min_detection_confidence,
-            "min_presence_confidence": self.options.min_presence_confidence,
-            "min_tracking_confidence": self.options.min_tracking_confidence,
+            **self.options.settings_dict(),
         }
 
     def detect(self, rgb: RGBImage) -> list[Person]:

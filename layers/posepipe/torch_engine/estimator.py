@@ -126,10 +126,7 @@ class TorchPoseEstimator:
             "engine": "torch",
             "device": str(self.device),
             "dtype": dtype_name(self.dtype),
-            "max_poses": self.options.max_poses,
-            "min_detection_confidence": self.options.min_detection_confidence,
-            "min_presence_confidence": self.options.min_presence_confidence,
-            "min_tracking_confidence": self.options.min_tracking_confidence,
+            **self.options.settings_dict(),
         }
 
     def detect(self, rgb: RGBImage) -> list[Person]:
