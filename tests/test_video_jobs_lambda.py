@@ -297,6 +297,21 @@ def test_job_with_an_error_record_has_failed(aws: Aws) -> None:
     assert api_call(aws, get_job(job)) == (200, {"job": job, "status": "failed", "error": record})
 
 
+def test_job_whose_execution_ended_without_an_error_record_says_why(aws: Aws) -> None:
+    job = api_call(aws, post_videos('{"filename": "stopped.mp4"}'))[1]["job"]
+    key = f"videos/{job}"
+    etag = aws.s3.put_object(Bucket=INPUT, Key=key, Body=b"video bytes")["ETag"]
+    started = invoke(aws, s3_event(key, etag.strip('"')))["results"][0]
+    aws.sfn.stop_execution(executionArn=started["execution_arn"])  # moto keeps no error or cause
+    status, body = api_call(aws, get_job(job))
+    assert status == 200
+    assert body["status"] == "aborted"
+    assert body["error"] == {
+        "input": f"s3://{INPUT}/{key}", "stage": "pipeline", "code": "ABORTED",
+        "reason": "the execution ended aborted", "execution": started["execution_arn"],
+    }  # fmt: skip
+
+
 def test_job_with_a_summary_has_succeeded_with_urls_that_download_the_results(aws: Aws) -> None:
     job = unique("jump.mp4")
     results = {

@@ -81,7 +81,26 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
     except stepfunctions.exceptions.ExecutionDoesNotExist:
         return {"job": job, "status": "queued"}
     status = str(described["status"]).lower()
-    return {"job": job, "status": "running" if status == "running" else status, "execution": execution}
+    answer: dict[str, Any] = {"job": job, "status": status, "execution": execution}
+    if status != "running" and status != "succeeded":
+        # Failed, timed out or aborted before (or while) writing its error record: read it once
+        # more, then fall back on what the execution itself says.
+        error = _get_json(s3, config.output_bucket, layout.error(key))
+        if error is None:
+            error = _execution_error(described, f"s3://{config.input_bucket}/{key}")
+        answer["error"] = error
+    return answer
+
+
+def _execution_error(described: dict[str, Any], input_uri: str) -> dict[str, Any]:
+    """The error of an execution that left no error record (one that timed out, say)."""
+    return {
+        "input": input_uri,
+        "stage": "pipeline",
+        "code": described.get("error") or str(described["status"]),
+        "reason": described.get("cause") or f"the execution ended {str(described['status']).lower()}",
+        "execution": described.get("executionArn"),
+    }
 
 
 def _get_json(s3: Any, bucket: str, key: str) -> Any:

@@ -68,13 +68,18 @@ runs; ``use_stream_mode`` is on in VIDEO mode):
   When a frame has no landmarks the landmarks' One Euro filters are reset (the calculator still
   runs on that frame for its ``IMAGE_SIZE`` input and resets on the empty ``NORM_LANDMARKS``).
   The visibility filters and the world landmarks' filter have only the landmark stream as input,
-  so on such a frame they do not run at all and keep their state: they carry over the gap, as in
-  MediaPipe.
+  so on such a frame they do not run at all and keep their state over the gap (checked against
+  mediapipe 1.2.2: resetting them too puts visibility 0.2 and world landmarks 2 cm off on the
+  first frame after a gap).
 - Timestamps (``PoseLandmarker.detect_for_video``): MediaPipe rejects a timestamp that does not
   increase; posepipe's engine moves a repeated or earlier one to the last plus 1 ms, and so does
   :class:`VideoTracker`. The calculators see microseconds (milliseconds x 1000).
 
 Person ids: -1, as posepipe's MediaPipe engine returns them (posepipe's own tracker assigns ids).
+
+Parity (``tests/test_torch_video.py``): tracking amplifies any numerical difference (a region
+moved by 1e-6 of the frame changes later landmarks by tenths of a pixel), so the torch engine
+follows MediaPipe's tracks as closely as that allows, not bit for bit.
 """
 
 from __future__ import annotations
@@ -388,7 +393,10 @@ def detect_for_video_batch(
     landmark crops as one batch (the endpoint's many chunks in flight). Equal to calling each
     tracker's detect_for_video.
 
-    The trackers must share one engine and be distinct; frames may differ in size.
+    The trackers must share one engine and be distinct; frames may differ in size. "Equal" is
+    bit for bit when the networks' arithmetic does not depend on the batch (an engine with
+    ``batch_size=1``); oneDNN's batched CPU convolutions differ from single-image ones by ~1e-3
+    in the raw outputs, and tracking lets such differences grow to tenths of a pixel.
     """
     if not len(trackers) == len(frames) == len(timestamps_ms):
         raise ValueError(

@@ -1,0 +1,469 @@
+"""VIDEO mode (tracking) of the torch engine: its rules by hand, then parity with MediaPipe.
+
+The parity tests run the whole torch engine (the pipeline and the PORTED networks, fp32 on the
+CPU) against posepipe's MediaPipe engine in VIDEO mode on the first 300 frames of vtest.avi.
+
+BlazePose tracking is chaotic: each frame's region comes from the previous frame's landmarks,
+and the landmark model is far from smooth in its crop (MediaPipe's 8-bit crop rounds sample
+positions to 1/32 pixel). Moving a tracked region by 1e-6 of the frame width (under a
+thousandth of a pixel) changes the landmarks of the following frames by tenths of a pixel
+(median 0.27 px, p95 1.5 px, world 1.5 cm on vtest.avi's far pedestrian), and at frame 100 it
+decides whether that pedestrian is lost at frame 163 or kept. An engine that is not bit-exact
+with MediaPipe's (XNNPACK networks included; the ported networks differ from the TFLite ones by
+about 1e-5) follows MediaPipe's track only that closely, and through such an event by chance.
+With ``max_poses=4`` the detector, run on every frame, keeps resetting the tracks to exact
+regions: the torch engine drops the far pedestrian at frame 163 as MediaPipe does and the
+issue's bounds hold. (The same pipeline on the TFLite networks run by LiteRT keeps that
+pedestrian, and then differs from MediaPipe by one person on 45% of the frames.) With
+``max_poses=1`` MediaPipe drops the pedestrian at frame 164 and then takes up another one, which
+the torch engine does not (97% of frames agree there, and world landmarks differ by 1.6 cm on
+that 70-px-tall pedestrian): no bound is claimed for that case. What it exercises, the
+smoothing, is checked up to the point where the tracks part (against the tracker's own chaos),
+and on a panned photo on frames where no chaos has built up yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from posepipe.engine import PoseEngine, PoseEngineOptions, RunningMode
+from posepipe.images import load_image
+from posepipe.result import Person
+from posepipe.torch_engine.image_engine import TorchPoseEngine
+from posepipe.torch_engine.networks import load_networks
+from posepipe.torch_engine.video_engine import (
+    LowPassFilter,
+    OneEuroFilter,
+    VideoTracker,
+    associate,
+    detect_for_video_batch,
+    rect_iou,
+)
+from posepipe.video import read_frames
+
+PARITY_FRAMES = 300
+
+
+def ms(t: float) -> int:
+    """A frame's timestamp as posepipe's stages hand it to the engine."""
+    return round(t * 1000)
+
+
+# -- filters -------------------------------------------------------------------------------------
+
+
+def test_low_pass_filter() -> None:
+    f = LowPassFilter(0.1)
+    assert f.apply(np.array([10.0, 20.0])).tolist() == [10.0, 20.0]  # the first value passes
+    assert f.apply(np.array([0.0, 0.0])).tolist() == pytest.approx([9.0, 18.0])
+    assert f.raw is not None
+    assert f.raw.tolist() == [0.0, 0.0]
+    # An alpha outside [0, 1] is ignored (SetAlpha logs and keeps the previous one).
+    assert f.apply_with_alpha(np.array([0.0, 0.0]), np.array([1.5, 0.5])).tolist() == pytest.approx(
+        [8.1, 9.0]
+    )
+
+
+def test_one_euro_filter_follows_mediapipe() -> None:
+    def alpha(cutoff: float, frequency: float) -> float:
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau * frequency)
+
+    f = OneEuroFilter(min_cutoff=0.05, beta=80.0, derivate_cutoff=1.0)
+    # First value: through. The timestamp 0 does not set the frequency.
+    assert f.apply(0, np.array([100.0]), 0.01).tolist() == [100.0]
+    # Second value: dt is unknown after a timestamp of 0, so 30 Hz stands.
+    second = f.apply(100_000_000, np.array([110.0]), 0.01)
+    d = (110.0 - 100.0) * 0.01 * 30.0
+    ed = alpha(1.0, 30.0) * d  # the derivative's low-pass starts from 0
+    a = alpha(float(np.float32(0.05)) + 80.0 * ed, 30.0)
+    assert second.tolist() == pytest.approx([a * 110.0 + (1 - a) * 100.0], rel=1e-6)
+    # Third value: 1 / dt = 10 Hz from here on.
+    third = f.apply(200_000_000, np.array([110.0]), 0.01)
+    d3 = (110.0 - 110.0) * 0.01 * 10.0
+    ed3 = alpha(1.0, 10.0) * d3 + (1 - alpha(1.0, 10.0)) * ed
+    a3 = alpha(float(np.float32(0.05)) + 80.0 * ed3, 10.0)
+    assert third.tolist() == pytest.approx([a3 * 110.0 + (1 - a3) * second[0]], rel=1e-5)
+    # A timestamp that does not increase gives the value back, untouched, and changes nothing.
+    assert f.apply(200_000_000, np.array([500.0]), 0.01).tolist() == [500.0]
+    assert f.x.raw is not None
+    assert f.x.raw.tolist() == [110.0]
+
+
+# -- association ---------------------------------------------------------------------------------
+
+
+def rect(x: float, y: float, w: float, h: float, rotation: float = 0.0) -> np.ndarray:
+    return np.array([x, y, w, h, rotation], dtype=np.float32)
+
+
+def stack(*rects: np.ndarray) -> np.ndarray:
+    return np.stack(rects) if rects else np.zeros((0, 5), dtype=np.float32)
+
+
+def test_iou_ignores_rotation_and_is_axis_aligned() -> None:
+    a = rect(0.5, 0.5, 0.375, 0.375)
+    b = rect(0.625, 0.5, 0.375, 0.375)  # two thirds of the width overlap: IoU exactly 0.5
+    assert rect_iou(a, b) == 0.5
+    assert rect_iou(a, rect(0.625, 0.5, 0.375, 0.375, rotation=1.0)) == 0.5
+    assert rect_iou(a, rect(0.9, 0.5, 0.1, 0.1)) == 0.0
+    assert rect_iou(a, a) == 1.0
+
+
+def test_association_rules() -> None:
+    tracked_a = rect(0.2, 0.5, 0.2, 0.3)
+    tracked_b = rect(0.7, 0.5, 0.2, 0.3)
+    near_a = rect(0.21, 0.5, 0.2, 0.3)  # overlaps tracked_a well beyond 0.5
+    new = rect(0.45, 0.2, 0.1, 0.1)
+    # A detection replaces the tracked rect it overlaps, and goes to the end.
+    out = associate(stack(tracked_a, tracked_b), stack(near_a, new), max_poses=4)
+    assert out.tolist() == stack(tracked_b, near_a, new).tolist()
+    # Clipped to max_poses in that order.
+    assert associate(stack(tracked_a, tracked_b), stack(near_a, new), max_poses=2).tolist() == [
+        tracked_b.tolist(),
+        near_a.tolist(),
+    ]
+    # Carried rects are de-duplicated among themselves (the later one stays), and so are detections.
+    assert associate(stack(tracked_a, near_a), stack(), max_poses=4).tolist() == [near_a.tolist()]
+    assert associate(stack(), stack(tracked_a, near_a, new), max_poses=4).tolist() == [
+        near_a.tolist(),
+        new.tolist(),
+    ]
+    # The threshold is strict: an IoU of exactly 0.5 is not an overlap.
+    a, b = rect(0.5, 0.5, 0.375, 0.375), rect(0.625, 0.5, 0.375, 0.375)
+    assert len(associate(stack(a), stack(b), max_poses=4)) == 2
+    assert len(associate(stack(a), stack(b), max_poses=4, threshold=0.49)) == 1
+    assert associate(stack(), stack(), max_poses=1).shape == (0, 5)
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ported_engine(model_path: Path) -> TorchPoseEngine:
+    detector, landmarks = load_networks(model_path)
+    return TorchPoseEngine(detector, landmarks, "cpu")
+
+
+@pytest.fixture(scope="module")
+def vtest(sample: Callable[[str], Path]) -> Path:
+    return sample("vtest.avi")
+
+
+def test_tracker_validates_its_options(ported_engine: TorchPoseEngine) -> None:
+    with pytest.raises(ValueError, match="max_poses"):
+        VideoTracker(ported_engine, max_poses=0)
+    with pytest.raises(ValueError, match="min_tracking_confidence"):
+        VideoTracker(ported_engine, max_poses=1, min_tracking_confidence=1.5)
+
+
+def test_batch_arguments(ported_engine: TorchPoseEngine) -> None:
+    tracker = VideoTracker(ported_engine, max_poses=2)
+    blank = np.zeros((64, 80, 3), dtype=np.uint8)
+    assert detect_for_video_batch([], [], []) == []
+    with pytest.raises(ValueError, match="one frame and one timestamp per tracker"):
+        detect_for_video_batch([tracker], [blank, blank], [0, 0])
+    with pytest.raises(ValueError, match="only one frame per batch"):
+        detect_for_video_batch([tracker, tracker], [blank, blank], [0, 0])
+    other = TorchPoseEngine(ported_engine.detector, ported_engine.landmarks, "cpu")
+    with pytest.raises(ValueError, match="share one TorchPoseEngine"):
+        detect_for_video_batch([tracker, VideoTracker(other, max_poses=2)], [blank, blank], [0, 0])
+    assert detect_for_video_batch([tracker], [blank], [0]) == [[]]
+
+
+# -- parity with MediaPipe on vtest.avi ----------------------------------------------------------
+
+
+@dataclass
+class ParityRun:
+    reference: list[list[Person]]
+    torch: list[list[Person]]
+
+
+@pytest.fixture(scope="module")
+def vtest_runs(vtest: Path, model_path: Path, ported_engine: TorchPoseEngine) -> Callable[[int], ParityRun]:
+    """Both engines in VIDEO mode over the first frames of vtest.avi, once per ``max_poses``."""
+    runs: dict[int, ParityRun] = {}
+
+    def run(max_poses: int) -> ParityRun:
+        if max_poses not in runs:
+            options = PoseEngineOptions(
+                model_path=model_path, running_mode=RunningMode.VIDEO, max_poses=max_poses
+            )
+            # One engine after the other: interleaved, MediaPipe's and torch's worker threads fight
+            # over the cores (ten times slower on two).
+            with PoseEngine(options) as engine:
+                reference = [
+                    engine.detect_for_video(f.rgb, ms(f.t)) for f in read_frames(vtest, 0, PARITY_FRAMES)
+                ]
+            tracker = VideoTracker(ported_engine, max_poses=max_poses)
+            persons = [tracker.detect_for_video(f.rgb, ms(f.t)) for f in read_frames(vtest, 0, PARITY_FRAMES)]
+            runs[max_poses] = ParityRun(reference, persons)
+        return runs[max_poses]
+
+    return run
+
+
+@dataclass
+class Figures:
+    frames: int
+    same_count: int
+    person_frames: int
+    median_px: float
+    p95_px: float
+    world_median_cm: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.same_count}/{self.frames} frames with the same number of persons "
+            f"({100 * self.same_count / self.frames:.1f}%), {self.person_frames} matched person-frames: "
+            f"median {self.median_px:.3f} px, p95 {self.p95_px:.3f} px, "
+            f"world median {self.world_median_cm:.3f} cm"
+        )
+
+
+def figures(reference: list[list[Person]], persons: list[list[Person]]) -> Figures:
+    """Person counts per frame, and distances of each reference person to its nearest torch person."""
+    distances, world = [], []
+    for ref_frame, frame in zip(reference, persons, strict=True):
+        for ref in ref_frame:
+            if not frame:
+                continue
+            nearest = min(frame, key=lambda p: float(np.linalg.norm(ref.xy - p.xy, axis=1).mean()))
+            distances.append(np.linalg.norm(ref.xy - nearest.xy, axis=1))
+            world.append(np.linalg.norm(ref.world_landmarks - nearest.world_landmarks, axis=1))
+    d = np.concatenate(distances) if distances else np.zeros(1)
+    w = np.concatenate(world) if world else np.zeros(1)
+    return Figures(
+        frames=len(reference),
+        same_count=sum(len(a) == len(b) for a, b in zip(reference, persons, strict=True)),
+        person_frames=len(distances),
+        median_px=float(np.median(d)),
+        p95_px=float(np.percentile(d, 95)),
+        world_median_cm=float(np.median(w) * 100),
+    )
+
+
+def assert_parity(result: Figures) -> None:
+    # The issue's acceptance bounds.
+    assert result.same_count >= 0.98 * result.frames
+    assert result.median_px <= 1.0
+    assert result.p95_px <= 3.0
+    assert result.world_median_cm <= 1.0
+
+
+def test_parity_with_mediapipe_video_mode(vtest_runs: Callable[[int], ParityRun]) -> None:
+    """The issue's bounds at posepipe's default, ``max_poses=4``."""
+    max_poses = PoseEngineOptions.max_poses
+    run = vtest_runs(max_poses)
+    result = figures(run.reference, run.torch)
+    print(f"vtest.avi, max_poses={max_poses}: {result}")
+    assert all(p.id == -1 for frame in run.torch for p in frame)
+    assert all(
+        p.landmarks.dtype == np.float32 and p.landmarks.shape == (33, 5) for frame in run.torch for p in frame
+    )
+    assert result.person_frames >= 200
+    assert_parity(result)
+
+
+def test_smoothed_tracking_is_as_close_to_mediapipe_as_its_own_chaos_allows(
+    vtest: Path, ported_engine: TorchPoseEngine, vtest_runs: Callable[[int], ParityRun]
+) -> None:
+    """``max_poses=1`` (smoothing on) up to where the engines first disagree on who is there.
+
+    There the pixel bounds hold, and every figure is within what the torch engine itself gives
+    when its tracked region is moved by 1e-6 of the frame width on the first tracked frame: the
+    difference from MediaPipe is the tracking's own sensitivity, not a rule of the pipeline. The
+    issue's 1 cm bound on world landmarks is out of reach here (the far pedestrian is ~70 px
+    tall, its world landmarks move by centimetres with the crop).
+    """
+    run = vtest_runs(1)
+    counts = [(len(a), len(b)) for a, b in zip(run.reference, run.torch, strict=True)]
+    part = next((k for k, (a, b) in enumerate(counts) if a != b), len(counts))
+    versus_mediapipe = figures(run.reference[:part], run.torch[:part])
+
+    tracker = VideoTracker(ported_engine, max_poses=1)
+    moved, perturbed = False, []
+    for frame in read_frames(vtest, 0, part):
+        if not moved and len(tracker.tracked_rects):
+            tracker._rects[:, 0] += 1e-6
+            moved = True
+        perturbed.append(tracker.detect_for_video(frame.rgb, ms(frame.t)))
+    floor = figures(run.torch[:part], perturbed)
+    print(f"vtest.avi, max_poses=1, frames 0-{part - 1}: torch vs MediaPipe: {versus_mediapipe}")
+    print(f"  torch vs torch with its region moved by 1e-6: {floor}")
+
+    assert versus_mediapipe.person_frames >= 100  # a long stretch of smoothed tracking (55-163 here)
+    assert versus_mediapipe.median_px <= 1.0
+    assert versus_mediapipe.p95_px <= 3.0
+    assert versus_mediapipe.median_px <= 1.5 * floor.median_px
+    assert versus_mediapipe.p95_px <= 1.5 * floor.p95_px
+    assert versus_mediapipe.world_median_cm <= 1.5 * floor.world_median_cm
+
+
+# -- smoothing on a panned photo -----------------------------------------------------------------
+
+
+def panned(rgb: np.ndarray, count: int, blank: range) -> Iterator[np.ndarray]:
+    """The photo moving about a larger black frame (several pixels a frame); ``blank`` frames are empty."""
+    height, width = rgb.shape[:2]
+    for k in range(count):
+        canvas = np.zeros((height + 60, width + 80, 3), dtype=np.uint8)
+        if k not in blank:
+            dx = round(40 + 35 * np.sin(k / 4))
+            dy = round(30 + 25 * np.cos(k / 5))
+            canvas[dy : dy + height, dx : dx + width] = rgb
+        yield canvas
+
+
+def test_smoothing_semantics_on_a_panned_photo(
+    sample: Callable[[str], Path], model_path: Path, ported_engine: TorchPoseEngine
+) -> None:
+    """The One Euro start at t = 0; after frames without anyone, a reset landmark filter and kept others.
+
+    Frames 0 and 6 start a track from the detector (an exact region) and frames 1 and 7 follow it:
+    chaos has not built up there, so those frames show the smoothing itself. MediaPipe smooths
+    frame 1 at 30 Hz (a new filter's last timestamp is -1, so t = 0 counts as a first value) and
+    starts the landmarks afresh at frame 6, while the visibility and world landmark filters,
+    which do not run on frames without landmarks, keep their state over the gap.
+    """
+    frames = list(panned(load_image(sample("messi5.jpg")).rgb, 9, blank=range(3, 6)))
+    stamps = [100 * k for k in range(len(frames))]
+    options = PoseEngineOptions(model_path=model_path, running_mode=RunningMode.VIDEO, max_poses=1)
+    with PoseEngine(options) as engine:
+        reference = [engine.detect_for_video(f, t) for f, t in zip(frames, stamps, strict=True)]
+    tracker = VideoTracker(ported_engine, max_poses=1)
+    persons = [tracker.detect_for_video(f, t) for f, t in zip(frames, stamps, strict=True)]
+    unsmoothed = VideoTracker(ported_engine, max_poses=1)
+    unsmoothed._smoother = None
+    raw = [unsmoothed.detect_for_video(f, t) for f, t in zip(frames, stamps, strict=True)]
+    assert [len(p) for p in reference] == [len(p) for p in persons] == [1, 1, 1, 0, 0, 0, 1, 1, 1]
+
+    for k in (0, 1, 6, 7):
+        distance = np.linalg.norm(reference[k][0].xy - persons[k][0].xy, axis=1)
+        raw_distance = np.linalg.norm(reference[k][0].xy - raw[k][0].xy, axis=1)
+        print(f"frame {k}: median {np.median(distance):.3f} px (unsmoothed {np.median(raw_distance):.3f} px)")
+        assert np.median(distance) <= 0.25
+        if k in (1, 7):  # the photo moved ~9 px; MediaPipe's output lags behind it, and so does ours
+            assert np.median(raw_distance) >= 1.0
+    for k in (0, 1, 2, 6, 7, 8):
+        visibility = np.abs(reference[k][0].visibility - persons[k][0].visibility).max()
+        world = np.linalg.norm(reference[k][0].world_landmarks - persons[k][0].world_landmarks, axis=1)
+        raw_world = np.linalg.norm(reference[k][0].world_landmarks - raw[k][0].world_landmarks, axis=1)
+        print(
+            f"frame {k}: visibility within {visibility:.4f}, world median {np.median(world) * 100:.3f} cm "
+            f"(unsmoothed {np.median(raw_world) * 100:.3f} cm)"
+        )
+        assert visibility <= 0.05  # resetting the filter over the gap gives ~0.2 at frame 6
+        if k != 8:  # by frame 8 the tracks have drifted apart by a little
+            assert np.median(world) <= 0.005  # resetting the world filter gives ~2 cm at frame 6
+
+
+# -- batching, reset, timestamps -----------------------------------------------------------------
+
+
+def frames_of(path: Path, start: int, stop: int) -> list[tuple[np.ndarray, int]]:
+    return [(f.rgb, ms(f.t)) for f in read_frames(path, start, stop)]
+
+
+def assert_same_persons(a: list[Person], b: list[Person]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.landmarks, y.landmarks)
+        np.testing.assert_array_equal(x.world_landmarks, y.world_landmarks)
+        assert x.score == y.score
+
+
+def run_streams(
+    engine: TorchPoseEngine, streams: list[tuple[int, list[tuple[np.ndarray, int]]]]
+) -> tuple[list[list[list[Person]]], list[list[list[Person]]]]:
+    """The streams one after another (sequential), then all together a frame at a time (batched)."""
+    sequential = []
+    for max_poses, frames in streams:
+        tracker = VideoTracker(engine, max_poses=max_poses)
+        sequential.append([tracker.detect_for_video(rgb, t) for rgb, t in frames])
+    trackers = [VideoTracker(engine, max_poses=max_poses) for max_poses, _ in streams]
+    batched: list[list[list[Person]]] = [[] for _ in streams]
+    for step in range(len(streams[0][1])):
+        rgbs = [frames[step][0] for _, frames in streams]
+        stamps = [frames[step][1] for _, frames in streams]
+        for i, persons in enumerate(detect_for_video_batch(trackers, rgbs, stamps)):
+            batched[i].append(persons)
+    return sequential, batched
+
+
+@pytest.fixture(scope="module")
+def three_streams(vtest: Path) -> list[tuple[int, list[tuple[np.ndarray, int]]]]:
+    return [
+        (4, frames_of(vtest, 55, 70)),
+        (1, frames_of(vtest, 150, 165)),
+        # Another size (and a strided view): the crops of one batch come from frames of both sizes.
+        (2, [(rgb[40:, :700], t) for rgb, t in frames_of(vtest, 240, 255)]),
+    ]
+
+
+def test_batched_streams_equal_sequential_trackers(
+    three_streams: list[tuple[int, list[tuple[np.ndarray, int]]]], ported_engine: TorchPoseEngine
+) -> None:
+    """Exactly equal when the networks see one image at a time (``batch_size=1``).
+
+    On the CPU the ported networks' arithmetic depends on the batch (oneDNN blocks a batch of
+    several images differently: raw outputs differ by up to ~1e-3), so with real batches the
+    streams agree only as closely as tracking lets such differences grow (checked below).
+    """
+    one_at_a_time = TorchPoseEngine(ported_engine.detector, ported_engine.landmarks, "cpu", batch_size=1)
+    sequential, batched = run_streams(one_at_a_time, three_streams)
+    assert sum(len(p) for stream in sequential for p in stream) >= 15
+    for one, other in zip(sequential, batched, strict=True):
+        for a, b in zip(one, other, strict=True):
+            assert_same_persons(a, b)
+
+
+def test_batched_streams_with_batched_networks(
+    three_streams: list[tuple[int, list[tuple[np.ndarray, int]]]], ported_engine: TorchPoseEngine
+) -> None:
+    sequential, batched = run_streams(ported_engine, three_streams)
+    result = figures([p for stream in sequential for p in stream], [p for stream in batched for p in stream])
+    print(f"batched networks vs one stream at a time: {result}")
+    assert result.same_count == result.frames
+    assert result.median_px <= 1.0
+    assert result.p95_px <= 3.0
+
+
+def test_reset_starts_a_new_stream(vtest: Path, ported_engine: TorchPoseEngine) -> None:
+    frames = frames_of(vtest, 55, 63)
+    tracker = VideoTracker(ported_engine, max_poses=1)
+    first = [tracker.detect_for_video(rgb, t) for rgb, t in frames]
+    assert len(tracker.tracked_rects) == 1
+    tracker.reset()
+    assert len(tracker.tracked_rects) == 0
+    # The same timestamps again: after a reset they are not taken as going back.
+    again = [tracker.detect_for_video(rgb, t) for rgb, t in frames]
+    for a, b in zip(first, again, strict=True):
+        assert_same_persons(a, b)
+    assert sum(map(len, first)) == len(frames)
+
+
+def test_timestamps_that_do_not_increase(
+    vtest: Path, ported_engine: TorchPoseEngine, model_path: Path
+) -> None:
+    """As posepipe's MediaPipe engine: a repeated or earlier timestamp becomes the last plus 1 ms."""
+    frames = [rgb for rgb, _ in frames_of(vtest, 55, 61)]
+    stamps = [5500, 5600, 5600, 5600, 5000, 6100]
+    nudged = [5500, 5600, 5601, 5602, 5603, 6100]
+    tracker = VideoTracker(ported_engine, max_poses=1)
+    given = [tracker.detect_for_video(rgb, t) for rgb, t in zip(frames, stamps, strict=True)]
+    tracker = VideoTracker(ported_engine, max_poses=1)
+    expected = [tracker.detect_for_video(rgb, t) for rgb, t in zip(frames, nudged, strict=True)]
+    for a, b in zip(given, expected, strict=True):
+        assert_same_persons(a, b)
+    options = PoseEngineOptions(model_path=model_path, running_mode=RunningMode.VIDEO, max_poses=1)
+    with PoseEngine(options) as engine:
+        reference = [engine.detect_for_video(rgb, t) for rgb, t in zip(frames, stamps, strict=True)]
+    assert [len(p) for p in reference] == [len(p) for p in given] == [1] * len(frames)
+    for ref, persons in zip(reference, given, strict=True):
+        assert np.median(np.linalg.norm(ref[0].xy - persons[0].xy, axis=1)) <= 1.0
