@@ -354,6 +354,16 @@ def ported_engine(model_path: Path) -> TorchPoseEngine:
 
 
 @pytest.fixture(scope="module")
+def ported_fp16_engine(model_path: Path) -> TorchPoseEngine:
+    """The torch engine in the precision it has on CUDA: float16 landmarks beside a float32
+    detector (``posepipe.torch_engine.estimator.detector_dtype_for``), here in the CPU's float16."""
+    detector, landmarks = load_networks(model_path)
+    return TorchPoseEngine(
+        detector, landmarks.to(dtype=torch.float16), "cpu", torch.float16, detector_dtype=torch.float32
+    )
+
+
+@pytest.fixture(scope="module")
 def mediapipe_engine(model_path: Path) -> Iterator[PoseEngine]:
     with PoseEngine(PoseEngineOptions(model_path=model_path, max_poses=4)) as engine:
         yield engine
@@ -369,15 +379,14 @@ def matched(reference: list[Person], persons: list[Person]) -> list[tuple[Person
     return pairs
 
 
-@pytest.mark.parametrize("networks", ["litert", "ported"])
+@pytest.mark.parametrize("networks", ["litert", "ported", "ported-fp16"])
 @pytest.mark.parametrize("name", PHOTOS)
 def test_parity_with_mediapipe_image_mode(
     name: str, networks: str, sample: Callable[[str], Path], mediapipe_engine: PoseEngine,
     request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
-    torch_engine: TorchPoseEngine = request.getfixturevalue(
-        "torch_engine" if networks == "litert" else "ported_engine"
-    )
+    fixture = {"litert": "torch_engine", "ported": "ported_engine", "ported-fp16": "ported_fp16_engine"}
+    torch_engine: TorchPoseEngine = request.getfixturevalue(fixture[networks])
     rgb = load_image(sample(name)).rgb
     reference = mediapipe_engine.detect(rgb)
     persons = torch_engine.detect_image(rgb, max_poses=4)

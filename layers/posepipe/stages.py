@@ -27,10 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from posepipe.engine import EngineChoice, PoseEngineOptions, RunningMode, open_pose_engine, parse_engine
+from posepipe.engine import (
+    EngineChoice,
+    PoseEngineOptions,
+    PoseEstimator,
+    RunningMode,
+    open_pose_engine,
+    parse_engine,
+)
 from posepipe.result import Frame, Person
 from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions, TrackerOptions, pose_distance
-from posepipe.video import VideoInfo, probe, read_frames
+from posepipe.video import DecodeReport, HWAccelChoice, VideoInfo, probe, read_frames
 
 DEFAULT_WARMUP_S = 5.0
 DEFAULT_MAX_CHUNK_S = 120.0
@@ -213,9 +220,16 @@ def infer_chunk(
     info: VideoInfo | None = None,
     progress: Callable[[int], None] | None = None,
     agree_with: Sequence[Frame] | None = None,
+    open_engine: Callable[[PoseEngineOptions], PoseEstimator] = open_pose_engine,
+    hwaccel: HWAccelChoice = "none",
 ) -> ChunkResult:
     """Run the engine (``options.engine``) in VIDEO mode over the chunk's warm-up and frames;
     ``progress(n)`` per frame. The result's ``model`` names the engine that ran.
+
+    ``open_engine`` opens the engine from the options (the endpoint's GPU engine passes one
+    that batches this chunk's frames with other chunks'). ``hwaccel`` is
+    :func:`posepipe.video.read_frames`'s: with ``"auto"`` the timings say which decoder ran
+    (``nvdec``: 1.0 on NVDEC, 0.0 in software).
 
     With ``agree_with`` (an earlier result for the same frames, from a shorter warm-up), stop as
     soon as ``AGREEMENT_FRAMES`` frames in a row give the very same persons: from there on the
@@ -228,12 +242,14 @@ def infer_chunk(
     info = info or probe(video)
     decode_s = inference_s = 0.0
     frames: list[Frame] = []
-    with open_pose_engine(options.engine_options(RunningMode.VIDEO)) as engine:
+    decoding = DecodeReport()
+    with open_engine(options.engine_options(RunningMode.VIDEO)) as engine:
         load_s = time.perf_counter() - started
         mark = time.perf_counter()
         for decoded in read_frames(
-            video, chunk.warmup_start, chunk.stop, info=info, threads=options.decode_threads
-        ):
+            video, chunk.warmup_start, chunk.stop, info=info, threads=options.decode_threads,
+            hwaccel=hwaccel, report=decoding,
+        ):  # fmt: skip
             decoded_at = time.perf_counter()
             decode_s += decoded_at - mark
             persons = engine.detect_for_video(decoded.rgb, round(decoded.t * 1000))
@@ -251,18 +267,16 @@ def infer_chunk(
         model = engine.model_dict()
     if agree_with is None and len(frames) != chunk.frame_count:
         raise RuntimeError(f"chunk {chunk.index}: decoded {len(frames)} frames, expected {chunk.frame_count}")
-    return ChunkResult(
-        chunk=chunk,
-        frames=frames,
-        model=model,
-        timings={
-            "load_s": round(load_s, 4),
-            "decode_s": round(decode_s, 4),
-            "inference_s": round(inference_s, 4),
-            "total_s": round(time.perf_counter() - started, 4),
-            "warmup_frames": float(chunk.warmup_frames),
-        },
-    )
+    timings = {
+        "load_s": round(load_s, 4),
+        "decode_s": round(decode_s, 4),
+        "inference_s": round(inference_s, 4),
+        "total_s": round(time.perf_counter() - started, 4),
+        "warmup_frames": float(chunk.warmup_frames),
+    }
+    if hwaccel != "none":
+        timings["nvdec"] = 1.0 if decoding.decoder == "nvdec" else 0.0
+    return ChunkResult(chunk=chunk, frames=frames, model=model, timings=timings)
 
 
 AGREEMENT_FRAMES = 3

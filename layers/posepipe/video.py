@@ -5,6 +5,9 @@
   decodes, and turns every way a file can be unusable into an :class:`InputError` that says why.
 * :func:`read_frames` yields upright RGB frames ``[start, stop)``, seeking to the keyframe
   before ``start``: the pixels are bit-identical to decoding from the first frame.
+* ``read_frames(..., hwaccel="auto")`` decodes on the GPU (NVDEC, through FFmpeg's CUDA
+  hwaccel) when this FFmpeg build, the machine and the codec allow it, and in software otherwise;
+  a :class:`DecodeReport` says which ran and why.
 * :class:`VideoWriter` writes H.264 (libx264, yuv420p, BT.709 tags) in a faststart MP4 with
   the source's own timestamps (VFR kept) and, optionally, the source's audio.
 
@@ -27,8 +30,10 @@ from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import av
+import av.codec.hwaccel
 import av.error
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +46,16 @@ from av.video.stream import VideoStream
 from posepipe.errors import InputError
 from posepipe.result import Source
 
-__all__ = ["VideoFrame", "VideoInfo", "VideoWriter", "probe", "read_frames"]
+__all__ = [
+    "HWACCEL_CHOICES",
+    "DecodeReport",
+    "HWAccelChoice",
+    "VideoFrame",
+    "VideoInfo",
+    "VideoWriter",
+    "probe",
+    "read_frames",
+]
 
 log = logging.getLogger(__name__)
 
@@ -373,6 +387,67 @@ def _rotation(frame_rotation: int, rotate_tag: str | None) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# hardware decoding (NVDEC)
+
+HWAccelChoice = Literal["none", "auto"]
+HWACCEL_CHOICES: tuple[HWAccelChoice, ...] = ("none", "auto")
+SOFTWARE = "software"
+NVDEC = "nvdec"
+
+# Why NVDEC cannot be had in this process (no CUDA device or driver), once found out: later
+# opens go straight to software instead of failing again.
+_nvdec_unavailable: str | None = None
+
+
+@dataclass
+class DecodeReport:
+    """How :func:`read_frames` decoded: ``decoder`` is ``"nvdec"`` or ``"software"``; ``reason``
+    says why software ran when ``hwaccel="auto"`` asked for hardware (empty otherwise)."""
+
+    decoder: str = ""
+    reason: str = ""
+
+
+def nvdec_unavailable_reason() -> str | None:
+    """Why NVDEC is known not to work in this process (None: not known to fail, maybe untried)."""
+    if "cuda" not in av.codec.hwaccel.hwdevices_available():
+        return "this FFmpeg build has no CUDA hwaccel"
+    return _nvdec_unavailable
+
+
+def _open_with_nvdec(path: str) -> tuple[InputContainer | None, str]:
+    """The container opened with FFmpeg's CUDA hwaccel when its video stream decodes on NVDEC;
+    else ``(None, why not)``. Frames are copied back to system memory (``nv12``)."""
+    global _nvdec_unavailable
+    unavailable = nvdec_unavailable_reason()
+    if unavailable is not None:
+        return None, unavailable
+    accel = av.codec.hwaccel.HWAccel("cuda", allow_software_fallback=True)
+    try:
+        container = av.open(path, "r", metadata_errors="replace", hwaccel=accel)
+    except (av.error.FFmpegError, OSError) as err:
+        # The CUDA device could not be made (no GPU, no driver: EPERM from FFmpeg), or the file
+        # cannot be opened at all; the software open that follows tells which.
+        reason = f"no CUDA device for NVDEC ({err})"
+        try:
+            av.open(path, "r", metadata_errors="replace").close()
+        except (av.error.FFmpegError, OSError):
+            return None, reason  # the file itself: not a fact about the machine
+        _nvdec_unavailable = reason
+        log.info("NVDEC unavailable, decoding in software from now on: %s", reason)
+        return None, reason
+    stream = _video_stream(container)
+    if stream is not None and getattr(stream, "codec_context", None) is not None:
+        if stream.codec_context.is_hwaccel:
+            return container, ""
+        reason = f"NVDEC does not decode {stream.codec.canonical_name}"
+    else:
+        reason = "no video stream"
+    container.close()
+    return None, reason
+
+
+# --------------------------------------------------------------------------------------------
 # read_frames
 
 
@@ -383,6 +458,8 @@ def read_frames(
     *,
     info: VideoInfo | None = None,
     threads: int = 0,
+    hwaccel: HWAccelChoice = "none",
+    report: DecodeReport | None = None,
 ) -> Iterator[VideoFrame]:
     """Yield frames ``[start, stop)`` in presentation order, upright RGB.
 
@@ -390,24 +467,33 @@ def read_frames(
     so frames are bit-identical to a decode from the first frame. ``info`` (from
     :func:`probe`) saves a probe. ``threads``: decoder threads, 0 for FFmpeg's choice. Holds
     only the frames the decoder needs. Packets that fail to decode are skipped (logged).
+
+    ``hwaccel="auto"`` decodes on NVDEC when FFmpeg has CUDA support, a CUDA device can be
+    opened and NVDEC takes the codec; else in software (the first failure to open a device is
+    logged and remembered for the process). The frames are copied back to the CPU and converted
+    as any other, so they are the software decoder's pixels (H.264 and HEVC decoding is exact).
+    ``report`` is filled in when decoding starts.
     """
     if start < 0 or (stop is not None and stop < 0):
         raise ValueError(f"start and stop must be >= 0, got {start}, {stop}")
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
+    if hwaccel not in HWACCEL_CHOICES:
+        raise ValueError(f"hwaccel must be one of {', '.join(HWACCEL_CHOICES)}, not {hwaccel!r}")
     if info is None:
         info = probe(path)
     end = info.frame_count if stop is None else min(stop, info.frame_count)
     if start >= end:
         return
     to_rgb = _RGBConverter(info.rotation)
-    container, stream = _open_for_decoding(path, threads)
+    report = report if report is not None else DecodeReport()
+    container, stream = _open_for_decoding(path, threads, hwaccel, report)
     try:
         frames = _seek(container, stream, info, start) if start > 0 and info.exact_pts else None
         if frames is None:  # decode from the first frame; reopen, as a failed seek leaves no telling where
             if start > 0 and info.exact_pts:
                 container.close()
-                container, stream = _open_for_decoding(path, threads)
+                container, stream = _open_for_decoding(path, threads, hwaccel, report)
             frames = _decode(container, stream)
         for index, frame in _number(frames, info):
             if index >= end:
@@ -418,8 +504,19 @@ def read_frames(
         container.close()
 
 
-def _open_for_decoding(path: str | Path, threads: int) -> tuple[InputContainer, VideoStream]:
-    container = av.open(str(path), "r", metadata_errors="replace")
+def _open_for_decoding(
+    path: str | Path, threads: int, hwaccel: HWAccelChoice = "none", report: DecodeReport | None = None
+) -> tuple[InputContainer, VideoStream]:
+    container: InputContainer | None = None
+    reason = ""
+    if hwaccel == "auto":
+        container, reason = _open_with_nvdec(str(path))
+    decoder = NVDEC if container is not None else SOFTWARE
+    if container is None:
+        container = av.open(str(path), "r", metadata_errors="replace")
+    if report is not None:
+        report.decoder, report.reason = decoder, reason
+    log.debug("%s: decoding with %s%s", path, decoder, f" ({reason})" if reason else "")
     stream = _video_stream(container)
     if stream is None:
         container.close()

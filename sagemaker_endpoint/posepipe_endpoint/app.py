@@ -107,6 +107,12 @@ class EndpointState:
             raise RequestError("not_ready", self.failure or "the model is still loading", status=503)
         return self._engine
 
+    def close(self) -> None:
+        """Stop the engine's background work (the torch engine's frame batcher), if it has any."""
+        close = getattr(self._engine, "close", None)
+        if callable(close):
+            close()
+
     @property
     def s3(self) -> Any:
         """One boto3 S3 client per process (clients are thread-safe), made on first use."""

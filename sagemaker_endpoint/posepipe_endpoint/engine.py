@@ -19,15 +19,24 @@ The model, first found first used:
 
 A :class:`ChunkEngine` is the seam for other engines: ``create_app(engine_factory=...)`` takes
 any callable that returns one (default :func:`default_engine_factory`).
+
+The torch engine batches concurrent invocations: the chunks that run at once in one worker
+(gunicorn threads) hand their current frames to one
+:class:`posepipe.torch_engine.batcher.FrameBatcher`, which runs them through the networks as one
+batch after waiting up to ``$POSEPIPE_BATCH_DELAY_MS`` (default 4) milliseconds for the others,
+at most ``$POSEPIPE_MAX_BATCH`` (default 32) frames at once. It decodes with NVDEC when it can
+(``$POSEPIPE_HWACCEL``: ``auto``, the default, or ``none``). Each chunk's result records the
+batches its frames went into (``timings``: ``batch_mean``, ``batch_max``, ``batch_wait_s``) and
+the decoder (``nvdec``: 1.0 or 0.0).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from posepipe.engine import (
     EngineName,
@@ -40,12 +49,20 @@ from posepipe.engine import (
 from posepipe.errors import ModelError, PosepipeError
 from posepipe.models import model_info, resolve_model_path, verify_model
 from posepipe.stages import Chunk, ChunkResult, InferenceOptions, infer_chunk
-from posepipe.video import VideoInfo
+from posepipe.video import HWACCEL_CHOICES, HWAccelChoice, VideoInfo
+
+if TYPE_CHECKING:
+    from posepipe.torch_engine.batcher import BatchedVideoEstimator, FrameBatcher
 
 SM_MODEL_DIR_ENV = "SM_MODEL_DIR"
 DEFAULT_SM_MODEL_DIR = "/opt/ml/model"
 ENGINE_ENV = "POSEPIPE_ENGINE"
 DEFAULT_ENGINE = "auto"
+BATCH_DELAY_ENV = "POSEPIPE_BATCH_DELAY_MS"
+MAX_BATCH_ENV = "POSEPIPE_MAX_BATCH"
+HWACCEL_ENV = "POSEPIPE_HWACCEL"
+DEFAULT_BATCH_DELAY_MS = 4.0
+DEFAULT_MAX_BATCH = 32
 
 
 class ChunkEngine(Protocol):
@@ -78,6 +95,34 @@ def endpoint_engine() -> EngineName:
     """The engine this endpoint serves: ``$POSEPIPE_ENGINE`` (default ``auto``), resolved."""
     value = os.environ.get(ENGINE_ENV, "").strip() or DEFAULT_ENGINE
     return resolve_engine(parse_engine(value, what=f"{ENGINE_ENV}:"))
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How the torch engine batches concurrent invocations and decodes (see the module docstring)."""
+
+    delay_ms: float = DEFAULT_BATCH_DELAY_MS
+    max_batch: int = DEFAULT_MAX_BATCH
+    hwaccel: HWAccelChoice = "auto"
+
+    @classmethod
+    def from_environment(cls) -> BatchSettings:
+        """From ``$POSEPIPE_BATCH_DELAY_MS``, ``$POSEPIPE_MAX_BATCH``, ``$POSEPIPE_HWACCEL``, or
+        :class:`ModelError` (the start-up fails, ``/ping`` says why)."""
+        delay = os.environ.get(BATCH_DELAY_ENV, "").strip()
+        size = os.environ.get(MAX_BATCH_ENV, "").strip()
+        hwaccel = os.environ.get(HWACCEL_ENV, "").strip() or "auto"
+        try:
+            delay_ms = float(delay) if delay else DEFAULT_BATCH_DELAY_MS
+        except ValueError:
+            delay_ms = -1.0
+        if not 0.0 <= delay_ms <= 1000.0:
+            raise ModelError(f"{BATCH_DELAY_ENV}: {delay!r} is not a number of milliseconds in [0, 1000]")
+        if size and not (size.isdigit() and int(size) >= 1):
+            raise ModelError(f"{MAX_BATCH_ENV}: {size!r} is not a whole number of frames (1 or more)")
+        if hwaccel not in HWACCEL_CHOICES:
+            raise ModelError(f"{HWACCEL_ENV}: {hwaccel!r} is not one of {', '.join(HWACCEL_CHOICES)}")
+        return cls(delay_ms=delay_ms, max_batch=int(size) if size else DEFAULT_MAX_BATCH, hwaccel=hwaccel)
 
 
 def default_engine_factory() -> ChunkEngine:
@@ -120,14 +165,17 @@ class MediaPipeChunkEngine:
 class TorchChunkEngine:
     """The GPU engine: ``posepipe.stages.infer_chunk`` with the torch engine and the endpoint's one model.
 
-    ``load`` converts the bundle's networks onto the device (kept for every chunk after, see
-    :mod:`posepipe.torch_engine.estimator`) and runs them once on a blank image: CUDA in float16
-    when there is a GPU, else the CPU in float32.
+    ``load`` converts the bundle's networks onto the device (CUDA in float16 when there is a
+    GPU, else the CPU in float32), starts the frame batcher over them and runs IMAGE mode and a
+    batched VIDEO stream once on a blank image. Every chunk then runs as a stream of the batcher,
+    batched with the chunks that run at the same time (``settings``: default from the environment).
     """
 
-    def __init__(self, model_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, settings: BatchSettings | None = None) -> None:
         self._model_path = model_path
+        self._settings = settings
         self._description: dict[str, Any] | None = None
+        self._batcher: FrameBatcher | None = None
 
     @property
     def model_path(self) -> Path:
@@ -135,23 +183,41 @@ class TorchChunkEngine:
             raise ModelError("the engine is not loaded")
         return self._model_path
 
+    @property
+    def batcher(self) -> FrameBatcher:
+        if self._batcher is None:
+            raise ModelError("the engine is not loaded")
+        return self._batcher
+
+    @property
+    def settings(self) -> BatchSettings:
+        if self._settings is None:
+            self._settings = BatchSettings.from_environment()
+        return self._settings
+
     def load(self) -> None:
         import numpy as np
+        from posepipe.torch_engine.batcher import open_frame_batcher
 
         path = self._model_path or resolve_endpoint_model()
+        settings = self.settings
         blank = np.zeros((256, 256, 3), dtype=np.uint8)
         try:
             with open_pose_engine(PoseEngineOptions(model_path=path, engine="torch")) as estimator:
                 estimator.detect(blank)
                 model = estimator.model_dict()
+            batcher = open_frame_batcher(
+                path, max_batch=settings.max_batch, delay_s=settings.delay_ms / 1000.0
+            )
             video = PoseEngineOptions(model_path=path, engine="torch", running_mode=RunningMode.VIDEO)
-            with open_pose_engine(video) as tracker:
+            with batcher.open_estimator(video) as tracker:
                 tracker.detect_for_video(blank, 0)
         except PosepipeError:
             raise
         except Exception as exc:
             raise ModelError(f"{path}: the torch engine could not load the model: {exc}") from exc
         self._model_path = path
+        self._batcher = batcher
         self._description = {
             "engine": "torch",
             "model": model["name"],
@@ -159,6 +225,9 @@ class TorchChunkEngine:
             "model_sha256": model["sha256"],
             "device": model["device"],
             "dtype": model["dtype"],
+            "max_batch": settings.max_batch,
+            "batch_delay_ms": settings.delay_ms,
+            "hwaccel": settings.hwaccel,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -168,4 +237,25 @@ class TorchChunkEngine:
 
     def infer(self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo) -> ChunkResult:
         chosen = replace(options, model_path=str(self.model_path), engine="torch")
-        return infer_chunk(video, chunk, chosen, info=info)
+        streams: list[BatchedVideoEstimator] = []
+
+        def open_stream(engine_options: PoseEngineOptions) -> BatchedVideoEstimator:
+            stream = self.batcher.open_estimator(engine_options)
+            streams.append(stream)
+            return stream
+
+        result = infer_chunk(
+            video, chunk, chosen, info=info, open_engine=open_stream, hwaccel=self.settings.hwaccel
+        )
+        stats = streams[0].stats
+        result.timings.update(
+            batch_mean=round(stats.mean_size, 3),
+            batch_max=float(stats.max_size),
+            batch_wait_s=round(stats.wait_s, 4),
+        )
+        return result
+
+    def close(self) -> None:
+        """Stop the batcher (the chunks still running finish their frames first)."""
+        if self._batcher is not None:
+            self._batcher.close()

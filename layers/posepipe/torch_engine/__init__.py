@@ -12,6 +12,10 @@ Parts (each its own module):
   PoseLandmarker without tracking), batched across images, giving posepipe's ``Person``.
 - ``estimator``: ``TorchPoseEstimator``, the engine behind ``posepipe.engine.PoseEngine``'s
   interface (``open_pose_engine`` with ``engine="torch"``): device, dtype, IMAGE and VIDEO mode.
+- ``video_engine``: VIDEO mode (MediaPipe's tracking), several streams advanced as one batch.
+- ``batcher``: ``FrameBatcher``, the current frames of concurrent streams (the endpoint's chunks
+  in flight, each in its own thread) gathered into one batch after a short queue delay.
+- ``parity``: the figures the parity tests and ``bench/gpu_throughput.py --parity`` compare.
 
 The model contract shared by all of them is in :mod:`posepipe.torch_engine.models`.
 """

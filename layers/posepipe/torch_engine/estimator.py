@@ -9,6 +9,11 @@ elsewhere; both overridable), and runs IMAGE mode with
 :class:`~posepipe.torch_engine.video_engine.VideoTracker` (MediaPipe's tracking), one tracker per
 estimator, so that each estimator starts clean as a fresh MediaPipe landmarker does.
 
+In float16 the detector stays in float32 (``detector_dtype``): a float16 detector moves its
+boxes by ~1e-3 of the image, enough to take the landmarks of a partly hidden person (the second
+player of basketball1.png) 5 px (median) and 8 cm from MediaPipe's, where float16 landmarks
+beside a float32 detector stay within 0.21 px and 0.5 cm (CPU float16 figures, docs/PERFORMANCE.md).
+
 The converted networks are kept per process (by bundle, device and dtype): converting the TFLite
 graphs takes about a second, and ``posepipe.stages.infer_chunk`` opens an engine per chunk. They
 are stateless and used under ``torch.inference_mode``, so estimators in several threads share them.
@@ -56,17 +61,24 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def detector_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    """The detector's dtype beside landmarks in ``dtype``: float32 for float16 (see the module docstring)."""
+    return torch.float32 if dtype == torch.float16 else dtype
+
+
 def networks_for(
-    path: Path, device: torch.device, dtype: torch.dtype
+    path: Path, device: torch.device, dtype: torch.dtype, detector_dtype: torch.dtype | None = None
 ) -> tuple[DetectorNetwork, LandmarkNetwork]:
-    """The bundle's networks on ``device`` in ``dtype``, converted once per process (a few kept)."""
+    """The bundle's networks on ``device``, the landmarks in ``dtype`` and the detector in
+    ``detector_dtype`` (default ``dtype``), converted once per process (a few kept)."""
+    detector_dtype = dtype if detector_dtype is None else detector_dtype
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(device), str(dtype))
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(device), f"{dtype}/{detector_dtype}")
     with _networks_lock:
         cached = _networks.get(key)
         if cached is None:
             detector, landmarks = load_networks(path)
-            cached = (detector.to(device, dtype), landmarks.to(device, dtype))
+            cached = (detector.to(device, detector_dtype), landmarks.to(device, dtype))
             _networks[key] = cached
             while len(_networks) > _CACHED_NETWORKS:
                 _networks.popitem(last=False)
@@ -101,7 +113,8 @@ class TorchPoseEstimator:
                 raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, not {wanted!r}")
             wanted = _DTYPES[wanted]
         self.dtype = wanted if wanted is not None else default_dtype(self.device)
-        detector, landmarks = networks_for(path, self.device, self.dtype)
+        self.detector_dtype = detector_dtype_for(self.dtype)
+        detector, landmarks = networks_for(path, self.device, self.dtype, self.detector_dtype)
         self.engine = TorchPoseEngine(
             detector,
             landmarks,
@@ -109,6 +122,7 @@ class TorchPoseEstimator:
             self.dtype,
             min_detection_confidence=options.min_detection_confidence,
             min_presence_confidence=options.min_presence_confidence,
+            detector_dtype=self.detector_dtype,
         )
         self._tracker: VideoTracker | None = None
         if options.running_mode is RunningMode.VIDEO:
@@ -126,6 +140,7 @@ class TorchPoseEstimator:
             "engine": "torch",
             "device": str(self.device),
             "dtype": dtype_name(self.dtype),
+            "detector_dtype": dtype_name(self.detector_dtype),
             **self.options.settings_dict(),
         }
 

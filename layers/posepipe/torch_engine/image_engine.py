@@ -102,8 +102,10 @@ class TorchPoseEngine:
     """BlazePose in torch: :meth:`detect_image` and :meth:`detect_images` in IMAGE mode.
 
     ``detector`` and ``landmarks`` are the two networks (see :mod:`posepipe.torch_engine.models`),
-    already on ``device``; ``dtype`` is what they take (default fp16 on CUDA, fp32 elsewhere).
-    Everything around them runs in float32 on ``device``. ``batch_size`` caps how many images (or
+    already on ``device``; ``dtype`` is what they take (default fp16 on CUDA, fp32 elsewhere),
+    ``detector_dtype`` what the detector takes when it differs (a float32 detector beside float16
+    landmarks: see docs/PERFORMANCE.md, fp16 parity). Everything around them runs in float32 on
+    ``device``. ``batch_size`` caps how many images (or
     crops) go through a network at once. ``clamp_projection_origin`` selects the newer
     ``LandmarkProjectionCalculator`` behaviour (see
     :func:`posepipe.torch_engine.landmarks.project_landmarks`); ``resampling``
@@ -126,11 +128,13 @@ class TorchPoseEngine:
         landmark_input_range: tuple[float, float] = (0.0, 1.0),
         clamp_projection_origin: bool = False,
         resampling: Resampling = "exact",
+        detector_dtype: torch.dtype | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = (
             dtype if dtype is not None else (torch.float16 if self.device.type == "cuda" else torch.float32)
         )
+        self.detector_dtype = detector_dtype if detector_dtype is not None else self.dtype
         for name, value in (
             ("min_detection_confidence", min_detection_confidence),
             ("min_presence_confidence", min_presence_confidence),
@@ -206,7 +210,7 @@ class TorchPoseEngine:
                 device=self.device,
                 resampling=self.resampling,
             )
-            raw_boxes, raw_scores = self.detector(inputs.to(self.dtype))
+            raw_boxes, raw_scores = self.detector(inputs.to(self.detector_dtype))
             parts.append(
                 postprocess_detections(
                     raw_boxes,

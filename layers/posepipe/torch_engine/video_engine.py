@@ -348,10 +348,9 @@ class VideoTracker:
         return detect_for_video_batch([self], [rgb], [timestamp_ms])[0]
 
     def _next_timestamp(self, timestamp_ms: int) -> int:
+        """The timestamp this frame gets (not yet taken: :meth:`_persons` takes it)."""
         # As posepipe.engine.PoseEngine: MediaPipe needs strictly increasing timestamps.
-        timestamp = max(int(timestamp_ms), self._last_timestamp_ms + 1)
-        self._last_timestamp_ms = timestamp
-        return timestamp
+        return max(int(timestamp_ms), self._last_timestamp_ms + 1)
 
     def _persons(
         self,
@@ -362,7 +361,9 @@ class VideoTracker:
         width: int,
         height: int,
     ) -> list[Person]:
-        """This frame's persons from its present poses (image-normalised ``landmarks`` ``[P, 33, 5]``)."""
+        """This frame's persons from its present poses (image-normalised ``landmarks`` ``[P, 33, 5]``);
+        the only place the tracking state changes."""
+        self._last_timestamp_ms = timestamp_ms
         self._rects = next_rects.astype(np.float32)
         if self._smoother is not None:
             if len(landmarks) == 0:
@@ -397,6 +398,11 @@ def detect_for_video_batch(
     bit for bit when the networks' arithmetic does not depend on the batch (an engine with
     ``batch_size=1``); oneDNN's batched CPU convolutions differ from single-image ones by ~1e-3
     in the raw outputs, and tracking lets such differences grow to tenths of a pixel.
+
+    A failure (a frame the pipeline cannot take, the device out of memory) raises before any
+    tracker changes: each can then be advanced alone (what
+    :class:`~posepipe.torch_engine.batcher.FrameBatcher` does to keep one bad frame from failing
+    the other streams).
     """
     if not len(trackers) == len(frames) == len(timestamps_ms):
         raise ValueError(
