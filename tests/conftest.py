@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.uistack import local_stack  # noqa: F401  (the session's `posepipe serve`, for every module)
+
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

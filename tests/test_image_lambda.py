@@ -388,6 +388,19 @@ def test_api_annotate_stores_the_image_and_answers_a_presigned_url(
     assert aws.json(f"images/api/{request_id}/pose.json") == body
 
 
+def test_api_answer_reports_the_server_time_for_the_image(
+    handler: ModuleType, photo: Callable[[str], bytes]
+) -> None:
+    response = invoke(handler, api_event(photo("messi5.jpg"), "image/jpeg"))
+    assert response["statusCode"] == 200
+    (timing,) = response["multiValueHeaders"]["Server-Timing"]
+    name, duration = timing.split(";")
+    assert name == "inference"
+    assert duration.startswith("dur=")
+    assert 1.0 < float(duration.removeprefix("dur=")) < 30_000.0  # milliseconds: a real model ran
+    validate_result(json.loads(response["body"]))  # the body is the result, as before
+
+
 def test_api_max_poses_is_passed_to_the_model(handler: ModuleType, photo: Callable[[str], bytes]) -> None:
     status, body = api_call(handler, api_event(photo("basketball1.png"), query={"max_poses": "1"}))
     assert status == 200

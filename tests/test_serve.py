@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,41 +15,15 @@ import pytest
 from posepipe.result import validate_result
 
 from tests.conftest import VideoRun
+from tests.uistack import API_URL, S3_URL, StackProcess
 
-S3_URL = "http://127.0.0.1:4566"
-API_URL = "http://127.0.0.1:3000"
 INPUT, OUTPUT = "posepipe-input", "posepipe-output"
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[subprocess.Popen[str]]:
-    assert not any(_port_open(p) for p in (4566, 3000, 8080, 8081, 9001)), "a local stack is already running"
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        # A limit the bad-input test can exceed with a tiny clip (vtest.avi is 79.5 s).
-        env = {**os.environ, "POSEPIPE_MAX_VIDEO_SECONDS": "100"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "posepipe.cli", "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-    deadline = time.monotonic() + 60
-    while "local stack is up" not in log.read_text():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.3)
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
-    assert "local stack stopped" in log.read_text()
-    assert not any(_port_open(p) for p in (4566, 3000, 8080, 8081, 9001))  # every server stopped
+def stack(local_stack: StackProcess) -> StackProcess:
+    """The session's ``posepipe serve`` (tests/uistack.py), started as a user starts it."""
+    return local_stack
 
 
 def _client(service: str) -> Any:
@@ -70,12 +40,12 @@ def _client(service: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def s3(stack: subprocess.Popen[str]) -> Any:
+def s3(stack: StackProcess) -> Any:
     return _client("s3")
 
 
 @pytest.fixture(scope="module")
-def sfn(stack: subprocess.Popen[str]) -> Any:
+def sfn(stack: StackProcess) -> Any:
     return _client("stepfunctions")
 
 
@@ -139,7 +109,7 @@ def test_cloud_results_equal_the_cli(s3: Any, uploaded: dict[str, Any], vtest_de
     assert float(np.max(gaps)) <= 0.05, sorted(gaps)[-10:]
 
 
-def test_post_images_answers_the_persons(stack: subprocess.Popen[str], sample: Callable[[str], Path]) -> None:
+def test_post_images_answers_the_persons(stack: StackProcess, sample: Callable[[str], Path]) -> None:
     request = urllib.request.Request(
         f"{API_URL}/images",
         data=sample("basketball1.png").read_bytes(),
@@ -152,7 +122,7 @@ def test_post_images_answers_the_persons(stack: subprocess.Popen[str], sample: C
 
 
 def test_post_images_annotated_url_downloads_the_image(
-    stack: subprocess.Popen[str], sample: Callable[[str], Path]
+    stack: StackProcess, sample: Callable[[str], Path]
 ) -> None:
     request = urllib.request.Request(
         f"{API_URL}/images?annotate=1",
@@ -177,7 +147,7 @@ def test_same_video_uploaded_twice_is_one_execution(s3: Any, sfn: Any, uploaded:
 
 
 def test_video_api_gives_an_upload_slot_and_follows_the_job(
-    stack: subprocess.Popen[str], sample: Callable[[str], Path]
+    stack: StackProcess, sample: Callable[[str], Path]
 ) -> None:
     request = urllib.request.Request(
         f"{API_URL}/videos",
@@ -233,7 +203,7 @@ def test_video_api_reports_a_finished_job_with_result_urls(s3: Any, uploaded: di
     ids=["bad-filename", "text-body", "bad-job-id", "no-route"],
 )
 def test_video_api_errors_are_json_with_a_4xx_status(
-    stack: subprocess.Popen[str],
+    stack: StackProcess,
     method: str,
     path: str,
     body: bytes | None,

@@ -9,7 +9,9 @@ One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
 - API Gateway (REST, payload v1) ``POST /images`` with the image as the body: answers the
   ``posepipe.pose/1`` result; ``?annotate=1`` also stores the annotated image (and its
   ``pose.json``) under ``images/api/<request id>/`` and adds a presigned ``annotated_url``;
-  ``?max_poses=N`` (1..10). Errors are ``{"error": code, "message": ...}`` with a 4xx status.
+  ``?max_poses=N`` (1..10); the ``Server-Timing`` header's ``inference`` metric is the
+  server's time for the image in milliseconds. Errors are ``{"error": code, "message": ...}``
+  with a 4xx status.
 
 The model is loaded once per container, when the module is imported: ``POSEPIPE_MODEL_URI``'s
 (an S3 ``.task`` bundle or ``model.tar.gz``, the SageMaker endpoint's), fetched to /tmp and
@@ -238,13 +240,15 @@ def infer(data: bytes, uri: str, max_poses: int) -> tuple[PoseResult, bytes | No
 
 
 @app.post("/images")
-def post_image() -> dict[str, Any]:
+def post_image() -> Response[dict[str, Any]]:
     event = app.current_event
     request_id = event.request_context.request_id
     annotate = _annotate_param(event.get_query_string_value("annotate"))
     max_poses = _max_poses_param(event.get_query_string_value("max_poses"))
     data = _request_image(event)
+    started = time.perf_counter()
     result, annotated, suffix = infer(data, f"api://{request_id}", max_poses)
+    inference_ms = (time.perf_counter() - started) * 1000.0
     body = result.to_dict()
     if annotate and annotated is not None:
         outputs = layout.api_image_outputs(request_id, suffix)
@@ -256,7 +260,14 @@ def post_image() -> dict[str, Any]:
             ExpiresIn=config.presign_seconds,
         )
     logger.info("image processed", extra={"persons": len(result.frames[0].persons), "annotate": annotate})
-    return body
+    # The server's own time for the image (decode, pose, drawing), so that clients can tell it
+    # from the network and the API front: the standard Server-Timing header, in milliseconds.
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"Server-Timing": f"inference;dur={inference_ms:.1f}"},
+    )
 
 
 def _request_image(event: APIGatewayProxyEvent) -> bytes:

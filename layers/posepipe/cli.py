@@ -134,6 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the cloud pipeline on this machine (no AWS account)")
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1)")
 
+    ui = commands.add_parser("ui", help="the web app (Streamlit) over posepipe's API")
+    ui.add_argument("--port", type=_positive_int, default=8501, help="port of the web app (8501)")
+    ui.add_argument("--host", default="127.0.0.1", help="address the web app listens on (127.0.0.1)")
+    ui.add_argument(
+        "--api-url",
+        default="http://127.0.0.1:3000",
+        metavar="URL",
+        help="posepipe's API: the local stack's (http://127.0.0.1:3000, `posepipe serve`) or a "
+        "deployed stack's ApiUrl",
+    )
+    ui.add_argument(
+        "--auth",
+        choices=("none", "iam", "apikey"),
+        default="none",
+        help="none (the local stack); iam: SigV4 with an AWS profile; apikey: the key in $POSEPIPE_API_KEY",
+    )
+    ui.add_argument("--profile", help="AWS profile for --auth iam (default: the default credentials)")
+    ui.add_argument("--region", help="AWS region of the API for --auth iam (default: the profile's)")
+
     export = commands.add_parser("export", help="convert a result to another format")
     export.add_argument("result", type=Path, metavar="RESULT_JSON")
     export.add_argument("--coco", action="store_true", required=True, help="COCO-17 keypoints")
@@ -273,6 +292,55 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_ui(args: argparse.Namespace) -> int:
+    import signal
+    import subprocess
+
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        _error("posepipe ui needs Streamlit: install posepipe's ui extra (pip install 'posepipe[ui]')")
+        return EXIT_BAD_INPUT
+    from posepipe.ui import settings
+
+    if not args.api_url.startswith(("http://", "https://")):
+        _error(f"--api-url must start with http:// or https://, not {args.api_url!r}")
+        return EXIT_BAD_INPUT
+    app = Path(__file__).resolve().parent / "ui" / "app.py"
+    env = {
+        **os.environ,
+        settings.ENV_API_URL: args.api_url,
+        settings.ENV_AUTH: args.auth,
+        settings.ENV_PROFILE: args.profile or "",
+        settings.ENV_REGION: args.region or "",
+    }
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.headless", "true",
+        "--server.address", args.host,
+        "--server.port", str(args.port),
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    print(f"posepipe ui: http://{args.host}:{args.port} (API: {args.api_url}; Ctrl-C stops it)", flush=True)
+    try:
+        stderr = sys.stderr.fileno()  # the terminal, not the descriptor 2 native logs go to
+    except (AttributeError, OSError, ValueError):
+        stderr = None
+    process = subprocess.Popen(command, env=env, stderr=stderr)
+
+    def stop_streamlit(signum: int, _: object = None) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop_streamlit)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # a terminal's Ctrl-C reaches Streamlit too; a lone SIGINT does not
+        stop_streamlit(signal.SIGINT)
+        process.wait()
+        return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from posepipe.errors import InputError
     from posepipe.export import to_coco
@@ -325,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "samples": _run_samples,
         "export": _run_export,
         "serve": _run_serve,
+        "ui": _run_ui,
     }
     try:
         return handlers[args.command](args)
