@@ -28,13 +28,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, S3Event
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
@@ -90,16 +90,6 @@ def image_job(max_poses: int) -> ImageJob:
 
 
 image_job(config.max_poses)  # the model loads during the cold start, not in the first request
-
-
-class ApiError(Exception):
-    """A request the API refuses: its status, error code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 # --- the handler ----------------------------------------------------------------------------
@@ -315,39 +305,10 @@ def _max_poses_param(value: str | None) -> int:
     return max_poses
 
 
-def _refuse(exc: ApiError) -> Response[dict[str, str]]:
-    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
-    logger.info("request refused", extra={"status": exc.status, "code": exc.code, "reason": exc.message})
-    return _error_response(exc.status, exc.code, exc.message)
-
-
-def _error_response(status: int, code: str, message: str) -> Response[dict[str, str]]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": code, "message": message},
-    )
-
-
-@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
-def on_api_error(exc: ApiError) -> Response[dict[str, str]]:
-    return _refuse(exc)
-
-
-@app.exception_handler(InputError)  # type: ignore[untyped-decorator]
-def on_input_error(exc: InputError) -> Response[dict[str, str]]:
-    status, code = _API_INPUT_ERRORS.get(exc.code, (422, "bad_image"))
-    return _refuse(ApiError(status, code, exc.reason))
-
-
-@app.not_found
-def on_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
-    event = app.current_event
-    return _error_response(404, "not_found", f"no route for {event.http_method} {event.path}")
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def on_unexpected_error(exc: Exception) -> Response[dict[str, str]]:
-    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
-    logger.exception("request failed")
-    return _error_response(500, "internal_error", "the image could not be processed; try again later")
+register_error_handlers(
+    app,
+    logger,
+    metrics,
+    input_error=lambda exc: ApiError(*_API_INPUT_ERRORS.get(exc.code, (422, "bad_image")), exc.reason),
+    internal=ApiError(500, "internal_error", "the image could not be processed; try again later"),
+)

@@ -25,12 +25,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, S3Event
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.jobs_api import job_status, new_upload
 from posepipe.cloud.keys import execution_arn, job_id, name_after_prefix
@@ -46,16 +46,6 @@ logger = Logger(service=STAGE)
 tracer = Tracer(service=STAGE)
 metrics = Metrics(namespace="posepipe", service=STAGE)
 app = APIGatewayRestResolver()
-
-
-class ApiError(Exception):
-    """A request the API refuses: its status, error code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 # --- the handler ----------------------------------------------------------------------------
@@ -218,38 +208,10 @@ def _body_text(event: APIGatewayProxyEvent) -> str:
         raise ApiError(400, "bad_body", "the body is not base64-encoded UTF-8 text") from None
 
 
-def _refuse(status: int, code: str, message: str) -> Response[dict[str, str]]:
-    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
-    logger.info("request refused", extra={"status": status, "code": code, "reason": message})
-    return _error_response(status, code, message)
-
-
-def _error_response(status: int, code: str, message: str) -> Response[dict[str, str]]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": code, "message": message},
-    )
-
-
-@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
-def on_api_error(exc: ApiError) -> Response[dict[str, str]]:
-    return _refuse(exc.status, exc.code, exc.message)
-
-
-@app.exception_handler(InputError)  # type: ignore[untyped-decorator]
-def on_input_error(exc: InputError) -> Response[dict[str, str]]:
-    return _refuse(400, exc.code, str(exc))
-
-
-@app.not_found
-def on_not_found(exc: NotFoundError) -> Response[dict[str, str]]:
-    event = app.current_event
-    return _error_response(404, "not_found", f"no route for {event.http_method} {event.path}")
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def on_unexpected_error(exc: Exception) -> Response[dict[str, str]]:
-    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
-    logger.exception("request failed")
-    return _error_response(500, "internal", "the request could not be handled; try again later")
+register_error_handlers(
+    app,
+    logger,
+    metrics,
+    input_error=lambda exc: ApiError(400, exc.code, str(exc)),
+    internal=ApiError(500, "internal", "the request could not be handled; try again later"),
+)

@@ -226,21 +226,7 @@ class FrameBatcher:
         with self._cond:
             engine = self._engines.get(key)
             if engine is None:
-                engine = TorchPoseEngine(
-                    base.detector,
-                    base.landmarks,
-                    base.device,
-                    base.dtype,
-                    min_detection_confidence=key[0],
-                    min_presence_confidence=key[1],
-                    min_suppression_threshold=base.min_suppression_threshold,
-                    batch_size=base.batch_size,
-                    detector_input_range=base.detector_input_range,
-                    landmark_input_range=base.landmark_input_range,
-                    clamp_projection_origin=base.clamp_projection_origin,
-                    resampling=base.resampling,
-                    detector_dtype=base.detector_dtype,
-                )
+                engine = base.with_thresholds(*key)
                 self._engines[key] = engine
             return engine
 

@@ -156,6 +156,26 @@ class TorchPoseEngine:
         self.resampling = resampling
         self.anchors = pose_detector_anchors(self.device)
 
+    def with_thresholds(
+        self, min_detection_confidence: float, min_presence_confidence: float
+    ) -> TorchPoseEngine:
+        """This engine (the same networks and settings) with other score thresholds."""
+        return TorchPoseEngine(
+            self.detector,
+            self.landmarks,
+            self.device,
+            self.dtype,
+            min_detection_confidence=min_detection_confidence,
+            min_presence_confidence=min_presence_confidence,
+            min_suppression_threshold=self.min_suppression_threshold,
+            batch_size=self.batch_size,
+            detector_input_range=self.detector_input_range,
+            landmark_input_range=self.landmark_input_range,
+            clamp_projection_origin=self.clamp_projection_origin,
+            resampling=self.resampling,
+            detector_dtype=self.detector_dtype,
+        )
+
     def detect_image(self, rgb: RGBImage, max_poses: int = 4) -> list[Person]:
         """Persons in one upright RGB ``uint8`` image (H, W, 3)."""
         return self.detect_images([rgb], max_poses)[0]
