@@ -15,7 +15,7 @@ CDK_OUT ?= cdk.out
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all setup model samples node demo test lint format clean bench synth
+.PHONY: all setup model samples node browser demo test lint format clean bench synth screenshots
 
 all: test
 
@@ -35,6 +35,18 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 node: $(NODE_STAMP)
+
+# Debian's Chromium, which the browser tests drive with Playwright (it never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		command -v apt-get >/dev/null || { echo "the browser tests need Chromium at $(CHROMIUM) (Debian's chromium package)"; exit 2; }; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		echo "installing Debian's chromium for the browser tests"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+	@echo "browser tests use $$("$(CHROMIUM)" --version 2>/dev/null) at $(CHROMIUM)"
 
 model: $(STAMP)
 	$(BIN)/posepipe models build
@@ -56,7 +68,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: model samples node lint
+test: model samples node browser lint
 	$(BIN)/pytest
 
 # `cdk synth` offline, no AWS account and no Docker needed (docs/DEPLOY.md): the CDK app with
@@ -65,6 +77,10 @@ synth: setup node
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk synth --quiet --output $(CDK_OUT) $(CDK_ARGS)
 	$(BIN)/cfn-lint $(CDK_OUT)/*.template.json
 	@echo "synthesized: $(CDK_OUT)/ (templates, assets, cdk-nag: no unacknowledged findings)"
+
+# The README's pictures of the web app (docs/images/ui-*.png), taken in headless Chromium.
+screenshots: model samples browser
+	$(BIN)/python docs/screenshots.py
 
 bench: model samples
 	$(BIN)/python bench/video_throughput.py

@@ -320,6 +320,7 @@ def _run_ui(args: argparse.Namespace) -> int:
         "--server.address", args.host,
         "--server.port", str(args.port),
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     print(f"posepipe ui: http://{args.host}:{args.port} (API: {args.api_url}; Ctrl-C stops it)", flush=True)
     try:

@@ -12,12 +12,18 @@ Frames go in as upright RGB ``uint8`` arrays (H, W, 3); persons come out in pixe
 - ``"auto"``: torch on CUDA when PyTorch and a GPU are there, else mediapipe.
 
 Both have :class:`PoseEstimator`'s interface. The MediaPipe path never imports torch.
+
+Running modes, in MediaPipe Tasks' style, one method each: ``IMAGE`` (:meth:`PoseEngine.detect`),
+``VIDEO`` (:meth:`PoseEngine.detect_for_video`) and ``LIVE_STREAM``
+(:meth:`PoseEngine.detect_async`, results through :attr:`PoseEngineOptions.result_callback`).
+LIVE_STREAM is MediaPipe's only: the torch engine refuses it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -40,6 +46,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 class RunningMode(Enum):
     IMAGE = "image"
     VIDEO = "video"
+    LIVE_STREAM = "live_stream"
+
+
+LiveResultCallback = Callable[[list[Person], int], None]
+"""LIVE_STREAM's result callback: the persons of one frame and that frame's ``timestamp_ms``.
+
+Called on MediaPipe's result thread, in timestamp order; MediaPipe may skip frames to keep up
+(not every frame sent gets a result). An exception raised in it is logged and dropped."""
 
 
 EngineChoice = Literal["mediapipe", "torch", "auto"]
@@ -90,7 +104,8 @@ class PoseEngineOptions:
 
     ``engine`` picks the implementation (see the module docstring). ``device`` and ``dtype`` are
     the torch engine's only (default: ``cuda`` when available, else ``cpu``; float16 on CUDA,
-    float32 elsewhere); MediaPipe ignores them.
+    float32 elsewhere); MediaPipe ignores them. ``result_callback`` is required in
+    ``LIVE_STREAM`` mode and refused in the others, as MediaPipe does.
     """
 
     model_path: Path | None = None
@@ -102,6 +117,7 @@ class PoseEngineOptions:
     engine: EngineChoice = "mediapipe"
     device: str | None = None
     dtype: TorchDtype | None = None
+    result_callback: LiveResultCallback | None = None
 
     def settings_dict(self) -> dict[str, Any]:
         """What every engine's ``model_dict`` reports of these options."""
@@ -122,6 +138,11 @@ class PoseEngineOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], not {value}")
+        live = self.running_mode is RunningMode.LIVE_STREAM
+        if live and self.result_callback is None:
+            raise ValueError("LIVE_STREAM mode needs a result_callback to receive the results")
+        if not live and self.result_callback is not None:
+            raise ValueError(f"a result_callback is for LIVE_STREAM mode only, not {self.running_mode.name}")
 
 
 class PoseEstimator(Protocol):
@@ -148,7 +169,8 @@ class PoseEstimator(Protocol):
 def open_pose_engine(options: PoseEngineOptions) -> PoseEstimator:
     """The engine ``options.engine`` chooses (``"auto"`` resolved here), loaded and ready.
 
-    :class:`EngineError` when the torch engine is chosen but PyTorch is not installed.
+    :class:`EngineError` when the torch engine is chosen but PyTorch is not installed, or with
+    ``LIVE_STREAM`` (MediaPipe's only; :class:`TorchPoseEstimator` refuses it).
     """
     if resolve_engine(options.engine) == "torch":
         require_torch()
@@ -163,7 +185,9 @@ class PoseEngine:
 
     ``detect`` for single images (IMAGE mode); ``detect_for_video`` for the frames of one video in
     order (VIDEO mode: the landmarks of one frame guide the next, and the detector runs only
-    while fewer than ``max_poses`` persons are tracked).
+    while fewer than ``max_poses`` persons are tracked); ``detect_async`` for a live stream
+    (LIVE_STREAM mode: tracks as VIDEO does, returns at once, and hands each result to
+    ``options.result_callback`` on MediaPipe's thread, dropping frames when it falls behind).
     """
 
     def __init__(self, options: PoseEngineOptions) -> None:
@@ -174,7 +198,11 @@ class PoseEngine:
         self.options = options
         path = resolve_model_path(options.model_path)
         self.model: ModelInfo = model_info(path)
-        mode = MpRunningMode.VIDEO if options.running_mode is RunningMode.VIDEO else MpRunningMode.IMAGE
+        mode = {
+            RunningMode.IMAGE: MpRunningMode.IMAGE,
+            RunningMode.VIDEO: MpRunningMode.VIDEO,
+            RunningMode.LIVE_STREAM: MpRunningMode.LIVE_STREAM,
+        }[options.running_mode]
         self._landmarker = PoseLandmarker.create_from_options(
             PoseLandmarkerOptions(
                 base_options=BaseOptions(model_asset_path=str(path)),
@@ -184,6 +212,7 @@ class PoseEngine:
                 min_pose_presence_confidence=options.min_presence_confidence,
                 min_tracking_confidence=options.min_tracking_confidence,
                 output_segmentation_masks=False,
+                result_callback=self._on_live_result if options.result_callback is not None else None,
             )
         )
         self._last_timestamp_ms = -1
@@ -210,13 +239,38 @@ class PoseEngine:
         self._last_timestamp_ms = timestamp_ms
         return self._persons(self._landmarker.detect_for_video(_mp_image(rgb), timestamp_ms), rgb)
 
+    def detect_async(self, rgb: RGBImage, timestamp_ms: int) -> None:
+        """Send the next frame of a live stream (LIVE_STREAM mode); returns at once.
+
+        Its persons arrive later through ``options.result_callback`` with this ``timestamp_ms``
+        (or never, when MediaPipe drops the frame to keep up). Timestamps must strictly increase:
+        unlike VIDEO mode's file timestamps, a live stream's are the caller's clock, so a
+        non-increasing one is an error (:class:`ValueError`), not nudged.
+        """
+        if self.options.running_mode is not RunningMode.LIVE_STREAM:
+            raise RuntimeError("detect_async() needs an engine in LIVE_STREAM mode")
+        timestamp_ms = int(timestamp_ms)
+        if timestamp_ms <= self._last_timestamp_ms:
+            raise ValueError(
+                f"LIVE_STREAM timestamps must strictly increase: got {timestamp_ms} ms after "
+                f"{self._last_timestamp_ms} ms"
+            )
+        image = _mp_image(rgb)
+        self._landmarker.detect_async(image, timestamp_ms)
+        self._last_timestamp_ms = timestamp_ms
+
+    def _on_live_result(self, result: Any, output_image: Any, timestamp_ms: int) -> None:
+        """MediaPipe's LIVE_STREAM callback: its result as posepipe persons, to the user's callback."""
+        callback = self.options.result_callback
+        if callback is None:
+            return
+        persons = _persons_of(result, int(output_image.width), int(output_image.height))
+        callback(persons, int(timestamp_ms))
+
     @staticmethod
     def _persons(result: Any, rgb: RGBImage) -> list[Person]:
         height, width = rgb.shape[:2]
-        return [
-            Person.from_mediapipe(image, world, width, height)
-            for image, world in zip(result.pose_landmarks, result.pose_world_landmarks, strict=True)
-        ]
+        return _persons_of(result, width, height)
 
     def close(self) -> None:
         self._landmarker.close()
@@ -228,6 +282,14 @@ class PoseEngine:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _persons_of(result: Any, width: int, height: int) -> list[Person]:
+    """A MediaPipe ``PoseLandmarkerResult`` as persons in pixels of a ``width`` x ``height`` frame."""
+    return [
+        Person.from_mediapipe(image, world, width, height)
+        for image, world in zip(result.pose_landmarks, result.pose_world_landmarks, strict=True)
+    ]
 
 
 def _mp_image(rgb: RGBImage) -> Any:

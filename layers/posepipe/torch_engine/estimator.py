@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from posepipe.engine import PoseEngineOptions, RGBImage, RunningMode, TorchDtype
+from posepipe.errors import EngineError
 from posepipe.models import ModelInfo, model_info, resolve_model_path
 from posepipe.result import Person
 from posepipe.torch_engine.image_engine import TorchPoseEngine
@@ -100,6 +101,11 @@ class TorchPoseEstimator:
         device: torch.device | str | None = None,
         dtype: torch.dtype | TorchDtype | None = None,
     ) -> None:
+        if options.running_mode is RunningMode.LIVE_STREAM:
+            raise EngineError(
+                "the torch engine has no LIVE_STREAM mode: use engine 'mediapipe' for live streams "
+                "(or VIDEO mode, which tracks the same way, frame by frame)"
+            )
         self.options = options
         path = resolve_model_path(options.model_path)
         self.model: ModelInfo = model_info(path)

@@ -65,8 +65,8 @@ def sidebar(initial: UiSettings) -> tuple[UiSettings, Mode]:
         help="One Euro smoothing of landmarks over time.",
     )
     bar.caption(
-        "Smoothing applies to the local live engine only: the API takes no smoothing option "
-        "(the video pipeline always smooths; single images have nothing to smooth)."
+        "Smoothing applies to the live mode (either source), done in this app: the API takes no "
+        "smoothing option (the video pipeline always smooths; single images have nothing to smooth)."
     )
     live_source, jpeg_quality, max_in_flight = (
         initial.live_source,
