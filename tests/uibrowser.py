@@ -210,6 +210,11 @@ def start_stream(page: Any) -> None:
     frame.get_by_role("button", name="STOP").wait_for()
 
 
+def stream_stopped(page: Any) -> bool:
+    """The component shows START again: its stream ended."""
+    return bool(webrtc_frame(page).get_by_role("button", name="START").is_visible())
+
+
 def stop_stream(page: Any) -> None:
     frame = webrtc_frame(page)
     frame.get_by_role("button", name="STOP").click()
