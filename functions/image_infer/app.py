@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.events import dispatch_event
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import event_key, put_json, s3_client, s3_uri, write_error_record
@@ -100,17 +101,14 @@ image_job(config.max_poses)  # the model loads during the cold start, not in the
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Dispatch on the event's shape: S3 notification, EventBridge event or API Gateway request."""
-    records = event.get("Records") or [{}]
-    if records[0].get("eventSource") == "aws:s3":
-        return handle_s3_notification(S3Event(event))
-    if event.get("source") == "aws.s3" and "detail-type" in event:
-        return handle_eventbridge(S3EventBridgeNotificationEvent(event))
-    if "httpMethod" in event or "requestContext" in event:
-        return app.resolve(event, context)
-    if event.get("Event") == "s3:TestEvent":  # sent once when a bucket notification is configured
-        logger.info("S3 test event ignored", extra={"bucket": event.get("Bucket")})
-        return {"results": []}
-    raise ValueError(f"unsupported event: keys {sorted(event)}")
+    return dispatch_event(
+        event,
+        context,
+        app=app,
+        on_s3_notification=handle_s3_notification,
+        on_eventbridge=handle_eventbridge,
+        logger=logger,
+    )
 
 
 # --- S3 and EventBridge ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeN
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.events import dispatch_event
 from posepipe.cloud.jobs_api import job_status, new_upload
 from posepipe.cloud.keys import execution_arn, job_id, name_after_prefix
 from posepipe.cloud.storage import event_key, s3_client
@@ -56,24 +57,14 @@ app = APIGatewayRestResolver()
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Dispatch on the event's shape: S3 notification, EventBridge event or API Gateway request."""
-    if not isinstance(event, dict):
-        raise ValueError(f"unsupported event: a {type(event).__name__}, not an object")
-    if _first_record(event).get("eventSource") == "aws:s3":
-        return handle_s3_notification(S3Event(event))
-    if event.get("source") == "aws.s3" and "detail-type" in event:
-        return handle_eventbridge(S3EventBridgeNotificationEvent(event))
-    if "httpMethod" in event and "requestContext" in event:
-        return app.resolve(event, context)
-    if event.get("Event") == "s3:TestEvent":  # sent once when a bucket notification is configured
-        logger.info("S3 test event ignored", extra={"bucket": event.get("Bucket")})
-        return {"results": []}
-    raise ValueError(f"unsupported event: keys {sorted(event)}")
-
-
-def _first_record(event: dict[str, Any]) -> dict[str, Any]:
-    records = event.get("Records")
-    first = records[0] if isinstance(records, list) and records else None
-    return first if isinstance(first, dict) else {}
+    return dispatch_event(
+        event,
+        context,
+        app=app,
+        on_s3_notification=handle_s3_notification,
+        on_eventbridge=handle_eventbridge,
+        logger=logger,
+    )
 
 
 # --- S3 and EventBridge: start one execution per uploaded video -----------------------------
