@@ -178,7 +178,7 @@ def recorder() -> Iterator[RecordingServer]:
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = _answer  # noqa: N815
+        do_GET = do_POST = do_PUT = _answer  # noqa: N815
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -284,6 +284,17 @@ def test_an_api_gateway_refusal_names_the_authentication(recorder: RecordingServ
         "The API refused a status request (403): Missing Authentication Token "
         "(authentication: no authentication; check it in the sidebar)"
     )
+
+
+def test_presigned_transfers_that_s3_refuses_are_readable(recorder: RecordingServer) -> None:
+    recorder.answer[:] = [(403, {"message": "Request has expired"})]
+    client = ApiClient(recorder.url)
+    with pytest.raises(ApiProblem, match=r"^The upload of walk\.mp4 failed \(403\): ") as upload:
+        client.upload(f"{recorder.url}/in/videos/walk.mp4", b"video bytes", name="walk.mp4")
+    with pytest.raises(ApiProblem, match=r"^The download of keypoints failed \(403\): ") as download:
+        client.download(f"{recorder.url}/out/keypoints.json", name="keypoints")
+    assert upload.value.status == download.value.status == 403
+    assert [(r.method, r.body) for r in recorder.requests] == [("PUT", b"video bytes"), ("GET", b"")]
 
 
 def test_an_answer_that_is_not_posepipe_is_a_problem(recorder: RecordingServer) -> None:

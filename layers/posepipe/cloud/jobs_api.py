@@ -82,7 +82,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
         return {"job": job, "status": "queued"}
     status = str(described["status"]).lower()
     answer: dict[str, Any] = {"job": job, "status": status, "execution": execution}
-    if status != "running" and status != "succeeded":
+    if status not in ("running", "succeeded"):
         # Failed, timed out or aborted before (or while) writing its error record: read it once
         # more, then fall back on what the execution itself says.
         error = _get_json(s3, config.output_bucket, layout.error(key))

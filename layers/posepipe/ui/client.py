@@ -183,20 +183,9 @@ class ApiClient:
         """PUT ``data`` to a presigned URL in blocks, calling ``progress(sent, total)`` as it goes."""
         body = _ProgressBody(data, progress)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        try:
-            answer = self._http.put(
-                url,
-                data=body,
-                headers={"Content-Type": content_type},
-                timeout=(CONNECT_TIMEOUT_S, max(self.timeout_s, 300.0)),
-            )
-        except requests.RequestException as exc:
-            raise self._unreachable(url, exc, f"the upload of {name}") from None
-        if not answer.ok:
-            raise ApiProblem(
-                f"The upload of {name} failed ({answer.status_code}): {_s3_error(answer)}",
-                status=answer.status_code,
-            )
+        self._presigned(
+            "PUT", url, f"the upload of {name}", data=body, headers={"Content-Type": content_type}
+        )
         if progress is not None:
             progress(len(data), len(data))
 
@@ -217,16 +206,22 @@ class ApiClient:
 
     def download(self, url: str, *, name: str = "the result") -> bytes:
         """The body of a presigned GET URL (a result the API pointed to)."""
+        return self._presigned("GET", url, f"the download of {name}").content
+
+    def _presigned(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        """A request to a presigned S3 URL (long transfers allowed); failures as :class:`ApiProblem`."""
         try:
-            answer = self._http.get(url, timeout=(CONNECT_TIMEOUT_S, max(self.timeout_s, 300.0)))
+            answer = self._http.request(
+                method, url, timeout=(CONNECT_TIMEOUT_S, max(self.timeout_s, 300.0)), **kwargs
+            )
         except requests.RequestException as exc:
-            raise self._unreachable(url, exc, f"the download of {name}") from None
+            raise self._unreachable(url, exc, what) from None
         if not answer.ok:
             raise ApiProblem(
-                f"The download of {name} failed ({answer.status_code}): {_s3_error(answer)}",
+                f"{what[0].upper()}{what[1:]} failed ({answer.status_code}): {_s3_error(answer)}",
                 status=answer.status_code,
             )
-        return answer.content
+        return answer
 
     def ping(self) -> float:
         """Seconds for one cheap authenticated request (the status of a job that does not exist).
