@@ -144,7 +144,7 @@ def test_concurrent_streams_give_what_each_gives_alone(
     for result in results:
         assert not isinstance(result, Exception), result
     assert dict(stats.sizes) == {3: 30}, stats.to_dict()
-    assert stats.wait_s < 0.2 * 90
+    assert stats.timed_out_batches == 0
     assert all(s.stats.mean_size == 3 and s.stats.frames == 30 for s in streams)
     differences = [largest_difference(e, r) for e, r in zip(expected, results, strict=True)]
     print(f"batch_size {batch_size}: batches {stats.to_dict()}, largest differences {differences}")
@@ -202,15 +202,16 @@ def test_streams_that_stop_or_fail_do_not_hold_up_the_others(
             return []  # a stream opened and never used
         return [stream.detect_for_video(rgb, t) for rgb, t in inputs]
 
-    started = time.monotonic()
-    with FrameBatcher(engine, delay_s=3.0) as batcher:
+    with FrameBatcher(engine, delay_s=10.0) as batcher:
         streams = [batcher.open_stream(max_poses=4) for _ in range(3)]
         results = run_concurrently(streams, [frames] * 3, work)
     assert isinstance(results[1], RuntimeError)
     assert largest_difference(expected, results[0]) == 0.0
-    # Waiting out the 3 s delay even once would show: the closed streams were not waited for.
-    assert time.monotonic() - started < 3.0
-    assert streams[0].stats.wait_s < 1.0
+    # Every batch started because every open stream had its frame in, never because the delay
+    # ran out: the closed streams were not waited for.
+    assert streams[0].stats.frames == len(frames)
+    assert streams[0].stats.timed_out == 0
+    assert batcher.stats.timed_out_batches == 0
 
 
 def test_frames_are_checked_in_the_callers_thread_and_closing_drains_the_queue(
@@ -324,7 +325,7 @@ def test_concurrent_invocations_are_batched_and_give_each_chunks_own_result(s3: 
     for status, answer in answers:
         assert status == 200, answer
         assert answer["timings"]["batch_mean"] == answer["timings"]["batch_max"] == 3.0
-        assert answer["timings"]["batch_wait_s"] < 20 * 1.0
+        assert answer["timings"]["batch_timed_out"] == 0.0  # no batch waited out the delay
         assert answer["timings"]["nvdec"] == 0.0  # no CUDA here: software decoding
     assert batcher.stats.sizes[3] == 20  # batches of three frames, one per chunk and step
     for (_, answer), reference in zip(answers, alone_answers, strict=True):

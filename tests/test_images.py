@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import warnings
 import zlib
 from collections.abc import Callable
@@ -315,11 +314,9 @@ def test_decompression_bomb_is_refused_from_the_header(monkeypatch: pytest.Monke
     decoded: list[object] = []
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
     pillow_limit = Image.MAX_IMAGE_PIXELS
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not leak either
         error = reason(lambda: load_image(bomb, source="bomb.png"))
-    assert time.perf_counter() - start < 0.5
     megapixels = side * side / 1e6
     assert error.reason == f"image is {side}x{side} ({megapixels:.1f} MP), over the limit of 40.0 MP"
     assert not decoded  # refused before any pixel data was read or allocated

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -114,10 +113,8 @@ def test_every_place_is_named_when_all_fail(isolated: Path, monkeypatch: pytest.
     monkeypatch.setenv("PATH", str(isolated.parent / "empty"))  # no apt-get here
     isolated.mkdir(parents=True)
     (isolated / "messi5.jpg").write_bytes(b"a stale, wrong file")
-    start = time.perf_counter()
     with pytest.raises(SampleError) as caught:
         sample_path("messi5.jpg")
-    assert time.perf_counter() - start < 10
     message = str(caught.value)
     assert message.startswith("sample messi5.jpg not found and could not be fetched")
     assert NO_SHARED_ENV in message

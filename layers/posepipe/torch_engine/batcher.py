@@ -71,28 +71,33 @@ class StreamStats:
     size_sum: int = 0
     max_size: int = 0
     wait_s: float = 0.0  # from handing a frame in to its batch starting, summed over the frames
+    timed_out: int = 0  # frames whose batch started because ``delay_s`` ran out
 
     @property
     def mean_size(self) -> float:
         return self.size_sum / self.frames if self.frames else 0.0
 
-    def add(self, size: int, wait_s: float) -> None:
+    def add(self, size: int, wait_s: float, timed_out: bool) -> None:
         self.frames += 1
         self.size_sum += size
         self.max_size = max(self.max_size, size)
         self.wait_s += wait_s
+        self.timed_out += timed_out
 
     def copy(self) -> StreamStats:
-        return StreamStats(self.frames, self.size_sum, self.max_size, self.wait_s)
+        return StreamStats(self.frames, self.size_sum, self.max_size, self.wait_s, self.timed_out)
 
 
 @dataclass
 class BatchStats:
-    """Batches run and their sizes (frames per batch); ``wait_s`` summed over their frames."""
+    """Batches run and their sizes (frames per batch); ``wait_s`` summed over their frames;
+    ``timed_out_batches``: those that started because ``delay_s`` ran out (rather than because
+    every open stream, or ``max_batch`` frames, had a frame waiting)."""
 
     sizes: Counter[int] = field(default_factory=Counter)
     failed_batches: int = 0
     wait_s: float = 0.0
+    timed_out_batches: int = 0
 
     @property
     def batches(self) -> int:
@@ -110,12 +115,13 @@ class BatchStats:
     def max_size(self) -> int:
         return max(self.sizes, default=0)
 
-    def add(self, size: int, wait_s: float) -> None:
+    def add(self, size: int, wait_s: float, timed_out: bool) -> None:
         self.sizes[size] += 1
         self.wait_s += wait_s
+        self.timed_out_batches += timed_out
 
     def copy(self) -> BatchStats:
-        return BatchStats(Counter(self.sizes), self.failed_batches, self.wait_s)
+        return BatchStats(Counter(self.sizes), self.failed_batches, self.wait_s, self.timed_out_batches)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +132,7 @@ class BatchStats:
             "sizes": {str(size): count for size, count in sorted(self.sizes.items())},
             "failed_batches": self.failed_batches,
             "wait_s": round(self.wait_s, 4),
+            "timed_out_batches": self.timed_out_batches,
         }
 
 
@@ -268,8 +275,9 @@ class FrameBatcher:
 
     # -- the worker -------------------------------------------------------------------------------
 
-    def _next_batch(self) -> list[_Request] | None:
-        """The next batch (waiting for it as the module docstring says), or None to stop."""
+    def _next_batch(self) -> tuple[list[_Request], bool] | None:
+        """The next batch (waiting for it as the module docstring says) and whether it starts
+        because its delay ran out; None to stop."""
         with self._cond:
             while not self._queue:
                 if self._closed:
@@ -280,12 +288,14 @@ class FrameBatcher:
             # Counted from when the worker could start it: frames queued while the previous batch
             # ran would otherwise leave at once, and streams would settle into alternate batches.
             deadline = max(first.submitted, self._idle_since) + self.delay_s
+            timed_out = False
             while True:
                 waiting = sum(1 for r in self._queue if r.stream.tracker.engine is engine)
                 if waiting >= self.max_batch or waiting >= self._open[id(engine)] or self._closed:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    timed_out = True
                     break
                 self._cond.wait(remaining)
             batch: list[_Request] = []
@@ -296,12 +306,12 @@ class FrameBatcher:
                 else:
                     rest.append(request)
             self._queue = rest
-            return batch
+            return batch, timed_out
 
     def _work(self) -> None:
         try:
-            while (batch := self._next_batch()) is not None:
-                self._run(batch)
+            while (next_batch := self._next_batch()) is not None:
+                self._run(*next_batch)
                 self._idle_since = time.monotonic()
                 self._maybe_log()
         except BaseException as exc:  # pragma: no cover - a bug in the worker itself: fail, don't hang
@@ -313,7 +323,7 @@ class FrameBatcher:
                 request.finish(error=BatcherClosedError(f"{self.name}: the worker failed: {exc}"))
             raise
 
-    def _run(self, batch: list[_Request]) -> None:
+    def _run(self, batch: list[_Request], timed_out: bool) -> None:
         started = time.monotonic()
         size = len(batch)
         try:
@@ -321,7 +331,7 @@ class FrameBatcher:
                 [r.stream.tracker for r in batch], [r.rgb for r in batch], [r.timestamp_ms for r in batch]
             )
         except Exception as exc:
-            self._account(batch, started, size, failed=True)
+            self._account(batch, started, size, timed_out, failed=True)
             if size == 1:
                 batch[0].finish(error=exc)
                 return
@@ -337,16 +347,18 @@ class FrameBatcher:
                 else:
                     request.finish(persons=alone[0])
             return
-        self._account(batch, started, size, failed=False)
+        self._account(batch, started, size, timed_out, failed=False)
         for request, found in zip(batch, results, strict=True):
             request.finish(persons=found)
 
-    def _account(self, batch: list[_Request], started: float, size: int, *, failed: bool) -> None:
+    def _account(
+        self, batch: list[_Request], started: float, size: int, timed_out: bool, *, failed: bool
+    ) -> None:
         with self._cond:
             waits = [started - request.submitted for request in batch]
-            self._stats.add(size, sum(waits))
+            self._stats.add(size, sum(waits), timed_out)
             for request, wait in zip(batch, waits, strict=True):
-                request.stream._stats.add(size, wait)
+                request.stream._stats.add(size, wait, timed_out)
             if failed:
                 self._stats.failed_batches += 1
 
@@ -360,13 +372,16 @@ class FrameBatcher:
                 total.sizes - self._logged_stats.sizes,
                 total.failed_batches - self._logged_stats.failed_batches,
                 total.wait_s - self._logged_stats.wait_s,
+                total.timed_out_batches - self._logged_stats.timed_out_batches,
             )
             self._logged_stats, self._logged_at = total, now
         if since.batches:
             log.info(
-                "%s: %d frames in %d batches (mean %.2f, max %d; sizes %s), mean wait %.1f ms",
+                "%s: %d frames in %d batches (mean %.2f, max %d; sizes %s), mean wait %.1f ms, "
+                "%d started by the delay",
                 self.name, since.frames, since.batches, since.mean_size, since.max_size,
                 dict(sorted(since.sizes.items())), 1000 * since.wait_s / since.frames,
+                since.timed_out_batches,
             )  # fmt: skip
 
     # -- the batcher as a whole -------------------------------------------------------------------
