@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.cdkapp import default_app  # noqa: F401  (the app synthesized once, for every module)
 from tests.uistack import local_stack  # noqa: F401  (the session's `posepipe serve`, for every module)
 
 os.environ.setdefault("GLOG_minloglevel", "2")

@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pytest
 from posepipe.drawing import NEUTRAL_COLOR, PALETTE, DrawOptions, color_for_id, draw_persons
 from posepipe.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, SKELETON
+from posepipe.render import NOT_PROCESSED_NOTE
 from posepipe.result import Person
 
 HEIGHT, WIDTH = 576, 768
@@ -112,6 +113,15 @@ def test_overlay_text_in_the_corner() -> None:
     )
     assert np.count_nonzero(both[:60, :300]) > np.count_nonzero(with_fps[:60, :300])
     assert (corner == 255).any()  # white text over the dark box
+
+
+def test_a_note_is_always_written_in_the_corner() -> None:
+    """The annotated video's "not processed" note: shown whatever the overlay options say."""
+    noted = draw_persons(blank(), [], note=NOT_PROCESSED_NOTE)
+    assert (noted[:60, :] == 255).any()  # white text over the dark box
+    assert not noted[100:, :].any()
+    with_fps = draw_persons(blank(), [], DrawOptions(show_fps=True), fps=9.5, note=NOT_PROCESSED_NOTE)
+    assert np.count_nonzero(with_fps[:60]) > np.count_nonzero(draw_persons(blank(), [], note="x")[:60])
 
 
 def test_bad_landmarks_do_not_crash() -> None:

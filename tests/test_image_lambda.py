@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote_plus, unquote, urlparse
 
 import boto3
 import pytest
@@ -230,18 +230,44 @@ def test_eventbridge_object_created_writes_png_outputs(
     assert annotated["Body"].read().startswith(PNG_MAGIC)
 
 
-@pytest.mark.parametrize("event_key", ["images/court view.png", "images/court+view.png"])
-def test_eventbridge_key_with_space_raw_or_url_encoded(
-    handler: ModuleType, aws: Aws, photo: Callable[[str], bytes], event_key: str
+ODD_NAMES = ["Léa's jump 100% +1 (2).png", "a%2Bb c+d.png", "日本 ü.png"]
+
+
+def encoded(key: str, slash: bool = False) -> str:
+    """``key`` as S3 puts it in an event: URL-encoded as forms are (space ``+``, ``+`` ``%2B``,
+    UTF-8 bytes); AWS leaves ``/`` as it is, moto encodes it too (``slash``)."""
+    return quote_plus(key, safe="" if slash else "/")
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("source", ["notification", "notification-slash-encoded", "eventbridge"])
+def test_keys_with_spaces_plus_percent_and_non_ascii_give_their_own_outputs(
+    handler: ModuleType, aws: Aws, photo: Callable[[str], bytes], name: str, source: str
 ) -> None:
-    aws.put("images/court view.png", photo("basketball1.png"))
-    response = invoke(handler, eventbridge_event(event_key))
-    assert response["results"][0] == {
-        "key": "images/court view.png",
-        "status": "done",
-        "persons": 2,
-        "pose": "images/court view.png/pose.json",
-    }
+    key = f"images/{uuid.uuid4().hex[:8]}-{name}"
+    aws.put(key, photo("basketball1.png"))
+    if source == "eventbridge":
+        event = eventbridge_event(encoded(key))
+    else:
+        event = s3_event(encoded(key, slash=source.endswith("slash-encoded")))
+    response = invoke(handler, event)
+    assert response["results"][0] == {"key": key, "status": "done", "persons": 2, "pose": f"{key}/pose.json"}
+    assert aws.json(f"{key}/pose.json")["source"]["uri"] == f"s3://{INPUT}/{key}"
+
+
+@pytest.mark.parametrize("source", ["notification", "eventbridge"])
+def test_an_event_whose_object_is_gone_never_runs_another_one(
+    handler: ModuleType, aws: Aws, photo: Callable[[str], bytes], source: str
+) -> None:
+    """The key is decoded once, never tried in a second form: here "a%2Bb.png" was deleted and
+    "a+b.png" (its name decoded twice) exists; the event is for the first only."""
+    folder = f"images/{uuid.uuid4().hex[:8]}"
+    gone, other = f"{folder}/a%2Bb.png", f"{folder}/a+b.png"
+    aws.put(other, photo("basketball1.png"))
+    event = eventbridge_event(encoded(gone)) if source == "eventbridge" else s3_event(encoded(gone))
+    response = invoke(handler, event)
+    assert response["results"][0] == {"key": gone, "status": "skipped", "reason": "object no longer exists"}
+    assert not aws.keys(OUTPUT, f"{folder}/")
 
 
 def test_s3_corrupt_image_writes_error_record_and_no_outputs(handler: ModuleType, aws: Aws) -> None:

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +21,18 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import aws_s3 as s3
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Match
 from posepipe.cloud.state_machine import PLACEHOLDERS, render_definition
 from posepipe_infra.app import build_app
 from posepipe_infra.layer import layer_requirements
 from posepipe_infra.settings import DeploymentSettings, SettingsError
-from posepipe_infra.stack import PosepipeStack
+
+from tests.cdkapp import Synthesized, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 # Lambda: a function's code and its layers unpack to at most 250 MB.
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
 NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
-ASSET_METADATA = {"aws:cdk:enable-asset-metadata": True}  # as the cdk CLI sets it
-
-
-@dataclass
-class Synthesized:
-    stack: PosepipeStack
-    template: Template
-    resources: dict[str, dict[str, Any]]
-    outdir: Path
-
-    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {name: r for name, r in self.resources.items() if r["Type"] == kind}
-
-    def one(self, kind: str) -> dict[str, Any]:
-        (resource,) = self.of_type(kind).values()
-        return resource
-
-    def logical_id(self, construct: Any) -> str:
-        return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
-
-
-def synthesize(context: dict[str, Any] | None = None, outdir: Path | None = None) -> Synthesized:
-    app, stack = build_app(context, outdir=str(outdir) if outdir else None)
-    assembly = app.synth()  # runs cdk-nag: raises on an unacknowledged finding
-    template = Template.from_stack(stack)
-    return Synthesized(stack, template, template.to_json()["Resources"], Path(assembly.directory))
-
-
-@pytest.fixture(scope="session")
-def default_app(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """The app as `cdk deploy` builds it with no context, the layer built for real."""
-    return synthesize(ASSET_METADATA, outdir=tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture(scope="session")
@@ -494,7 +462,7 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
         assert functions[name]["PackageType"] == "Image"
         assert functions[name]["ImageConfig"]["Command"] == [f"{name}.app.handler"]
     for name in ("video_split", "video_jobs"):
-        assert functions[name]["Runtime"] == "python3.14"
+        assert functions[name]["Runtime"] == "python3.13"
         assert functions[name]["Handler"] == "app.handler"
         assert len(functions[name]["Layers"]) == 1
     assert functions["aggregate"]["Timeout"] == 900

@@ -73,7 +73,7 @@ def _person(person_id: int, x: float, visibility: float = 0.9) -> dict[str, Any]
 
 
 def test_a_video_as_time_series_per_person() -> None:
-    result = {
+    result: dict[str, Any] = {
         "source": {"uri": "walk.mp4", "width": 640, "height": 480},
         "frames": [
             {"index": 0, "t": 0.0, "persons": [_person(3, 100.0)]},
@@ -85,6 +85,11 @@ def test_a_video_as_time_series_per_person() -> None:
     series = video_series(result)
     assert series.t.tolist() == [0.0, 0.1, 0.2, 0.3]
     assert series.persons_per_frame.tolist() == [1, 2, 0, 1]
+    # A frame that was not processed (its chunk failed) is a gap, not "nobody there".
+    result["frames"][2]["processed"] = False
+    gap = video_series(result).persons_per_frame
+    assert gap[[0, 1, 3]].tolist() == [1, 2, 1]
+    assert np.isnan(gap[2])
     assert [track.id for track in series.longest_tracks()] == [3, 5]
     walker = series.tracks[3]
     assert walker.t.tolist() == [0.0, 0.1, 0.3]

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote_plus, unquote, urlparse
 
 import boto3
 import pytest
 import requests  # moto's mock answers its calls as well as boto3's
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from posepipe.cloud.keys import job_id
 from posepipe.cloud.state_machine import render_definition
@@ -335,6 +336,76 @@ def test_job_with_a_summary_has_succeeded_with_urls_that_download_the_results(aw
         assert download.content == results[kind]
 
 
+def test_a_job_id_never_issued_is_404(aws: Aws) -> None:
+    """Only an issued upload slot, an uploaded video or a job's records make a job."""
+    job = unique("never-issued.mp4")
+    error = assert_api_error(api_call(aws, get_job(job)), 404, "not_found")
+    assert (
+        error["message"] == f"{job}: no such job: no upload slot was issued for it and no video was uploaded"
+    )
+    # A video uploaded straight to the bucket (no slot) is a job all the same.
+    aws.s3.put_object(Bucket=INPUT, Key=f"videos/{job}", Body=b"video bytes")
+    assert api_call(aws, get_job(job)) == (200, {"job": job, "status": "queued"})
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "SlowDown", "InternalError"])
+@pytest.mark.parametrize("operation", ["head_object", "get_object"])
+def test_s3_errors_other_than_no_such_object_are_500_not_a_status(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, code: str, operation: str
+) -> None:
+    """Access denied or throttled is a failure to report, never "awaiting upload" or "queued"."""
+    job = api_call(aws, post_videos('{"filename": "denied.mp4"}'))[1]["job"]
+
+    def refused(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": code, "Message": "refused"}}, operation)
+
+    monkeypatch.setattr(aws.app.s3, operation, refused)
+    with captured_logs(aws.app) as logs:
+        assert_api_error(api_call(aws, get_job(job)), 500, "internal")
+    assert any(code in line.get("exception", "") for line in logs)
+
+
+def test_an_error_record_while_the_execution_runs_is_not_yet_a_failure(aws: Aws) -> None:
+    """The aggregate records failed chunks before it writes the summary; the state machine writes
+    a record just before it fails: either way the execution, still running, decides."""
+    job = api_call(aws, post_videos('{"filename": "partial.mp4"}'))[1]["job"]
+    key = f"videos/{job}"
+    etag = aws.s3.put_object(Bucket=INPUT, Key=key, Body=b"video bytes")["ETag"]
+    started = invoke(aws, s3_event(key, etag.strip('"')))["results"][0]
+    record = {"input": f"s3://{INPUT}/{key}", "stage": "aggregate", "code": "chunks_failed",
+              "reason": "1 of 3 chunks failed: chunk 1: boom",
+              "time": "2026-12-03T10:00:00+00:00"}  # fmt: skip
+    aws.json(OUTPUT, f"errors/{key}.json", record)
+    assert api_call(aws, get_job(job)) == (
+        200, {"job": job, "status": "running", "execution": started["execution_arn"]}
+    )  # fmt: skip
+    aws.sfn.stop_execution(executionArn=started["execution_arn"])
+    assert api_call(aws, get_job(job))[1] == {
+        "job": job, "status": "aborted", "execution": started["execution_arn"], "error": record
+    }  # fmt: skip
+
+
+def test_a_job_whose_chunks_partly_failed_succeeded_with_warnings(aws: Aws) -> None:
+    job = unique("partly.mp4")
+    failed = {"index": 1, "start": 47, "stop": 83, "reason": "SageMakerRuntime.ModelErrorException: boom"}
+    aws.json(
+        OUTPUT, f"videos/{job}/summary.json", {"frames": 120, "person_frames": 60, "failed_chunks": [failed]}
+    )
+    aws.json(OUTPUT, f"errors/videos/{job}.json", {"stage": "aggregate", "code": "chunks_failed"})
+    status, body = api_call(aws, get_job(job))
+    assert (status, body["status"], body["frames"], body["person_frames"]) == (200, "succeeded", 120, 60)
+    assert set(body["results"]) == {"keypoints", "annotated", "summary"}
+    assert body["warnings"] == [
+        {
+            "code": "chunk_failed",
+            "chunk": 1,
+            "frames": [47, 83],
+            "message": "chunk 1 (frames 47 to 83 - 1) failed: SageMakerRuntime.ModelErrorException: boom; "
+            "its frames are in the results, marked not processed",
+        }
+    ]
+
+
 @pytest.mark.parametrize("job", [".hidden", ".."])
 def test_bad_job_id_is_400(aws: Aws, job: str) -> None:
     error = assert_api_error(api_call(aws, get_job(job)), 400, "bad_input")
@@ -431,6 +502,33 @@ def test_s3_notification_with_an_encoded_key_starts_the_decoded_key(aws: Aws, ra
     (execution,) = aws.executions(job_id(key, etag))
     described = aws.sfn.describe_execution(executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == {"bucket": INPUT, "key": key, "etag": etag}
+
+
+ODD_NAMES = ["Léa's run 100% +1 (2).mp4", "a%2Bb c+d.mp4", "日本 ü.mov"]
+
+
+def encoded(key: str, slash: bool = False) -> str:
+    """``key`` as S3 puts it in an event: URL-encoded as forms are (space ``+``, ``+`` ``%2B``,
+    UTF-8 bytes); AWS leaves ``/`` as it is, moto encodes it too (``slash``)."""
+    return quote_plus(key, safe="" if slash else "/")
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("source", ["notification", "notification-slash-encoded", "eventbridge"])
+def test_keys_with_spaces_plus_percent_and_non_ascii_start_their_own_job(
+    aws: Aws, name: str, source: str
+) -> None:
+    key = f"videos/{unique(name)}"
+    etag = uuid.uuid4().hex
+    if source == "eventbridge":
+        event = eventbridge_event(encoded(key), etag=etag)
+    else:
+        event = s3_event(encoded(key, slash=source.endswith("slash-encoded")), etag)
+    (result,) = invoke(aws, event)["results"]
+    assert (result["status"], result["key"]) == ("started", key)
+    (execution,) = aws.executions(job_id(key, etag))
+    described = aws.sfn.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"])["key"] == key
 
 
 def test_the_fixture_s3_notification_starts_its_job(aws: Aws) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from moto import mock_aws
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import job_id
-from posepipe.cloud.storage import parse_s3_uri
+from posepipe.cloud.storage import parse_s3_uri, write_error_record
 from posepipe.cloud.video_job import (
     SPLIT_OUTPUT_BUDGET,
     STATE_PAYLOAD_LIMIT,
@@ -41,6 +42,7 @@ from tests.clips import encode_frames, make_audio_only
 from tests.lambdas import EVENTS, REQUEST_ID, lambda_context, load_handler_module
 
 INPUT, OUTPUT, REGION = "posepipe-input", "posepipe-output", "us-east-1"
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:posepipe-video"
 CLIP_FRAMES = 120
 # The short clip's plan: 5 s of work a chunk, 1 s warm-up -> 3 chunks of 47, 36 and 37 frames.
 CLIP_ENV = {"POSEPIPE_CHUNK_SECONDS": "5", "POSEPIPE_WARMUP_SECONDS": "1"}
@@ -439,46 +441,75 @@ def test_aggregate_repairs_with_the_model_of_posepipe_model_uri(
     assert summary["failed_chunks"] == []
 
 
-def test_aggregate_with_a_failed_chunk_writes_empty_frames_and_an_error_record(
+def job_status(lambda_module: Loader, job: str) -> tuple[int, dict[str, Any]]:
+    """``GET /jobs/{job}`` through the video_jobs function, on the same buckets."""
+    app = lambda_module("video_jobs", POSEPIPE_STATE_MACHINE_ARN=STATE_MACHINE_ARN)
+    request = event("video_jobs_get_job.json", path=f"/jobs/{job}", pathParameters={"id": job})
+    with warnings.catch_warnings():  # a status request measures nothing, which powertools warns of
+        warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+        response = app.handler(request, lambda_context("video_jobs"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_chunk_that_failed_is_marked_not_processed_and_the_job_succeeds_with_a_warning(
     s3: Any, lambda_module: Loader, short_clip: Path, clip_chunk_results: dict[int, dict[str, Any]]
 ) -> None:
+    """The aggregate tolerates one failed chunk of three; the job API then reports the results."""
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip={1})
     app = lambda_module("aggregate", POSEPIPE_MAX_FAILED_CHUNK_RATIO="0.5", **CLIP_ENV)
     app.handler(aggregate_event, lambda_context())
 
     failed = clip_chunk_results[1]["chunk"]
+    start, stop = failed["start"], failed["stop"]
     keypoints = output_json(s3, "videos/clip.mp4/keypoints.json")
     validate_result(keypoints)
-    assert [f["index"] for f in keypoints["frames"]] == list(range(CLIP_FRAMES))
-    assert [f["t"] for f in keypoints["frames"]] == [i / 10 for i in range(CLIP_FRAMES)]
-    assert all(not f["persons"] for f in keypoints["frames"][failed["start"] : failed["stop"]])
+    frames = keypoints["frames"]
+    assert [f["index"] for f in frames] == list(range(CLIP_FRAMES))
+    assert [f["t"] for f in frames] == [i / 10 for i in range(CLIP_FRAMES)]
+    # The failed chunk's frames say so; every other frame was processed (and says nothing).
+    assert [f.get("processed", True) for f in frames] == [not start <= i < stop for i in range(CLIP_FRAMES)]
+    assert all(f["processed"] is False and f["persons"] == [] for f in frames[start:stop])
     summary = output_json(s3, "videos/clip.mp4/summary.json")
     [entry] = summary["failed_chunks"]
-    assert (entry["index"], entry["start"], entry["stop"]) == (1, failed["start"], failed["stop"])
+    assert (entry["index"], entry["start"], entry["stop"]) == (1, start, stop)
     assert entry["reason"].startswith("SageMakerRuntime.ModelErrorException: Received server error (500)")
     assert summary["frames"] == CLIP_FRAMES
+    assert summary["frames_not_processed"] == stop - start
+    assert summary["persons_per_frame"][start:stop] == [None] * (stop - start)
+    processed = [n for n in summary["persons_per_frame"] if n is not None]
+    assert summary["person_frames"] == sum(processed)
+    assert summary["mean_persons_per_frame"] == round(sum(processed) / len(processed), 4)
     assert summary["chunks"][1]["timings"] == {}
     record = output_json(s3, "errors/videos/clip.mp4.json")
     assert record["input"] == f"s3://{INPUT}/videos/clip.mp4"
     assert (record["stage"], record["code"]) == ("aggregate", "chunks_failed")
     assert record["reason"].startswith("1 of 3 chunks failed: chunk 1: SageMakerRuntime.ModelErrorException")
+    assert record["reason"].endswith("their frames are marked not processed")
+
+    status, answer = job_status(lambda_module, "clip.mp4")
+    assert (status, answer["status"]) == (200, "succeeded"), answer
+    assert (answer["frames"], answer["person_frames"]) == (CLIP_FRAMES, summary["person_frames"])
+    [warning] = answer["warnings"]
+    assert (warning["code"], warning["chunk"], warning["frames"]) == ("chunk_failed", 1, [start, stop])
+    assert "SageMakerRuntime.ModelErrorException" in warning["message"]
 
 
-def test_aggregate_with_too_many_failed_chunks_raises_and_writes_nothing(
+def test_a_job_with_too_many_failed_chunks_has_failed(
     s3: Any, lambda_module: Loader, short_clip: Path, clip_chunk_results: dict[int, dict[str, Any]]
 ) -> None:
-    aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip={2})
-    job = aggregate_event["job"]
-    s3.delete_object(Bucket=OUTPUT, Key=f"work/{job['id']}/chunks/00000.json")  # lost, no failed item
-    app = lambda_module("aggregate", **CLIP_ENV)  # default limit: 10% of the chunks
-    with pytest.raises(
-        Exception, match=r"^videos/clip\.mp4: 2 of 3 chunks failed: chunk 0: no chunk result at"
-    ) as caught:
+    """The aggregate refuses and writes nothing; the state machine records why; the job failed."""
+    aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip={0, 1})
+    app = lambda_module("aggregate", **CLIP_ENV)
+    with pytest.raises(Exception, match="2 of 3 chunks failed") as caught:
         app.handler(aggregate_event, lambda_context())
-    assert type(caught.value).__name__ == "ChunksFailedError"
-    assert "chunk 2: SageMakerRuntime.ModelErrorException" in str(caught.value)
-    assert "over the limit of 10% of the chunks" in str(caught.value)
-    assert not any(key.startswith(("videos/", "errors/")) for key in output_keys(s3))
+    # The state machine's WriteErrorRecord: the error name and cause of the aggregate's failure.
+    config = PipelineConfig.from_env()
+    write_error_record(s3, config, "videos/clip.mp4", stage="aggregate", reason=str(caught.value),
+                       code=type(caught.value).__name__)  # fmt: skip
+    status, answer = job_status(lambda_module, "clip.mp4")
+    assert (status, answer["status"]) == (200, "failed"), answer
+    assert answer["error"]["code"] == "ChunksFailedError"
+    assert "warnings" not in answer
 
 
 def test_aggregate_refuses_a_plan_other_than_the_split_s(

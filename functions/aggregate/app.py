@@ -3,7 +3,7 @@
 In: ``{"job": <video_split's job>, "chunk_results": [<Map item outputs>]}``. A Map item is the
 endpoint's answer, or ``{"failed": true, "chunk": <index>, "error": <error name>, "cause":
 <cause>}`` for a chunk that kept failing. Each chunk's result is read from the work prefix, in
-order; a failed or missing chunk becomes frames without persons. More than
+order; a failed or missing chunk's frames are marked not processed. More than
 ``max_failed_chunk_ratio`` failed chunks raise ``ChunksFailedError`` (the state machine writes
 the error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
 
@@ -37,7 +37,14 @@ from botocore.exceptions import ClientError
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout
 from posepipe.cloud.model_source import function_model
-from posepipe.cloud.storage import download, get_json, s3_client, s3_uri, write_error_record
+from posepipe.cloud.storage import (
+    download,
+    get_json,
+    is_not_found,
+    s3_client,
+    s3_uri,
+    write_error_record,
+)
 from posepipe.cloud.video_job import (
     check_failures,
     failed_items,
@@ -46,7 +53,7 @@ from posepipe.cloud.video_job import (
     job_chunks,
 )
 from posepipe.drawing import DrawOptions
-from posepipe.pipeline import empty_result, repair_and_add, video_summary
+from posepipe.pipeline import repair_and_add, unprocessed_result, video_summary
 from posepipe.render import join_segments, render_frames
 from posepipe.result import Frame, write_result_stream
 from posepipe.stages import AggregateOptions, Chunk, ChunkAggregator, ChunkResult, infer_chunk
@@ -165,7 +172,7 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     S3.upload_file(str(annotated), job.output_bucket, keys.annotated, ExtraArgs={"ContentType": "video/mp4"})
     uploaded = time.perf_counter()
     if failed:
-        reason = failure_reason(failed, len(chunks)) + "; their frames have no persons"
+        reason = failure_reason(failed, len(chunks)) + "; their frames are marked not processed"
         write_error_record(S3, CONFIG, job.key, stage="aggregate", reason=reason, code="chunks_failed")
     summary = {
         "job": job.id,
@@ -216,7 +223,7 @@ class _Aggregation:
         self.job, self.video, self.info, self.chunks, self.failed = job, video, info, chunks, failed
         self.folder = folder
         self.aggregator = ChunkAggregator(AGGREGATE)
-        self.persons_per_frame: list[int] = []
+        self.persons_per_frame: list[int | None] = []
         self.chunk_timings: list[dict[str, float]] = []
         self.render_timings: list[dict[str, float]] = []
         self.segments: list[Path] = []
@@ -233,10 +240,10 @@ class _Aggregation:
         for chunk in self.chunks:
             result = self._read.pop(chunk.index, None) or self._load(chunk)
             if result is None:
-                result = empty_result(chunk, self.info, self.model)
+                result = unprocessed_result(chunk, self.info, self.model)
             result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
             self.chunk_timings.append(result.timings)
-            self.persons_per_frame.extend(len(frame.persons) for frame in frames)
+            self.persons_per_frame.extend(len(f.persons) if f.processed else None for f in frames)
             segment = self.folder / f"segment-{chunk.index:05d}.mp4"
             self.render_timings.append(render_frames(self.video, self.info, frames, segment, DRAW))
             self.segments.append(segment)
@@ -251,10 +258,7 @@ class _Aggregation:
         try:
             result = ChunkResult.from_dict(get_json(S3, self.job.output_bucket, key))
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code")
-            self.failed[chunk.index] = (
-                f"no chunk result at {uri}" if code in ("404", "NoSuchKey") else str(err)
-            )
+            self.failed[chunk.index] = f"no chunk result at {uri}" if is_not_found(err) else str(err)
             return None
         except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a ChunkResult
             self.failed[chunk.index] = f"unreadable chunk result at {uri}: {err!r}"[:300]

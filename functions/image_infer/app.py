@@ -36,10 +36,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.events import dispatch_event
+from posepipe.cloud.events import dispatch_event, object_key
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
-from posepipe.cloud.storage import event_key, put_json, s3_client, s3_uri, write_error_record
+from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri, write_error_record
 from posepipe.errors import InputError
 from posepipe.jobs import ImageJob, ImageJobOptions
 from posepipe.result import PoseResult
@@ -118,41 +118,35 @@ def handle_s3_notification(event: S3Event) -> dict[str, Any]:
     results = []
     for record in event.records:
         obj = record.s3.get_object
+        key = object_key(obj.key)
         if not record.event_name.startswith("ObjectCreated:"):
-            results.append(_skipped(obj.key, f"event {record.event_name}"))
+            results.append(_skipped(key, f"event {record.event_name}"))
             continue
-        # Notifications URL-encode keys ("my photo.jpg" arrives as "my+photo.jpg").
-        results.append(process_object(record.s3.bucket.name, [event_key(obj.key)], obj.etag))
+        results.append(process_object(record.s3.bucket.name, key, obj.etag))
     return {"results": results}
 
 
 def handle_eventbridge(event: S3EventBridgeNotificationEvent) -> dict[str, Any]:
     detail = event.detail
-    raw_key = detail.object.key
+    key = object_key(detail.object["key"])  # the raw key: powertools' ``.key`` decodes it already
     if event.detail_type != "Object Created":
-        return {"results": [_skipped(raw_key, f"event {event.detail_type}")]}
-    # AWS documents the key of an EventBridge event without saying whether it is URL-encoded as
-    # in notifications: the key as given is tried first, then its decoded form.
-    candidates = list(dict.fromkeys([raw_key, event_key(raw_key)]))
+        return {"results": [_skipped(key, f"event {event.detail_type}")]}
     etag = detail.object.get("etag") or detail.object.get("eTag") or ""
-    return {"results": [process_object(detail.bucket.name, candidates, etag)]}
+    return {"results": [process_object(detail.bucket.name, key, etag)]}
 
 
-def process_object(bucket: str, candidate_keys: list[str], etag: str) -> dict[str, Any]:
+def process_object(bucket: str, key: str, etag: str) -> dict[str, Any]:
     """Run one input object; a bad image is recorded under ``errors/`` and not raised."""
-    key = candidate_keys[0]
     logger.append_keys(s3_bucket=bucket, s3_key=key, etag=etag)
     try:
         if bucket != config.input_bucket:
             return _skipped(key, f"bucket {bucket} is not the input bucket")
-        keys = [k for k in candidate_keys if _is_image_input(k)]
-        if not keys:
+        if not _is_image_input(key):
             return _skipped(key, f"not under {config.images_prefix!r}")
-        found = _get_object(bucket, keys)
+        found = _get_object(bucket, key)
         if found is None:
             return _skipped(key, "object no longer exists")
-        key, body, size = found
-        logger.append_keys(s3_key=key)
+        body, size = found
         try:
             if size > config.max_image_bytes:
                 body.close()
@@ -179,17 +173,15 @@ def _is_image_input(key: str) -> bool:
     return True
 
 
-def _get_object(bucket: str, keys: list[str]) -> tuple[str, Any, int] | None:
-    """The first of ``keys`` that exists: its key, unread body and size (``None`` if none does)."""
-    for key in keys:
-        try:
-            response = s3.get_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                continue
-            raise
-        return key, response["Body"], int(response["ContentLength"])
-    return None
+def _get_object(bucket: str, key: str) -> tuple[Any, int] | None:
+    """The object's unread body and size (``None`` if it does not exist)."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return response["Body"], int(response["ContentLength"])
 
 
 def _reject(key: str, exc: InputError) -> dict[str, Any]:

@@ -32,10 +32,10 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeN
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.events import dispatch_event
+from posepipe.cloud.events import dispatch_event, object_key
 from posepipe.cloud.jobs_api import job_status, new_upload
 from posepipe.cloud.keys import execution_arn, job_id, name_after_prefix
-from posepipe.cloud.storage import event_key, s3_client
+from posepipe.cloud.storage import s3_client
 from posepipe.errors import InputError
 
 STAGE = "video_jobs"
@@ -74,7 +74,7 @@ def handle_s3_notification(event: S3Event) -> dict[str, Any]:
     results = []
     for record in event.records:
         obj = record.s3.get_object
-        key = event_key(obj.key)  # URL-encoded ("my clip.mp4" arrives as "my+clip.mp4")
+        key = object_key(obj.key)
         if not record.event_name.startswith("ObjectCreated:"):
             results.append(_skipped(record.s3.bucket.name, key, f"event {record.event_name}"))
             continue
@@ -84,7 +84,7 @@ def handle_s3_notification(event: S3Event) -> dict[str, Any]:
 
 def handle_eventbridge(event: S3EventBridgeNotificationEvent) -> dict[str, Any]:
     detail = event.detail
-    key = event_key(detail.object["key"])  # the raw key, URL-encoded as in notifications
+    key = object_key(detail.object["key"])  # the raw key: powertools' ``.key`` decodes it already
     if event.detail_type != "Object Created":
         return {"results": [_skipped(detail.bucket.name, key, f"event {event.detail_type}")]}
     return {"results": [start_job(detail.bucket.name, key, detail.object.etag)]}
@@ -203,6 +203,6 @@ register_error_handlers(
     app,
     logger,
     metrics,
-    input_error=lambda exc: ApiError(400, exc.code, str(exc)),
+    input_error=lambda exc: ApiError(404 if exc.code == "not_found" else 400, exc.code, str(exc)),
     internal=ApiError(500, "internal", "the request could not be handled; try again later"),
 )

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import job_id
-from posepipe.cloud.storage import download, put_json, s3_client
+from posepipe.cloud.storage import download, is_not_found, put_json, s3_client
 from posepipe.cloud.video_job import build_split_output, check_video_limits
 from posepipe.errors import InputError
 from posepipe.video import VideoInfo, probe
@@ -80,7 +80,7 @@ def probe_video(bucket: str, key: str) -> VideoInfo:
         try:
             download(S3, bucket, key, local)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            if is_not_found(err):
                 raise InputError(key, f"no such object in bucket {bucket}") from err
             raise
         try:

@@ -21,7 +21,7 @@ from constructs import Construct
 
 from posepipe_infra.layer import LAYER_RUNTIME, layer_code
 from posepipe_infra.paths import FUNCTIONS, REPO, docker_ignore_patterns
-from posepipe_infra.security import allow_logging, allow_tracing, service_role
+from posepipe_infra.security import acknowledge, allow_logging, allow_tracing, service_role
 from posepipe_infra.settings import DeploymentSettings
 
 FUNCTIONS_DOCKERFILE = "functions/Dockerfile"
@@ -110,6 +110,13 @@ def build_function(
             ),
             layers=[layer],
             **common,  # type: ignore[arg-type]
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            f"{LAYER_RUNTIME.name}, not the newest runtime: the layer's binary wheels (PyAV, NumPy,"
+            " pydantic-core) are built and tested for it (tests/test_layer_runtime.py runs these"
+            " functions from the staged assets under that CPython); same Amazon Linux 2023 and glibc",
         )
     else:
         function = lambda_.DockerImageFunction(

@@ -22,8 +22,8 @@ from aws_cdk import aws_lambda as lambda_
 
 from posepipe_infra.paths import REPO
 
-LAYER_RUNTIME = lambda_.Runtime.PYTHON_3_14
-LAYER_PYTHON = "3.14"
+LAYER_RUNTIME = lambda_.Runtime.PYTHON_3_13
+LAYER_PYTHON = "3.13"
 PACKAGE_LIST = REPO / "layers" / "layer-packages.txt"
 LOCK_FILE = REPO / "requirements.lock"
 PACKAGE_SOURCE = REPO / "layers" / "posepipe"
@@ -38,19 +38,24 @@ def _normal(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
-def layer_requirements() -> list[str]:
-    """``name==version`` for each package of the layer, the version from ``requirements.lock``."""
+def pinned(names: list[str], source: str) -> list[str]:
+    """``name==version`` for each of ``names``, the version from ``requirements.lock``."""
     pins: dict[str, str] = {}
     for line in LOCK_FILE.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)
             pins[_normal(name)] = f"{name}=={version}"
-    wanted = [line.split("#", 1)[0].strip() for line in PACKAGE_LIST.read_text().splitlines()]
-    missing = [name for name in wanted if name and _normal(name) not in pins]
+    missing = [name for name in names if _normal(name) not in pins]
     if missing:
-        raise ValueError(f"{PACKAGE_LIST.name}: not pinned in requirements.lock: {', '.join(missing)}")
-    return [pins[_normal(name)] for name in wanted if name]
+        raise ValueError(f"{source}: not pinned in requirements.lock: {', '.join(missing)}")
+    return [pins[_normal(name)] for name in names]
+
+
+def layer_requirements() -> list[str]:
+    """``name==version`` for each package of the layer, the version from ``requirements.lock``."""
+    wanted = [line.split("#", 1)[0].strip() for line in PACKAGE_LIST.read_text().splitlines()]
+    return pinned([name for name in wanted if name], PACKAGE_LIST.name)
 
 
 def wheel_cache() -> Path:
@@ -70,23 +75,27 @@ def _target_args() -> list[str]:
     return args
 
 
-def install_layer(output: Path) -> None:
-    """Build the layer's content under ``output`` (``python/...``, as Lambda mounts it at /opt)."""
-    requirements = layer_requirements()
+def install_wheels(requirements: list[str], target: Path) -> None:
+    """Install ``requirements`` (``name==version``, no dependencies) into ``target`` as wheels for
+    the Lambda runtime, from the wheel cache; what the cache lacks is downloaded into it once."""
     cache = wheel_cache()
     cache.mkdir(parents=True, exist_ok=True)
-    target = output / "python"
     offline = ["--no-index", "--find-links", str(cache)]
-    installed = _pip("install", "--quiet", *_target_args(), *offline, "--target", str(target), *requirements)
+    install = ["install", "--quiet", *_target_args(), *offline, "--target", str(target), *requirements]
+    installed = _pip(*install)
     if installed.returncode != 0:  # not all in the cache yet: fetch them once
         fetched = _pip("download", "--quiet", *_target_args(), "--dest", str(cache), *requirements)
         if fetched.returncode != 0:
             raise RuntimeError(f"could not download the layer's wheels: {fetched.stderr.strip()[-2000:]}")
-        installed = _pip(
-            "install", "--quiet", *_target_args(), *offline, "--target", str(target), *requirements
-        )
+        installed = _pip(*install)
         if installed.returncode != 0:
             raise RuntimeError(f"could not install the layer's wheels: {installed.stderr.strip()[-2000:]}")
+
+
+def install_layer(output: Path) -> None:
+    """Build the layer's content under ``output`` (``python/...``, as Lambda mounts it at /opt)."""
+    target = output / "python"
+    install_wheels(layer_requirements(), target)
     shutil.copytree(
         PACKAGE_SOURCE,
         target / "posepipe",
@@ -126,7 +135,7 @@ def layer_code() -> lambda_.Code:
         asset_hash_type=AssetHashType.CUSTOM,
         asset_hash=layer_fingerprint(),
         bundling=BundlingOptions(
-            image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),  # never run
+            image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),  # never run
             # jsii calls try_bundle(output_dir, options) positionally, not as the stub declares.
             local=LocalLayerBundling(),  # type: ignore[arg-type]
         ),

@@ -27,7 +27,14 @@ from posepipe_infra.functions import BuiltFunction, Sizing, build_function, pose
 from posepipe_infra.paths import STATE_MACHINE_DEFINITION
 from posepipe_infra.security import acknowledge, allow_listing, allow_objects
 from posepipe_infra.settings import DeploymentSettings
-from posepipe_infra.storage import ERRORS_PREFIX, IMAGES_PREFIX, VIDEOS_PREFIX, WORK_PREFIX, Storage
+from posepipe_infra.storage import (
+    ERRORS_PREFIX,
+    IMAGES_PREFIX,
+    UPLOADS_PREFIX,
+    VIDEOS_PREFIX,
+    WORK_PREFIX,
+    Storage,
+)
 
 # From measurement: docs/PERFORMANCE.md, "Lambda sizing".
 # One vCPU (1,769 MB) is all each uses; /tmp holds the input (split) or input + 2 x annotated +
@@ -242,7 +249,12 @@ class VideoPipeline(Construct):
             jobs.role, outputs, VIDEOS_PREFIX, ["s3:GetObject"], "a job's results (and their signed URLs)"
         )
         allow_objects(jobs.role, outputs, ERRORS_PREFIX, ["s3:GetObject"], "a failed job's error record")
-        allow_listing(jobs.role, outputs, [VIDEOS_PREFIX, ERRORS_PREFIX])
+        allow_objects(
+            jobs.role, outputs, UPLOADS_PREFIX, ["s3:PutObject", "s3:GetObject"],
+            "POST /videos records the upload slot it issues; GET /jobs/{id} reads it",
+        )  # fmt: skip
+        # Listing lets a missing object be NoSuchKey rather than AccessDenied (a job not there yet).
+        allow_listing(jobs.role, outputs, [VIDEOS_PREFIX, ERRORS_PREFIX, UPLOADS_PREFIX])
         self.state_machine.grant_start_execution(jobs.role)
         executions = stack.format_arn(
             service="states",

@@ -14,6 +14,7 @@ IMAGES_PREFIX = "images/"
 VIDEOS_PREFIX = "videos/"
 ERRORS_PREFIX = "errors/"
 WORK_PREFIX = "work/"
+UPLOADS_PREFIX = f"{WORK_PREFIX}uploads/"  # the upload slots POST /videos issues (KeyLayout.upload_slot)
 ACCESS_LOG_DAYS = 365
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -254,7 +256,6 @@ def _run_samples(args: argparse.Namespace) -> int:
 
 def _run_serve(args: argparse.Namespace) -> int:
     import logging
-    import signal
     import threading
 
     from posepipe.cloud.local.stack import LocalStack
@@ -293,9 +294,6 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_ui(args: argparse.Namespace) -> int:
-    import signal
-    import subprocess
-
     try:
         import streamlit  # noqa: F401
     except ImportError:
@@ -337,9 +335,25 @@ def _run_ui(args: argparse.Namespace) -> int:
     try:
         return process.wait()
     except KeyboardInterrupt:  # a terminal's Ctrl-C reaches Streamlit too; a lone SIGINT does not
-        stop_streamlit(signal.SIGINT)
-        process.wait()
+        _stop_child(process, signal.SIGINT)
         return 0
+
+
+UI_STOP_GRACE_S = 10.0
+
+
+def _stop_child(process: subprocess.Popen[bytes], first: int) -> None:
+    """Stop ``process`` with ``first``, then SIGTERM, then SIGKILL, each after a grace period:
+    Streamlit sometimes keeps running after a SIGINT (sessions still closing), and Ctrl-C must stop."""
+    for signum in (first, signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            return
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=UI_STOP_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _run_export(args: argparse.Namespace) -> int:

@@ -85,12 +85,14 @@ def draw_persons(
     *,
     frame_index: int | None = None,
     fps: float | None = None,
+    note: str | None = None,
     inplace: bool = False,
 ) -> npt.NDArray[np.uint8]:
     """Draw ``persons`` over an RGB ``uint8`` (H, W, 3) image; returns it (a copy unless ``inplace``).
 
     With ``options.show_frame_index`` / ``options.show_fps``, ``frame_index`` / ``fps`` (processing
-    frames per second) are written in the top-left corner over a dark box.
+    frames per second) are written in the top-left corner over a dark box, and so is ``note``
+    (always shown when given).
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {rgb.dtype} {rgb.shape}")
@@ -108,7 +110,7 @@ def draw_persons(
     for person in persons:
         color = color_for_id(person.id)
         _draw_person(image, person, color, options.min_visibility, thickness, radius, line_type, limit)
-    text = _overlay_text(options, frame_index, fps)
+    text = _overlay_text(options, frame_index, fps, note)
     if text:
         _draw_overlay(image, text, line_type)
     return image
@@ -151,12 +153,14 @@ def _draw_person(
             cv2.circle(image, (x, y), hollow, color, 1, line_type, _SHIFT)
 
 
-def _overlay_text(options: DrawOptions, frame_index: int | None, fps: float | None) -> str:
+def _overlay_text(options: DrawOptions, frame_index: int | None, fps: float | None, note: str | None) -> str:
     parts = []
     if options.show_frame_index and frame_index is not None:
         parts.append(f"frame {frame_index}")
     if options.show_fps and fps is not None:
         parts.append(f"{fps:.1f} fps")
+    if note:
+        parts.append(note)
     return "   ".join(parts)
 
 

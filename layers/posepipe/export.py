@@ -17,6 +17,8 @@ def to_coco(result: dict[str, Any]) -> dict[str, Any]:
     BlazePose's 33 landmarks map to COCO's 17 by name (nose, eyes, ears, shoulders, elbows,
     wrists, hips, knees, ankles). A keypoint is flagged visible (2) when BlazePose's visibility is
     at least 0.5, occluded (1) when below but inside the image, unlabelled (0, at 0,0) otherwise.
+    A frame that was not processed (``"processed": false``: its chunk failed) is left out: in
+    COCO an image without annotations says that nobody is there.
     """
     if result.get("schema") != SCHEMA_ID:
         raise ValueError(f"not a {SCHEMA_ID} result")
@@ -25,6 +27,8 @@ def to_coco(result: dict[str, Any]) -> dict[str, Any]:
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for frame in result["frames"]:
+        if not frame.get("processed", True):
+            continue
         image_id = int(frame["index"]) + 1
         images.append(
             {

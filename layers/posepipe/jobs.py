@@ -300,7 +300,7 @@ class _VideoRun:
         self.segments_dir = segments_dir
         self.aggregator = ChunkAggregator(AggregateOptions(smoothing=options.smoothing))
         self.model: dict[str, Any] = {}
-        self.persons_per_frame: list[int] = []
+        self.persons_per_frame: list[int | None] = []
         self.chunk_timings: list[dict[str, float]] = []
         self.renders: list[Future[dict[str, float]]] = []
         self.segments: list[Path] = []
@@ -325,7 +325,7 @@ class _VideoRun:
             result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
             self.model = result.model
             self.chunk_timings.append(result.timings)
-            self.persons_per_frame.extend(len(f.persons) for f in frames)
+            self.persons_per_frame.extend(len(f.persons) if f.processed else None for f in frames)
             if self.options.annotate:
                 self._render(chunk, frames, result.timings)
             yield from frames

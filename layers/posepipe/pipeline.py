@@ -29,9 +29,10 @@ def repair_and_add(
     return result, aggregator.add(result)
 
 
-def empty_result(chunk: Chunk, info: VideoInfo, model: dict[str, Any]) -> ChunkResult:
-    """A chunk's frames without persons (a chunk whose inference failed), at the video's own times."""
-    frames = [Frame(index=i, t=info.frame_time(i), persons=[]) for i in range(chunk.start, chunk.stop)]
+def unprocessed_result(chunk: Chunk, info: VideoInfo, model: dict[str, Any]) -> ChunkResult:
+    """A chunk whose inference failed: its frames, at the video's own times, marked not processed
+    (no persons, and not to be read as nobody there)."""
+    frames = [Frame(index=i, t=info.frame_time(i), processed=False) for i in range(chunk.start, chunk.stop)]
     return ChunkResult(chunk=chunk, frames=frames, model=model, timings={})
 
 
@@ -39,7 +40,7 @@ def video_summary(
     info: VideoInfo,
     *,
     model: dict[str, Any],
-    persons_per_frame: Sequence[int],
+    persons_per_frame: Sequence[int | None],
     chunks: Sequence[Chunk],
     chunk_timings: Sequence[dict[str, float]],
     render_timings: Sequence[dict[str, float]],
@@ -50,10 +51,13 @@ def video_summary(
 ) -> dict[str, Any]:
     """``summary.json``: frames, persons per frame, chunks and where the time went.
 
+    ``persons_per_frame`` holds None for a frame that was not processed (its chunk failed): it
+    is null in the summary, counted in ``frames_not_processed`` and left out of the mean.
     ``wall_s`` (with ``fps_processed``) and ``workers`` are left out when not given (a stage that
     saw only part of the job's time and none of its workers).
     """
     frames = len(persons_per_frame)
+    counted = [n for n in persons_per_frame if n is not None]
 
     def total(timings: Sequence[dict[str, float]], key: str) -> float:
         return round(sum(t.get(key, 0.0) for t in timings), 3)
@@ -62,10 +66,11 @@ def video_summary(
         "source": info.to_source().to_dict(),
         "model": model,
         "frames": frames,
-        "person_frames": sum(persons_per_frame),
+        "frames_not_processed": frames - len(counted),
+        "person_frames": sum(counted),
         "persons_per_frame": list(persons_per_frame),
-        "mean_persons_per_frame": round(sum(persons_per_frame) / frames, 4) if frames else 0.0,
-        "max_persons_per_frame": max(persons_per_frame, default=0),
+        "mean_persons_per_frame": round(sum(counted) / len(counted), 4) if counted else 0.0,
+        "max_persons_per_frame": max(counted, default=0),
     }
     if wall_s is not None:
         summary["fps_processed"] = round(frames / wall_s, 2) if wall_s > 0 else None

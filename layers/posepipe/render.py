@@ -25,6 +25,7 @@ SEGMENT_ENCODER_OPTIONS = {"bf": "0"}
 # 1.7 ms, 10.3 KB, with no difference to see at that size (mean error 2.6 levels of 255).
 SEGMENT_PRESET = "ultrafast"
 SEGMENT_CRF = 26
+NOT_PROCESSED_NOTE = "not processed: this part of the video failed"
 
 
 def render_frames(
@@ -36,7 +37,8 @@ def render_frames(
     *,
     processing_fps: float | None = None,
 ) -> dict[str, float]:
-    """Draw ``frames`` (a contiguous range, ids set) over the source's frames into an MP4.
+    """Draw ``frames`` (a contiguous range, ids set) over the source's frames into an MP4; a frame
+    that was not processed gets :data:`NOT_PROCESSED_NOTE` in its corner.
 
     Returns timings in seconds (decode, draw, encode).
     """
@@ -61,12 +63,14 @@ def render_frames(
         for decoded in read_frames(video, start, stop, info=info, threads=1):
             decoded_at = time.perf_counter()
             decode_s += decoded_at - mark
+            frame = by_index[decoded.index]
             image = draw_persons(
                 decoded.rgb,
-                by_index[decoded.index].persons,
+                frame.persons,
                 draw_options,
                 frame_index=decoded.index,
                 fps=processing_fps,
+                note=None if frame.processed else NOT_PROCESSED_NOTE,
                 inplace=True,
             )
             drawn_at = time.perf_counter()

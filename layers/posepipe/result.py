@@ -158,14 +158,31 @@ class Person:
 
 @dataclass
 class Frame:
-    """The persons of one frame; ``t`` is the frame's presentation time in seconds."""
+    """The persons of one frame; ``t`` is the frame's presentation time in seconds.
+
+    ``processed`` is False for a frame that was never analysed (its chunk failed): its empty
+    ``persons`` says nothing about who was there. In JSON it appears only then, as
+    ``"processed": false``.
+    """
 
     index: int
     t: float
     persons: list[Person] = field(default_factory=list)
+    processed: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.processed and self.persons:
+            raise ValueError(f"frame {self.index}: a frame that was not processed has no persons")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "t": round(self.t, 6), "persons": [p.to_dict() for p in self.persons]}
+        data: dict[str, Any] = {
+            "index": self.index,
+            "t": round(self.t, 6),
+            "persons": [p.to_dict() for p in self.persons],
+        }
+        if not self.processed:
+            data["processed"] = False
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Frame:
@@ -173,6 +190,7 @@ class Frame:
             index=int(data["index"]),
             t=float(data["t"]),
             persons=[Person.from_dict(p) for p in data["persons"]],
+            processed=bool(data.get("processed", True)),
         )
 
 

@@ -334,6 +334,8 @@ class ChunkAggregator:
         last = self._last_frame
         if last is None or not result.frames or self.options.repair_lookback_s <= 0:
             return None
+        if not result.frames[0].processed:  # a failed chunk: nothing of it to repair
+            return None
         first = result.frames[0].persons
         limit = self.options.tracking.max_distance
         dropped = [p for p in last.persons if not any(pose_distance(p, q) <= limit for q in first)]

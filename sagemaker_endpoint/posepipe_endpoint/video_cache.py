@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posepipe.cloud.storage import s3_uri
+from posepipe.cloud.storage import is_not_found, s3_uri
 from posepipe.video import VideoInfo, probe
 
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 _COPY_BUFFER = 1 << 20
 
@@ -132,7 +131,7 @@ class VideoCache:
         try:
             head = client.head_object(Bucket=bucket, Key=key)
         except Exception as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 raise VideoNotFoundError(s3_uri(bucket, key)) from exc
             raise
         return str(head["ETag"])
@@ -150,7 +149,7 @@ class VideoCache:
             partial.replace(path)
         except Exception as exc:
             partial.unlink(missing_ok=True)
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 raise VideoNotFoundError(s3_uri(bucket, key)) from exc
             raise
         return path
@@ -182,10 +181,3 @@ class VideoCache:
         entry.evicted = True
         if entry.users == 0:
             entry.path.unlink(missing_ok=True)
-
-
-def _is_not_found(exc: Exception) -> bool:
-    """Whether ``exc`` is S3's "no such key/bucket" (botocore's ``ClientError``)."""
-    response = getattr(exc, "response", None)
-    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-    return code in _NOT_FOUND_CODES

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -46,3 +47,20 @@ def _first_record(event: dict[str, Any]) -> dict[str, Any]:
     records = event.get("Records")
     first = records[0] if isinstance(records, list) and records else None
     return first if isinstance(first, dict) else {}
+
+
+def object_key(raw: str) -> str:
+    """The object key of an S3 event, from the URL-encoded form both S3 sources deliver it in.
+
+    S3 event notifications (to SQS, SNS and Lambda) carry the key URL-encoded as HTML forms
+    encode it: a space as ``+``, a ``+`` as ``%2B``, ``%`` as ``%25`` and every non-ASCII
+    character as its UTF-8 bytes (AWS's "Event message structure": "The object key name value
+    is URL encoded. For example, 'red flower.jpg' becomes 'red+flower.jpg'"). The EventBridge
+    "Object Created" event's ``detail.object.key`` is encoded the same way; AWS's page on the
+    EventBridge message structure shows only plain keys, and Powertools for AWS Lambda, whose
+    typed events posepipe uses, decodes that key with ``unquote_plus`` as well
+    (``S3EventBridgeNotificationObject.key``). So every event key goes through this one
+    function, once, and a key is never tried in two forms. moto's notifications to SQS (the
+    local stack's) encode keys the same way, ``/`` included.
+    """
+    return unquote_plus(raw)

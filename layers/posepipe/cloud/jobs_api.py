@@ -1,18 +1,41 @@
 """The video-job API: an upload slot (``POST /videos``) and a status (``GET /jobs/{id}``).
 
 A job's id is the video's name under the videos prefix (unique per upload: a short random part
-and the file name), so its status needs no database: it is read from the buckets (the error
-record, the summary) and from the execution, whose name comes from the key and the ETag.
+and the file name), so its status needs no database: it is read from the buckets (the summary,
+the error record, the input object, the upload slot's record) and from the execution, whose
+name comes from the key and the ETag.
+
+The statuses, in the order they are decided:
+
+- ``succeeded``: the summary exists (the aggregate writes it last, as its "done" marker), with
+  presigned URLs of the results; when some chunks failed (fewer than the job can stand) it
+  carries ``warnings`` naming them: their frames are in the results, marked not processed.
+- ``running``, ``failed``, ``timed_out``, ``aborted``: the video is uploaded and its execution
+  says so (a failed one with its error record, or the execution's own error when it left none).
+  An error record while the execution still runs is not yet a failure: it is either a partial
+  failure the aggregate recorded on its way to a summary, or the record the state machine
+  writes just before it fails.
+- ``queued``: uploaded, no execution yet (the upload's event has not arrived), and no error.
+- ``failed``: no video (or no execution) and an error record (one written for an upload whose
+  event could not be delivered, say).
+- ``awaiting_upload``: nothing uploaded yet, and an upload slot was issued for this id.
+- Anything else is no job: :class:`~posepipe.errors.InputError` with code ``not_found``.
+
+S3 errors other than "no such object" (access denied, throttling) are raised, never read as a
+missing object.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import uuid
 from typing import Any
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, execution_arn, job_id
+from posepipe.cloud.storage import is_not_found, put_json
 from posepipe.errors import InputError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -20,7 +43,8 @@ _VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mp
 
 
 def new_upload(s3: Any, config: PipelineConfig, filename: str) -> dict[str, Any]:
-    """A job id and a presigned PUT URL for uploading one video under the videos prefix."""
+    """A job id and a presigned PUT URL for uploading one video under the videos prefix; the slot
+    is recorded (``KeyLayout.upload_slot``) so that its status is known before the upload."""
     name = _SAFE_NAME.sub("-", filename.rsplit("/", 1)[-1]).strip("-.")
     if not name or not name.lower().endswith(_VIDEO_SUFFIXES):
         raise InputError(
@@ -31,6 +55,14 @@ def new_upload(s3: Any, config: PipelineConfig, filename: str) -> dict[str, Any]
     url = s3.generate_presigned_url(
         "put_object", Params={"Bucket": config.input_bucket, "Key": key}, ExpiresIn=config.presign_seconds
     )
+    issued = dt.datetime.now(dt.UTC)
+    expires = issued + dt.timedelta(seconds=config.presign_seconds)
+    put_json(
+        s3,
+        config.output_bucket,
+        KeyLayout(config).upload_slot(job),
+        {"job": job, "key": key, "issued": _iso(issued), "upload_expires": _iso(expires)},
+    )
     return {
         "job": job,
         "key": key,
@@ -40,47 +72,43 @@ def new_upload(s3: Any, config: PipelineConfig, filename: str) -> dict[str, Any]
 
 
 def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) -> dict[str, Any]:
-    """``awaiting_upload``, ``queued``, ``running``, ``succeeded`` (with presigned result URLs) or
-    ``failed`` (with the error record)."""
+    """The job's status, as the module docstring decides it."""
     if not job or "/" in job or job.startswith("."):
         raise InputError(job or "(no id)", "not a job id")
     layout = KeyLayout(config)
     key = f"{config.videos_prefix}{job}"
-    error = _get_json(s3, config.output_bucket, layout.error(key))
-    if error is not None:
-        return {"job": job, "status": "failed", "error": error}
     outputs = layout.video_outputs(key)
     summary = _get_json(s3, config.output_bucket, outputs.summary)
     if summary is not None:
-
-        def url(object_key: str) -> str:
-            params = {"Bucket": config.output_bucket, "Key": object_key}
-            presigned: str = s3.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=config.presign_seconds
-            )
-            return presigned
-
-        return {
-            "job": job,
-            "status": "succeeded",
-            "results": {
-                "keypoints": url(outputs.keypoints),
-                "annotated": url(outputs.annotated),
-                "summary": url(outputs.summary),
-            },
-            "frames": summary.get("frames"),
-            "person_frames": summary.get("person_frames"),
-        }
+        return _succeeded(s3, config, job, outputs, summary)
+    error = _get_json(s3, config.output_bucket, layout.error(key))
     try:
         head = s3.head_object(Bucket=config.input_bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return {"job": job, "status": "awaiting_upload"}
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        head = None
+    if head is None:
+        if error is not None:
+            return {"job": job, "status": "failed", "error": error}
+        if _get_json(s3, config.output_bucket, layout.upload_slot(job)) is not None:
+            return {"job": job, "status": "awaiting_upload"}
+        raise InputError(
+            job, "no such job: no upload slot was issued for it and no video was uploaded", code="not_found"
+        )
     execution = execution_arn(config.state_machine_arn, job_id(key, head["ETag"]))
     try:
         described = stepfunctions.describe_execution(executionArn=execution)
     except stepfunctions.exceptions.ExecutionDoesNotExist:
+        if error is not None:
+            return {"job": job, "status": "failed", "error": error}
         return {"job": job, "status": "queued"}
     status = str(described["status"]).lower()
+    if status == "succeeded":
+        # Ended after our first look at the summary: look again.
+        summary = _get_json(s3, config.output_bucket, outputs.summary)
+        if summary is not None:
+            return _succeeded(s3, config, job, outputs, summary)
     answer: dict[str, Any] = {"job": job, "status": status, "execution": execution}
     if status not in ("running", "succeeded"):
         # Failed, timed out or aborted before (or while) writing its error record: read it once
@@ -90,6 +118,47 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
             error = _execution_error(described, f"s3://{config.input_bucket}/{key}")
         answer["error"] = error
     return answer
+
+
+def _succeeded(
+    s3: Any, config: PipelineConfig, job: str, outputs: Any, summary: dict[str, Any]
+) -> dict[str, Any]:
+    def url(object_key: str) -> str:
+        params = {"Bucket": config.output_bucket, "Key": object_key}
+        presigned: str = s3.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=config.presign_seconds
+        )
+        return presigned
+
+    answer: dict[str, Any] = {
+        "job": job,
+        "status": "succeeded",
+        "results": {
+            "keypoints": url(outputs.keypoints),
+            "annotated": url(outputs.annotated),
+            "summary": url(outputs.summary),
+        },
+        "frames": summary.get("frames"),
+        "person_frames": summary.get("person_frames"),
+    }
+    warnings = [_chunk_warning(chunk) for chunk in summary.get("failed_chunks") or []]
+    if warnings:
+        answer["warnings"] = warnings
+    return answer
+
+
+def _chunk_warning(chunk: dict[str, Any]) -> dict[str, Any]:
+    """One failed chunk of a job that succeeded: which frames were not processed, and why."""
+    start, stop = chunk.get("start"), chunk.get("stop")
+    return {
+        "code": "chunk_failed",
+        "chunk": chunk.get("index"),
+        "frames": [start, stop],
+        "message": (
+            f"chunk {chunk.get('index')} (frames {start} to {stop} - 1) failed: {chunk.get('reason')}; "
+            "its frames are in the results, marked not processed"
+        ),
+    }
 
 
 def _execution_error(described: dict[str, Any], input_uri: str) -> dict[str, Any]:
@@ -104,9 +173,14 @@ def _execution_error(described: dict[str, Any], input_uri: str) -> dict[str, Any
 
 
 def _get_json(s3: Any, bucket: str, key: str) -> Any:
-    import json
-
+    """The object's JSON, or None when it does not exist (any other S3 error is raised)."""
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except s3.exceptions.NoSuchKey:
-        return None
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="seconds")

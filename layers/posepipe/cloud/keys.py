@@ -4,7 +4,8 @@ Inputs: ``images/<name>`` and ``videos/<name>`` in the input bucket. Outputs, in
 bucket, under the input's name after its prefix, extension included (``clip.mp4`` and
 ``clip.mov`` never collide): ``images/<name>/pose.json``, ``images/<name>/annotated.<ext>``,
 ``videos/<name>/{keypoints.json, annotated.mp4, summary.json}``; failures in
-``errors/<input key>.json``; chunk results under the work prefix, which a lifecycle rule expires.
+``errors/<input key>.json``; chunk results and upload slots under the work prefix, which a lifecycle
+rule expires.
 """
 
 from __future__ import annotations
@@ -85,3 +86,7 @@ class KeyLayout:
 
     def work_file(self, job: str, name: str) -> str:
         return f"{self.config.work_prefix}{job}/{name}"
+
+    def upload_slot(self, job: str) -> str:
+        """The record of an upload slot issued by ``POST /videos`` (expires with the work prefix)."""
+        return f"{self.config.work_prefix}uploads/{job}.json"

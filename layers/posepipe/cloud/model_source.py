@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.storage import parse_s3_uri
+from posepipe.cloud.storage import is_missing_bucket, is_not_found, parse_s3_uri, s3_error_code
 from posepipe.errors import InputError, ModelError
 from posepipe.models import (
     ARCHIVE_SUFFIXES,
@@ -114,11 +114,11 @@ def _download(s3: Any, uri: str, bucket: str, key: str, destination: Path) -> Pa
 
 
 def _client_error(uri: str, bucket: str, err: ClientError) -> ModelError:
-    code = str(err.response.get("Error", {}).get("Code", ""))
-    if code in ("404", "NoSuchKey", "NotFound"):
-        return ModelError(f"{uri}: no such object (or no bucket {bucket})")
-    if code == "NoSuchBucket":
+    code = s3_error_code(err)
+    if is_missing_bucket(err):
         return ModelError(f"{uri}: no such bucket {bucket}")
+    if is_not_found(err):
+        return ModelError(f"{uri}: no such object (or no bucket {bucket})")
     if code in ("403", "AccessDenied", "Forbidden"):
         return ModelError(f"{uri}: access denied (the function's role needs s3:GetObject on it)")
     return ModelError(f"{uri}: could not be read from S3: {err}")

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout
@@ -27,9 +26,30 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def event_key(raw: str) -> str:
-    """An object key as S3 notifications carry it (URL-encoded, ``+`` for spaces)."""
-    return unquote_plus(raw)
+# S3's ways of saying that an object does not exist: GetObject's NoSuchKey, HeadObject's bare
+# 404 (a HEAD response has no body, so botocore names the error by its status), NotFound, and
+# NoSuchBucket when the bucket itself is gone. AccessDenied is deliberately not among them:
+# without s3:ListBucket S3 answers 403 for a missing key too, and that is a permission to grant,
+# not a missing object; throttling and server errors are failures to retry or report.
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
+
+
+def s3_error_code(error: BaseException) -> str:
+    """The error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(error: BaseException) -> bool:
+    """Whether ``error`` is S3 saying that the object (or its bucket) does not exist."""
+    return s3_error_code(error) in _NOT_FOUND_CODES
+
+
+def is_missing_bucket(error: BaseException) -> bool:
+    """Whether ``error`` is S3 saying that the bucket itself does not exist (one of :func:`is_not_found`)."""
+    return s3_error_code(error) == "NoSuchBucket"
 
 
 def s3_client(endpoint_url: str | None = None) -> Any:

@@ -75,8 +75,9 @@ class VideoUpload:
 @dataclass(frozen=True)
 class JobStatus:
     """``GET /jobs/{id}``: ``status`` is ``awaiting_upload``, ``queued``, ``running``,
-    ``succeeded`` (with ``results``: presigned URLs of ``keypoints``, ``annotated``, ``summary``)
-    or ``failed`` (with ``error``, the error record); ``timed_out`` and ``aborted`` also end a job."""
+    ``succeeded`` (with ``results``: presigned URLs of ``keypoints``, ``annotated``, ``summary``,
+    and ``warnings`` when some chunks failed: their frames are marked not processed) or ``failed``
+    (with ``error``, the error record); ``timed_out`` and ``aborted`` also end a job."""
 
     job: str
     status: str
@@ -84,6 +85,7 @@ class JobStatus:
     error: Mapping[str, Any] | None = None
     frames: int | None = None
     person_frames: int | None = None
+    warnings: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -202,6 +204,7 @@ class ApiClient:
             error=status.get("error"),
             frames=status.get("frames"),
             person_frames=status.get("person_frames"),
+            warnings=tuple(w for w in status.get("warnings") or () if isinstance(w, Mapping)),
         )
 
     def download(self, url: str, *, name: str = "the result") -> bytes:
@@ -224,13 +227,19 @@ class ApiClient:
         return answer
 
     def ping(self) -> float:
-        """Seconds for one cheap authenticated request (the status of a job that does not exist).
+        """Seconds for one cheap authenticated request (the status of a job that does not exist:
+        posepipe answers 404 ``not_found``, past the authentication).
 
         Raises :class:`ApiProblem` when nothing answers, the API refuses the credentials, or what
         answers is not posepipe's API.
         """
         started = time.perf_counter()
-        answer = self._call("GET", "/jobs/posepipe-ui-ping", "a status request")
+        try:
+            answer = self._call("GET", "/jobs/posepipe-ui-ping", "a status request")
+        except ApiProblem as problem:
+            if (problem.status, problem.code) == (404, "not_found"):
+                return time.perf_counter() - started
+            raise
         if _json_object(answer, "a status request").get("status") is None:
             raise ApiProblem(f"What answers at {self.base_url} is not posepipe's API", status=200)
         return time.perf_counter() - started

@@ -108,10 +108,11 @@ class PersonTrack:
 
 @dataclass(frozen=True)
 class VideoSeries:
-    """A video result as time series: persons per frame, and one track per person id."""
+    """A video result as time series: persons per frame (NaN where a frame was not processed), and
+    one track per person id."""
 
     t: npt.NDArray[np.float64]
-    persons_per_frame: npt.NDArray[np.int64]
+    persons_per_frame: npt.NDArray[np.float64]
     tracks: dict[int, PersonTrack]
     width: int
     height: int
@@ -147,7 +148,10 @@ def video_series(result: Mapping[str, Any]) -> VideoSeries:
     source = result["source"]
     return VideoSeries(
         t=np.asarray([float(frame["t"]) for frame in frames], dtype=np.float64),
-        persons_per_frame=np.asarray([len(frame["persons"]) for frame in frames], dtype=np.int64),
+        persons_per_frame=np.asarray(
+            [len(frame["persons"]) if frame.get("processed", True) else np.nan for frame in frames],
+            dtype=np.float64,
+        ),
         tracks=tracks,
         width=int(source["width"]),
         height=int(source["height"]),

@@ -133,9 +133,11 @@ def render_outputs(job: str, outputs: VideoOutputs) -> None:
     source = outputs.keypoints["source"]
     stem = PurePath(source.get("uri", job)).stem or "video"
     st.subheader(f"Job {job}")
+    for warning in outputs.status.warnings:  # part of the video failed: its frames are not processed
+        st.warning(str(warning.get("message") or warning))
     frames, person_frames, people, duration = st.columns(4)
     frames.metric("Frames", len(series.t))
-    person_frames.metric("Person-frames", int(series.persons_per_frame.sum()))
+    person_frames.metric("Person-frames", int(np.nansum(series.persons_per_frame)))
     people.metric("People (ids)", len(series.tracks))
     duration.metric("Duration", f"{source.get('duration_s') or 0:.1f} s")
     video, downloads = st.columns([3, 1])
@@ -158,7 +160,10 @@ def render_outputs(job: str, outputs: VideoOutputs) -> None:
     )
     st.markdown("**Persons per frame**")
     st.line_chart(
-        {"t (s)": series.t.tolist(), "persons": series.persons_per_frame.tolist()},
+        {
+            "t (s)": series.t.tolist(),
+            "persons": [None if np.isnan(n) else n for n in series.persons_per_frame],
+        },
         x="t (s)",
         y="persons",
         height=180,

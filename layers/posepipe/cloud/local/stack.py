@@ -7,7 +7,9 @@
 - the endpoint container's server (``host:8080``) behind a SageMaker Runtime front (``host:8081``),
   serving the engine ``$POSEPIPE_ENGINE`` names (``mediapipe`` unless set: the functions' engine),
 - a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
-  video-jobs function, which starts the state machine (executions named from the key and ETag), and
+  video-jobs function, which starts the state machine (executions named from the key and ETag),
+  retrying a failed delivery as the EventBridge rules do and then writing the input's error record
+  (:mod:`posepipe.cloud.local.dispatcher`), and
 - the API (``host:3000``), calling the functions as API Gateway's REST proxy integration does:
   ``POST /images`` (image_infer), ``POST /videos`` and ``GET /jobs/{id}`` (video_jobs).
 The state machine is the repository's one ASL file; the handlers are the ones deployed to AWS.
@@ -24,7 +26,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +35,14 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.events import object_key
 from posepipe.cloud.local import moto_shims
+from posepipe.cloud.local.dispatcher import NotificationDispatcher
 from posepipe.cloud.local.lambda_server import Handler, LambdaInvokeApp
 from posepipe.cloud.local.sagemaker_runtime import SageMakerRuntimeApp
 from posepipe.cloud.local.servers import BackgroundServer, serve_in_background
 from posepipe.cloud.state_machine import render_definition
-from posepipe.cloud.storage import event_key
+from posepipe.cloud.storage import write_error_record
 
 log = logging.getLogger("posepipe.serve")
 
@@ -96,7 +99,7 @@ class LocalStack:
     _servers: list[Any] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _mock: Any = None
-    _pool: ThreadPoolExecutor | None = None
+    _dispatcher: NotificationDispatcher | None = None
 
     @property
     def s3_url(self) -> str:
@@ -128,14 +131,20 @@ class LocalStack:
             SageMakerRuntimeApp({ENDPOINT_NAME: endpoint}, timeout_s=600), self.ports.runtime, "runtime"
         )
         self._resources()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="posepipe-dispatch")
-        threading.Thread(target=self._dispatch_forever, name="posepipe-dispatcher", daemon=True).start()
+        import boto3
+
+        self._dispatcher = NotificationDispatcher(
+            boto3.client("sqs"), self._queue_url, self._deliver, self._give_up
+        )
+        threading.Thread(
+            target=self._dispatcher.run, args=(self._stop,), name="posepipe-dispatcher", daemon=True
+        ).start()
         self._serve(self._api, self.ports.api, "api")
 
     def stop(self) -> None:
         self._stop.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._dispatcher is not None:
+            self._dispatcher.close()
         for server in reversed(self._servers):
             server.stop()
         self._servers.clear()
@@ -231,44 +240,30 @@ class LocalStack:
 
     # --- the dispatcher: input bucket notifications -> image function or video-jobs function ---
 
-    def _dispatch_forever(self) -> None:
+    def _deliver(self, record: dict[str, Any]) -> None:
+        """One S3 record to its function, as the EventBridge rules route them; raises if it failed."""
+        bucket = record["s3"]["bucket"]["name"]
+        key = object_key(record["s3"]["object"]["key"])
+        if key.startswith(self.config.images_prefix):
+            self.on_event(f"image uploaded: s3://{bucket}/{key} -> image_infer")
+            _invoke("image_infer", {"Records": [record]})
+        elif key.startswith(self.config.videos_prefix):
+            answer = _invoke("video_jobs", {"Records": [record]})
+            for job in answer.get("results", []):
+                self.on_event(_video_event_line(job))
+
+    def _give_up(self, record: dict[str, Any], reason: str) -> None:
+        """After the last attempt: the input's error record (AWS: the rule's dead-letter queue)."""
         import boto3
 
-        sqs = boto3.client("sqs")
-        while not self._stop.is_set():
-            try:
-                answer = sqs.receive_message(
-                    QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-                )
-            except Exception as exc:  # the stack is stopping, or moto hiccuped: keep going
-                if not self._stop.is_set():
-                    log.warning("dispatcher: %s", exc)
-                continue
-            for message in answer.get("Messages", []):
-                try:
-                    self._dispatch(json.loads(message["Body"]))
-                except Exception:
-                    log.exception("dispatcher: could not dispatch %s", message["Body"][:200])
-                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def _dispatch(self, body: dict[str, Any]) -> None:
-        for record in body.get("Records", []):
-            bucket = record["s3"]["bucket"]["name"]
-            key = event_key(record["s3"]["object"]["key"])
-            if key.startswith(self.config.images_prefix):
-                self.on_event(f"image uploaded: s3://{bucket}/{key} -> image_infer")
-                assert self._pool is not None
-                self._pool.submit(self._invoke_in_background, "image_infer", {"Records": [record]})
-            elif key.startswith(self.config.videos_prefix):
-                answer = _invoke("video_jobs", {"Records": [record]})
-                for job in answer.get("results", []):
-                    self.on_event(_video_event_line(job))
-
-    def _invoke_in_background(self, function: str, event: dict[str, Any]) -> None:
-        try:
-            _invoke(function, event)
-        except Exception:
-            log.exception("dispatcher: %s failed", function)
+        bucket = record["s3"]["bucket"]["name"]
+        key = object_key(record["s3"]["object"]["key"])
+        if not key.startswith((self.config.images_prefix, self.config.videos_prefix)):
+            return
+        error_key = write_error_record(
+            boto3.client("s3"), self.config, key, stage="dispatch", reason=reason, code="delivery_failed"
+        )
+        self.on_event(f"upload not delivered: s3://{bucket}/{key} ({reason}) -> {error_key}")
 
     # --- the API ------------------------------------------------------------------------------
 
