@@ -15,7 +15,7 @@ CDK_OUT ?= cdk.out
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all setup model samples node browser demo test lint format clean bench synth screenshots
+.PHONY: all setup model samples node browser demo test test-fast lint format clean bench synth screenshots
 
 all: test
 
@@ -70,6 +70,12 @@ format: $(STAMP)
 
 test: model samples node browser lint
 	$(BIN)/pytest
+
+# Day to day: lint, then the tests that need no browser, no local stack and no PyTorch and are not
+# slow (markers in pyproject.toml). `make test` runs every test.
+FAST_TESTS := not slow and not stack and not torch and not browser
+test-fast: model samples lint
+	$(BIN)/pytest -m "$(FAST_TESTS)"
 
 # `cdk synth` offline, no AWS account and no Docker needed (docs/DEPLOY.md): the CDK app with
 # cdk-nag's AwsSolutions checks, then cfn-lint on the templates. Context: make synth CDK_ARGS="-c apiAuth=apikey".

@@ -101,3 +101,15 @@ def vtest_one_chunk(
     )
     assert run.returncode == 0, run.stderr
     return _load_run(out / "vtest")
+
+
+# Fixtures that make a test need the local stack or PyTorch, however deep in its fixtures.
+NEEDS = {"local_stack": "stack", "one_torch_thread": "torch"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a test needs by the fixtures it uses (modules mark the rest themselves)."""
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)

@@ -273,6 +273,7 @@ def assert_same_frames(got: ChunkResult, expected: ChunkResult) -> None:
             assert np.abs(person.world_landmarks - other.world_landmarks).max() <= 1e-4 + 1e-6
 
 
+@pytest.mark.slow
 def test_invocation_writes_the_chunk_result_infer_chunk_gives(
     client: FlaskClient, s3: S3Stack, sample: Callable[[str], Path], model_path: Path
 ) -> None:
@@ -564,6 +565,7 @@ def test_the_background_server_answers_over_http(s3: S3Stack) -> None:
         http(f"{server.url}/ping", timeout=2)
 
 
+@pytest.mark.slow
 def test_serve_runs_gunicorn_and_stops_gracefully_on_sigterm(s3: S3Stack) -> None:
     port = free_port()
     env = {**os.environ, "PYTHON": sys.executable, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}

@@ -29,6 +29,8 @@ from posepipe_infra.settings import DeploymentSettings, SettingsError
 
 from tests.cdkapp import Synthesized, synthesize
 
+pytestmark = pytest.mark.slow  # synthesizes the CDK app (jsii, Node) and lints its templates
+
 REPO = Path(__file__).resolve().parents[1]
 # Lambda: a function's code and its layers unpack to at most 250 MB.
 LAMBDA_UNZIPPED_LIMIT = 262_144_000

@@ -35,6 +35,8 @@ from posepipe_infra.layer import LAYER_PYTHON, install_wheels, pinned
 from tests.cdkapp import Synthesized
 from tests.localaws import ACCOUNT, FAKE_AWS_ENV, REGION, ROLE
 
+pytestmark = pytest.mark.slow  # synthesizes the CDK app, builds the runtime's boto3, runs CPython 3.13
+
 TESTS = Path(__file__).resolve().parent
 BOOTSTRAP = TESTS / "lambda_bootstrap.py"
 INPUT, OUTPUT = "posepipe-layer-input", "posepipe-layer-output"

@@ -127,6 +127,7 @@ def test_every_place_is_named_when_all_fail(isolated: Path, monkeypatch: pytest.
         fetch_all()
 
 
+@pytest.mark.slow  # downloads opencv-doc from Debian's archive
 def test_debian_package_fallback_really_fetches(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Downloads opencv-doc (about 96 MB; 1 to 2 s on a cloud machine near a Debian mirror).
     path = sample_path("messi5.jpg")

@@ -24,6 +24,9 @@ from werkzeug.wrappers import Request, Response
 
 from tests.localaws import LocalAws, history, local_aws, run_execution
 
+# The real functions and endpoint behind moto's Step Functions: a local stack in this process.
+pytestmark = pytest.mark.stack
+
 REPO = Path(__file__).resolve().parents[1]
 INPUT, OUTPUT = "posepipe-input", "posepipe-output"
 

@@ -59,6 +59,8 @@ from posepipe.torch_engine.networks import (
 )
 from posepipe.torch_engine.tflite_reader import densify, fold_constants, load_graph, read_tflite, schema
 
+pytestmark = pytest.mark.torch
+
 BOUND = 1e-4  # the bound for every output
 SEGMENTATION_BOUND = 1e-3  # segmentation logits, real image: their fp32 noise floor (docstring)
 NOISE_SEGMENTATION_BOUND = 1e-2  # segmentation logits on noise (docstring)

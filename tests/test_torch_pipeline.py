@@ -47,6 +47,8 @@ from posepipe.torch_engine.roi import (
 
 from tests.litert_networks import LiteRtDetector, LiteRtLandmarks, load_litert_networks
 
+pytestmark = pytest.mark.torch
+
 PHOTOS = ("messi5.jpg", "basketball1.png", "basketball2.png")
 
 

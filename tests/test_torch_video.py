@@ -52,6 +52,8 @@ from posepipe.torch_engine.video_engine import (
 )
 from posepipe.video import VideoFrame, read_frames
 
+pytestmark = pytest.mark.torch
+
 PARITY_FRAMES = 300
 
 

@@ -40,6 +40,8 @@ from tests.uibrowser import (
 )
 from tests.uistack import StackProcess
 
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = REPO / "test-artifacts"
 LIVE_WITHIN_S = 30.0
 MAX_RESTARTS = 2

@@ -16,6 +16,8 @@ from posepipe.video import probe
 
 from tests.conftest import CliRun, VideoRun
 
+pytestmark = pytest.mark.slow  # full runs of vtest.avi (80 s of video) through the CLI
+
 
 def test_keypoints_validate_and_cover_every_frame_with_stream_timestamps(
     vtest_default: VideoRun, sample: Callable[[str], Path]
