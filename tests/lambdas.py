@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote_plus
 
 from posepipe.cloud.local.lambda_server import LocalContext
 from posepipe.cloud.local.stack import load_function
@@ -45,3 +46,9 @@ def captured_logs(module: ModuleType) -> Iterator[list[dict[str, Any]]]:
     finally:
         log_handler.setStream(previous)
         lines.extend(json.loads(line) for line in stream.getvalue().splitlines())
+
+
+def encoded_key(key: str, slash: bool = False) -> str:
+    """``key`` as S3 puts it in an event: URL-encoded as forms are (space ``+``, ``+`` ``%2B``,
+    UTF-8 bytes); AWS leaves ``/`` as it is, moto encodes it too (``slash``)."""
+    return quote_plus(key, safe="" if slash else "/")

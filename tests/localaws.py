@@ -49,26 +49,41 @@ class LocalAws:
     runtime_app: SageMakerRuntimeApp
 
     def function_arn(self, name: str) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        return function_arn(name)
 
     def create_pipeline(self, input_bucket: str, output_bucket: str, errors_prefix: str = "errors/") -> str:
         import boto3
 
-        definition = render_definition(
-            {
-                "VideoSplitFunctionArn": self.function_arn("video_split"),
-                "AggregateFunctionArn": self.function_arn("aggregate"),
-                "EndpointName": ENDPOINT,
-                "InputBucket": input_bucket,
-                "OutputBucket": output_bucket,
-                "ErrorsPrefix": errors_prefix,
-            }
+        return create_video_state_machine(
+            boto3.client("stepfunctions"), input_bucket, output_bucket, errors_prefix
         )
-        sfn = boto3.client("stepfunctions")
-        arn: str = sfn.create_state_machine(name="posepipe-video", definition=definition, roleArn=ROLE)[
-            "stateMachineArn"
-        ]
-        return arn
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def create_video_state_machine(
+    sfn: Any,
+    input_bucket: str,
+    output_bucket: str,
+    errors_prefix: str = "errors/",
+    name: str = "posepipe-video",
+) -> str:
+    """The repository's ASL with this account's functions and endpoint, created in (moto's) Step
+    Functions through ``sfn``: its ARN."""
+    definition = render_definition(
+        {
+            "VideoSplitFunctionArn": function_arn("video_split"),
+            "AggregateFunctionArn": function_arn("aggregate"),
+            "EndpointName": ENDPOINT,
+            "InputBucket": input_bucket,
+            "OutputBucket": output_bucket,
+            "ErrorsPrefix": errors_prefix,
+        }
+    )
+    arn: str = sfn.create_state_machine(name=name, definition=definition, roleArn=ROLE)["stateMachineArn"]
+    return arn
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, quote_plus, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 import pytest
@@ -26,7 +26,7 @@ from moto import mock_aws
 from posepipe.errors import ModelError
 from posepipe.result import validate_result
 
-from tests.lambdas import EVENTS, REQUEST_ID, captured_logs, lambda_context, load_handler_module
+from tests.lambdas import EVENTS, REQUEST_ID, captured_logs, encoded_key, lambda_context, load_handler_module
 from tests.localaws import FAKE_AWS_ENV
 
 REGION = "us-east-1"
@@ -233,12 +233,6 @@ def test_eventbridge_object_created_writes_png_outputs(
 ODD_NAMES = ["Léa's jump 100% +1 (2).png", "a%2Bb c+d.png", "日本 ü.png"]
 
 
-def encoded(key: str, slash: bool = False) -> str:
-    """``key`` as S3 puts it in an event: URL-encoded as forms are (space ``+``, ``+`` ``%2B``,
-    UTF-8 bytes); AWS leaves ``/`` as it is, moto encodes it too (``slash``)."""
-    return quote_plus(key, safe="" if slash else "/")
-
-
 @pytest.mark.parametrize("name", ODD_NAMES)
 @pytest.mark.parametrize("source", ["notification", "notification-slash-encoded", "eventbridge"])
 def test_keys_with_spaces_plus_percent_and_non_ascii_give_their_own_outputs(
@@ -247,9 +241,9 @@ def test_keys_with_spaces_plus_percent_and_non_ascii_give_their_own_outputs(
     key = f"images/{uuid.uuid4().hex[:8]}-{name}"
     aws.put(key, photo("basketball1.png"))
     if source == "eventbridge":
-        event = eventbridge_event(encoded(key))
+        event = eventbridge_event(encoded_key(key))
     else:
-        event = s3_event(encoded(key, slash=source.endswith("slash-encoded")))
+        event = s3_event(encoded_key(key, slash=source.endswith("slash-encoded")))
     response = invoke(handler, event)
     assert response["results"][0] == {"key": key, "status": "done", "persons": 2, "pose": f"{key}/pose.json"}
     assert aws.json(f"{key}/pose.json")["source"]["uri"] == f"s3://{INPUT}/{key}"
@@ -264,7 +258,7 @@ def test_an_event_whose_object_is_gone_never_runs_another_one(
     folder = f"images/{uuid.uuid4().hex[:8]}"
     gone, other = f"{folder}/a%2Bb.png", f"{folder}/a+b.png"
     aws.put(other, photo("basketball1.png"))
-    event = eventbridge_event(encoded(gone)) if source == "eventbridge" else s3_event(encoded(gone))
+    event = eventbridge_event(encoded_key(gone)) if source == "eventbridge" else s3_event(encoded_key(gone))
     response = invoke(handler, event)
     assert response["results"][0] == {"key": gone, "status": "skipped", "reason": "object no longer exists"}
     assert not aws.keys(OUTPUT, f"{folder}/")

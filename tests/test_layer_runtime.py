@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,11 @@ import boto3
 import pytest
 import requests
 from posepipe.cloud.keys import job_id
-from posepipe.cloud.state_machine import render_definition
 from posepipe.video import probe
 from posepipe_infra.layer import LAYER_PYTHON, install_wheels, pinned
 
 from tests.cdkapp import Synthesized
-from tests.localaws import ACCOUNT, FAKE_AWS_ENV, REGION, ROLE
+from tests.localaws import FAKE_AWS_ENV, REGION, create_video_state_machine
 
 pytestmark = pytest.mark.slow  # synthesizes the CDK app, builds the runtime's boto3, runs CPython 3.13
 
@@ -159,20 +157,7 @@ def test_the_staged_layer_runs_video_jobs_and_video_split_under_the_lambda_pytho
     s3, sfn = _clients(moto_server)
     s3.create_bucket(Bucket=INPUT)
     s3.create_bucket(Bucket=OUTPUT)
-    functions = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
-    definition = render_definition(
-        {
-            "VideoSplitFunctionArn": f"{functions}:video_split",
-            "AggregateFunctionArn": f"{functions}:aggregate",
-            "EndpointName": "posepipe-pose",
-            "InputBucket": INPUT,
-            "OutputBucket": OUTPUT,
-            "ErrorsPrefix": "errors/",
-        }
-    )
-    machine = sfn.create_state_machine(
-        name=f"posepipe-video-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=ROLE
-    )["stateMachineArn"]
+    machine = create_video_state_machine(sfn, INPUT, OUTPUT)
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),  # no ~/.aws of the user's

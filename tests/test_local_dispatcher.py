@@ -69,19 +69,28 @@ def drain(dispatcher: NotificationDispatcher, done: Callable[[], bool], timeout_
         time.sleep(0.05)
 
 
-def send(sqs: Any, url: str, *records: Record) -> None:
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": list(records)}))
+def dispatch(
+    queue: tuple[Any, str], deliveries: Deliveries, bodies: list[str], done: Callable[[], bool]
+) -> None:
+    """Send ``bodies`` as messages, then dispatch them (no back-off) until ``done()`` and the queue
+    is empty."""
+    sqs, url = queue
+    dispatcher = NotificationDispatcher(sqs, url, deliveries.deliver, deliveries.give_up, backoff_s=(0,))
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    try:
+        drain(dispatcher, done)
+    finally:
+        dispatcher.close()
+
+
+def notification(key: str) -> str:
+    return json.dumps({"Records": [record(key)]})
 
 
 def test_a_delivery_that_fails_is_retried_until_it_succeeds(queue: tuple[Any, str]) -> None:
-    sqs, url = queue
     deliveries = Deliveries(failures=2)
-    dispatcher = NotificationDispatcher(sqs, url, deliveries.deliver, deliveries.give_up, backoff_s=(0,))
-    send(sqs, url, record("videos/walk.mp4"))
-    try:
-        drain(dispatcher, lambda: len(deliveries.calls) == 3)
-    finally:
-        dispatcher.close()
+    dispatch(queue, deliveries, [notification("videos/walk.mp4")], lambda: len(deliveries.calls) == 3)
     assert deliveries.calls == ["videos/walk.mp4"] * 3
     assert deliveries.given_up == []
 
@@ -89,14 +98,8 @@ def test_a_delivery_that_fails_is_retried_until_it_succeeds(queue: tuple[Any, st
 def test_after_the_last_attempt_the_failure_is_given_up_on_once_and_the_message_leaves(
     queue: tuple[Any, str],
 ) -> None:
-    sqs, url = queue
     deliveries = Deliveries(failures=100)
-    dispatcher = NotificationDispatcher(sqs, url, deliveries.deliver, deliveries.give_up, backoff_s=(0,))
-    send(sqs, url, record("images/jump.jpg"))
-    try:
-        drain(dispatcher, lambda: len(deliveries.given_up) == 1)
-    finally:
-        dispatcher.close()
+    dispatch(queue, deliveries, [notification("images/jump.jpg")], lambda: len(deliveries.given_up) == 1)
     assert ATTEMPTS == 5  # as the EventBridge rules: retry_attempts=4
     assert deliveries.calls == ["images/jump.jpg"] * ATTEMPTS
     [(key, reason)] = deliveries.given_up
@@ -106,26 +109,14 @@ def test_after_the_last_attempt_the_failure_is_given_up_on_once_and_the_message_
 
 
 def test_the_records_of_other_messages_are_not_held_up(queue: tuple[Any, str]) -> None:
-    sqs, url = queue
     deliveries = Deliveries(failures=1)
-    dispatcher = NotificationDispatcher(sqs, url, deliveries.deliver, deliveries.give_up, backoff_s=(0,))
-    send(sqs, url, record("videos/a.mp4"))
-    send(sqs, url, record("videos/b.mp4"))
-    try:
-        drain(dispatcher, lambda: len(deliveries.calls) == 4)
-    finally:
-        dispatcher.close()
+    messages = [notification("videos/a.mp4"), notification("videos/b.mp4")]
+    dispatch(queue, deliveries, messages, lambda: len(deliveries.calls) == 4)
     assert sorted(deliveries.calls) == ["videos/a.mp4"] * 2 + ["videos/b.mp4"] * 2
     assert deliveries.given_up == []
 
 
 def test_a_message_that_is_no_notification_is_dropped_not_retried(queue: tuple[Any, str]) -> None:
-    sqs, url = queue
     deliveries = Deliveries(failures=0)
-    dispatcher = NotificationDispatcher(sqs, url, deliveries.deliver, deliveries.give_up, backoff_s=(0,))
-    sqs.send_message(QueueUrl=url, MessageBody="not json")
-    try:
-        drain(dispatcher, lambda: True)
-    finally:
-        dispatcher.close()
+    dispatch(queue, deliveries, ["not json"], lambda: True)
     assert deliveries.calls == []

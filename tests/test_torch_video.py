@@ -217,9 +217,10 @@ class ParityRun:
 
     @property
     def first_disagreement(self) -> int:
-        """The first frame where the engines give different numbers of persons (or the run's length)."""
-        counts = zip(self.reference, self.torch, strict=True)
-        return next((k for k, (a, b) in enumerate(counts) if len(a) != len(b)), len(self.reference))
+        """The first frame where the engines disagree on who is there (or the run's length): a
+        different number of persons, or a person of one engine that the other does not have."""
+        frames = zip(self.reference, self.torch, strict=True)
+        return next((k for k, (a, b) in enumerate(frames) if not same_persons(a, b)), len(self.reference))
 
 
 @pytest.fixture(scope="module")
@@ -268,30 +269,38 @@ class Figures:
         )
 
 
-def box_iou(a: Person, b: Person) -> float:
-    ax0, ay0, ax1, ay1 = a.bbox
-    bx0, by0, bx1, by1 = b.bbox
-    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return inter / union if union > 0 else 0.0
+def keypoint_distance(a: Person, b: Person) -> float:
+    """The median distance between the two persons' landmarks, in units of ``a``'s size (the
+    longer side of its box). On vtest.avi: at most 0.02 for one person as the two engines see
+    them; 0.15 and more for two people walking side by side (and 0.05 for the duplicate track
+    MediaPipe itself keeps of one person on frame 80)."""
+    x0, y0, x1, y1 = a.bbox
+    size = max(x1 - x0, y1 - y0, 1.0)
+    return float(np.median(np.linalg.norm(a.xy - b.xy, axis=1)) / size)
 
 
 def matched_pairs(reference: list[Person], persons: list[Person]) -> list[tuple[Person, Person]]:
-    """Each reference person with the torch person that is the same person: the best box overlap,
-    above 0.5, each torch person used once."""
+    """Each reference person with the torch person that is the same person: the nearest landmarks,
+    closer than a tenth of the person's size, each torch person used once. (Box overlap is no test
+    of identity here: the box of a walker seen side-on is a few pixels wide, and a pixel of
+    difference takes its overlap under a half.)"""
     candidates = sorted(
-        ((box_iou(r, p), i, j) for i, r in enumerate(reference) for j, p in enumerate(persons)),
-        reverse=True,
+        (keypoint_distance(r, p), i, j) for i, r in enumerate(reference) for j, p in enumerate(persons)
     )
     used_r: set[int] = set()
     used_p: set[int] = set()
     pairs = []
-    for iou, i, j in candidates:
-        if iou > 0.5 and i not in used_r and j not in used_p:
+    for distance, i, j in candidates:
+        if distance < 0.1 and i not in used_r and j not in used_p:
             used_r.add(i)
             used_p.add(j)
             pairs.append((reference[i], persons[j]))
     return pairs
+
+
+def same_persons(reference: list[Person], persons: list[Person]) -> bool:
+    """Both engines found the same persons: as many, each matched to one of the other's."""
+    return len(reference) == len(persons) == len(matched_pairs(reference, persons))
 
 
 def figures(reference: list[list[Person]], persons: list[list[Person]]) -> Figures:
@@ -341,20 +350,40 @@ def chaos_floor(
 
 def nudged_decisions(
     run: ParityRun, engine: TorchPoseEngine, frame: VideoFrame, scales_px: Sequence[float], trials: int = 8
-) -> list[int]:
-    """The torch engine's person count on ``frame`` when its carried regions are moved by random
+) -> list[list[Person]]:
+    """The torch engine's persons on ``frame`` when its carried regions are moved by random
     offsets (centre and size, normal with each standard deviation in ``scales_px``, in pixels)."""
     state = run.states[frame.index]
     height, width = frame.rgb.shape[:2]
     rng = np.random.default_rng(frame.index)
-    counts = []
+    decisions = []
     for scale in scales_px:
         for _ in range(trials):
             tracker = state.tracker(engine, run.max_poses)
             offsets = rng.normal(scale=scale, size=(len(state.rects), 4)) / [width, height, width, height]
             tracker._rects[:, :4] += offsets.astype(np.float32)
-            counts.append(len(tracker.detect_for_video(frame.rgb, ms(frame.t))))
-    return counts
+            decisions.append(tracker.detect_for_video(frame.rgb, ms(frame.t)))
+    return decisions
+
+
+def assert_parting_explained(run: ParityRun, engine: TorchPoseEngine, vtest: Path, before: Figures) -> None:
+    """Where the engines first disagree on who is there, the torch engine, its carried regions
+    moved by no more than the engines already differ by, decides as MediaPipe did on that frame:
+    the parting is the tracking's sensitivity to rounding, not a rule the port lacks."""
+    part = run.first_disagreement
+    if part == len(run.reference):
+        return
+    frame = next(read_frames(vtest, part, part + 1))
+    expected = run.reference[part]
+    scales = (before.median_px, (before.median_px + before.p95_px) / 2, before.p95_px)
+    decisions = nudged_decisions(run, engine, frame, scales)
+    agreeing = [same_persons(expected, decided) for decided in decisions]
+    print(
+        f"  frame {part}: MediaPipe {len(expected)} persons, torch {len(run.torch[part])}; torch with its "
+        f"regions moved by {', '.join(f'{s:.2f}' for s in scales)} px: persons "
+        f"{[len(d) for d in decisions]}, MediaPipe's in {sum(agreeing)} of {len(agreeing)}"
+    )
+    assert any(agreeing)
 
 
 def assert_within_chaos(versus_mediapipe: Figures, floor: Figures) -> None:
@@ -388,24 +417,11 @@ def test_parity_with_mediapipe_video_mode(
     print(f"  torch vs torch with its regions nudged by 1e-6: {floor}")
     print(f"  all {len(run.reference)} frames: {overall}")
 
-    # Until the tracks part (frame 163 on an AVX2 EPYC, 70 with oneDNN held to SSE4.1): the same
-    # persons, none unmatched, as close as the tracking's own chaos allows.
-    assert before.unmatched == 0
+    # Until the tracks part (frames 163 to 167 on AVX2 EPYCs, 70 with oneDNN held to SSE4.1): the
+    # same persons, as close as the tracking's own chaos allows; then a parting that chaos explains.
     assert before.person_frames > 0  # the first person appears at frame 55, found by both
     assert_within_chaos(before, floor)
-
-    if part < len(run.reference):
-        # The parting: with its regions moved by no more than the engines already differ by, the
-        # torch engine decides as MediaPipe did on that frame.
-        frame = next(read_frames(vtest, part, part + 1))
-        expected = len(run.reference[part])
-        scales = (before.median_px, (before.median_px + before.p95_px) / 2, before.p95_px)
-        decisions = nudged_decisions(run, ported_engine, frame, scales)
-        print(
-            f"  frame {part}: MediaPipe {expected} persons, torch {len(run.torch[part])}; "
-            f"torch with its regions moved by {', '.join(f'{s:.2f}' for s in scales)} px: {decisions}"
-        )
-        assert expected in decisions
+    assert_parting_explained(run, ported_engine, vtest, before)
 
     # Wherever both engines track a person, over the whole run, its landmarks agree as closely.
     assert overall.person_frames >= 200  # of the 243 person-frames MediaPipe gives
@@ -431,9 +447,9 @@ def test_smoothed_tracking_is_as_close_to_mediapipe_as_its_own_chaos_allows(
     print(f"vtest.avi, max_poses=1, frames 0-{part - 1}: torch vs MediaPipe: {versus_mediapipe}")
     print(f"  torch vs torch with its region nudged by 1e-6: {floor}")
 
-    assert versus_mediapipe.unmatched == 0
-    assert versus_mediapipe.person_frames > 0  # smoothed tracking from frame 55 (to 163 here)
+    assert versus_mediapipe.person_frames > 0  # smoothed tracking from frame 55
     assert_within_chaos(versus_mediapipe, floor)
+    assert_parting_explained(run, ported_engine, vtest, versus_mediapipe)
 
 
 # -- smoothing on a panned photo -----------------------------------------------------------------

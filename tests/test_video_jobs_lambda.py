@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, quote_plus, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 import pytest
@@ -26,10 +26,9 @@ import requests  # moto's mock answers its calls as well as boto3's
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from posepipe.cloud.keys import job_id
-from posepipe.cloud.state_machine import render_definition
 
-from tests.lambdas import EVENTS, REPO, captured_logs, lambda_context, load_handler_module
-from tests.localaws import ACCOUNT, FAKE_AWS_ENV, ROLE
+from tests.lambdas import EVENTS, REPO, captured_logs, encoded_key, lambda_context, load_handler_module
+from tests.localaws import ACCOUNT, FAKE_AWS_ENV, create_video_state_machine
 
 REGION = "us-east-1"
 INPUT, OUTPUT = "posepipe-input", "posepipe-output"
@@ -72,20 +71,9 @@ def aws() -> Iterator[Aws]:
             s3.create_bucket(Bucket=INPUT)
             s3.create_bucket(Bucket=OUTPUT)
             sfn = boto3.client("stepfunctions", region_name=REGION)
-            functions = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
-            definition = render_definition(
-                {
-                    "VideoSplitFunctionArn": f"{functions}:video_split",
-                    "AggregateFunctionArn": f"{functions}:aggregate",
-                    "EndpointName": "posepipe-pose",
-                    "InputBucket": INPUT,
-                    "OutputBucket": OUTPUT,
-                    "ErrorsPrefix": "errors/",
-                }
-            )
-            machine = sfn.create_state_machine(name="posepipe-video", definition=definition, roleArn=ROLE)
-            patch.setenv("POSEPIPE_STATE_MACHINE_ARN", machine["stateMachineArn"])
-            yield Aws(s3, sfn, machine["stateMachineArn"], load_handler_module("video_jobs"))
+            machine = create_video_state_machine(sfn, INPUT, OUTPUT)
+            patch.setenv("POSEPIPE_STATE_MACHINE_ARN", machine)
+            yield Aws(s3, sfn, machine, load_handler_module("video_jobs"))
 
 
 def _event(name: str) -> dict[str, Any]:
@@ -507,12 +495,6 @@ def test_s3_notification_with_an_encoded_key_starts_the_decoded_key(aws: Aws, ra
 ODD_NAMES = ["Léa's run 100% +1 (2).mp4", "a%2Bb c+d.mp4", "日本 ü.mov"]
 
 
-def encoded(key: str, slash: bool = False) -> str:
-    """``key`` as S3 puts it in an event: URL-encoded as forms are (space ``+``, ``+`` ``%2B``,
-    UTF-8 bytes); AWS leaves ``/`` as it is, moto encodes it too (``slash``)."""
-    return quote_plus(key, safe="" if slash else "/")
-
-
 @pytest.mark.parametrize("name", ODD_NAMES)
 @pytest.mark.parametrize("source", ["notification", "notification-slash-encoded", "eventbridge"])
 def test_keys_with_spaces_plus_percent_and_non_ascii_start_their_own_job(
@@ -521,9 +503,9 @@ def test_keys_with_spaces_plus_percent_and_non_ascii_start_their_own_job(
     key = f"videos/{unique(name)}"
     etag = uuid.uuid4().hex
     if source == "eventbridge":
-        event = eventbridge_event(encoded(key), etag=etag)
+        event = eventbridge_event(encoded_key(key), etag=etag)
     else:
-        event = s3_event(encoded(key, slash=source.endswith("slash-encoded")), etag)
+        event = s3_event(encoded_key(key, slash=source.endswith("slash-encoded")), etag)
     (result,) = invoke(aws, event)["results"]
     assert (result["status"], result["key"]) == ("started", key)
     (execution,) = aws.executions(job_id(key, etag))

@@ -155,7 +155,8 @@ def _chunk_warning(chunk: dict[str, Any]) -> dict[str, Any]:
         "chunk": chunk.get("index"),
         "frames": [start, stop],
         "message": (
-            f"chunk {chunk.get('index')} (frames {start} to {stop} - 1) failed: {chunk.get('reason')}; "
+            f"chunk {chunk.get('index')} (frames {start} to {stop}, the last not included) failed: "
+            f"{chunk.get('reason')}; "
             "its frames are in the results, marked not processed"
         ),
     }
