@@ -388,8 +388,8 @@ def test_a_job_whose_chunks_partly_failed_succeeded_with_warnings(aws: Aws) -> N
             "code": "chunk_failed",
             "chunk": 1,
             "frames": [47, 83],
-            "message": "chunk 1 (frames 47 to 83 - 1) failed: SageMakerRuntime.ModelErrorException: boom; "
-            "its frames are in the results, marked not processed",
+            "message": "chunk 1 (frames 47 to 83, the last not included) failed: "
+            "SageMakerRuntime.ModelErrorException: boom; its frames are in the results, marked not processed",
         }
     ]
 
