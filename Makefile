@@ -63,6 +63,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -92,4 +93,4 @@ bench: model samples
 	$(BIN)/python bench/video_throughput.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

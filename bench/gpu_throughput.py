@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from posepipe.models import build_model, resolve_model_path
+from posepipe.model_build import build_model
+from posepipe.models import resolve_model_path
 from torch.utils.flop_counter import FlopCounterMode
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from posepipe.models import build_model
+from posepipe.model_build import build_model
 from posepipe.samples import sample_path
 from posepipe.torch_engine.image_engine import TorchPoseEngine
 from posepipe.torch_engine.networks import load_networks

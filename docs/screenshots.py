@@ -18,7 +18,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from posepipe.models import build_model  # noqa: E402
+from posepipe.model_build import build_model  # noqa: E402
 from posepipe.samples import sample_path  # noqa: E402
 from posepipe.video import read_frames  # noqa: E402
 

@@ -26,7 +26,7 @@ EVENTS = Path(__file__).resolve().parent / "events"
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     """The built model (``make test`` builds it first; built here if missing)."""
-    from posepipe.models import build_model
+    from posepipe.model_build import build_model
 
     return build_model()
 

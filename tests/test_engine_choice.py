@@ -19,9 +19,9 @@ from posepipe.engine import (
     PoseEngine,
     PoseEngineOptions,
     RunningMode,
-    open_pose_engine,
     resolve_engine,
 )
+from posepipe.engine_choice import open_pose_engine
 from posepipe.errors import EngineError
 from posepipe.result import validate_result
 from posepipe.stages import InferenceOptions

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from posepipe.engine import EngineChoice, PoseEngine, PoseEngineOptions, RunningMode, open_pose_engine
+from posepipe.engine import EngineChoice, PoseEngine, PoseEngineOptions, RunningMode
+from posepipe.engine_choice import open_pose_engine
 from posepipe.errors import EngineError
 from posepipe.result import Person
 from posepipe.torch_engine.estimator import TorchPoseEstimator

@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from posepipe import models
+from posepipe import model_build, models
 from posepipe.errors import ModelError
 
 
@@ -15,7 +15,10 @@ def test_built_bundle_holds_both_models_with_image_metadata(model_path: Path) ->
     from mediapipe.tasks.metadata import schema_py_generated as schema
 
     with zipfile.ZipFile(model_path) as bundle:
-        assert sorted(bundle.namelist()) == [models.DETECTOR_BUNDLE_NAME, models.LANDMARKS_BUNDLE_NAME]
+        assert sorted(bundle.namelist()) == [
+            model_build.DETECTOR_BUNDLE_NAME,
+            model_build.LANDMARKS_BUNDLE_NAME,
+        ]
         for name in bundle.namelist():
             tflite = bundle.read(name)
             model = schema.Model.GetRootAs(tflite, 0)
@@ -35,7 +38,7 @@ def test_built_bundle_holds_both_models_with_image_metadata(model_path: Path) ->
 
 
 def test_rebuild_from_the_cached_wheel_gives_the_same_bundle(model_path: Path, tmp_path: Path) -> None:
-    rebuilt = models.build_model(destination=tmp_path / "again.task", wheel=models.source_wheel())
+    rebuilt = model_build.build_model(destination=tmp_path / "again.task", wheel=model_build.source_wheel())
     with zipfile.ZipFile(model_path) as a, zipfile.ZipFile(rebuilt) as b:
         for name in a.namelist():
             assert a.read(name) == b.read(name)
@@ -44,10 +47,10 @@ def test_rebuild_from_the_cached_wheel_gives_the_same_bundle(model_path: Path, t
 def test_build_refuses_a_wheel_whose_models_differ(tmp_path: Path) -> None:
     fake = tmp_path / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
     with zipfile.ZipFile(fake, "w") as archive:
-        archive.writestr(models.DETECTOR_MEMBER, b"not a model")
-        archive.writestr(models.LANDMARKS_MEMBER, b"not a model")
+        archive.writestr(model_build.DETECTOR_MEMBER, b"not a model")
+        archive.writestr(model_build.LANDMARKS_MEMBER, b"not a model")
     with pytest.raises(ModelError, match="detector model has sha256"):
-        models.build_model(destination=tmp_path / "x.task", wheel=fake)
+        model_build.build_model(destination=tmp_path / "x.task", wheel=fake)
     assert not (tmp_path / "x.task").exists()
 
 

@@ -233,10 +233,11 @@ def _run_videos(args: argparse.Namespace) -> int:
 
 def _run_models(args: argparse.Namespace) -> int:
     from posepipe import models
+    from posepipe.model_build import build_model
 
     if args.models_command == "build":
         existed = models.built_model_path().is_file()
-        path = models.build_model(wheel=args.from_wheel, force=args.force)
+        path = build_model(wheel=args.from_wheel, force=args.force)
         print(f"{'using cached' if existed and not args.force else 'built'} {path}")
     else:
         print(models.resolve_model_path(None))

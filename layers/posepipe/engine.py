@@ -3,7 +3,8 @@
 Frames go in as upright RGB ``uint8`` arrays (H, W, 3); persons come out in pixel units
 (:class:`posepipe.result.Person`), without ids: tracking gives those later.
 
-:func:`open_pose_engine` makes the engine that :attr:`PoseEngineOptions.engine` names:
+:func:`posepipe.engine_choice.open_pose_engine` makes the engine that
+:attr:`PoseEngineOptions.engine` names:
 
 - ``"mediapipe"``: :class:`PoseEngine`, MediaPipe itself (TFLite/XNNPACK on the CPU);
 - ``"torch"``: :class:`posepipe.torch_engine.estimator.TorchPoseEstimator`, the same networks
@@ -33,7 +34,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.errors import EngineError
+from posepipe.errors import EngineError, ModelError
 from posepipe.models import ModelInfo, model_info, resolve_model_path
 from posepipe.result import Person
 
@@ -100,7 +101,7 @@ def resolve_engine(choice: str) -> EngineName:
 
 @dataclass(frozen=True)
 class PoseEngineOptions:
-    """Options of :func:`open_pose_engine`; thresholds are MediaPipe's own.
+    """Options of :func:`posepipe.engine_choice.open_pose_engine`; thresholds are MediaPipe's own.
 
     ``engine`` picks the implementation (see the module docstring). ``device`` and ``dtype`` are
     the torch engine's only (default: ``cuda`` when available, else ``cpu``; float16 on CUDA,
@@ -164,20 +165,6 @@ class PoseEstimator(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-
-
-def open_pose_engine(options: PoseEngineOptions) -> PoseEstimator:
-    """The engine ``options.engine`` chooses (``"auto"`` resolved here), loaded and ready.
-
-    :class:`EngineError` when the torch engine is chosen but PyTorch is not installed, or with
-    ``LIVE_STREAM`` (MediaPipe's only; :class:`TorchPoseEstimator` refuses it).
-    """
-    if resolve_engine(options.engine) == "torch":
-        require_torch()
-        from posepipe.torch_engine.estimator import TorchPoseEstimator
-
-        return TorchPoseEstimator(options)
-    return PoseEngine(options)
 
 
 class PoseEngine:
@@ -300,3 +287,18 @@ def _mp_image(rgb: RGBImage) -> Any:
     # MediaPipe reads the buffer as packed rows: a strided view (e.g. PyAV's padded rows) would be
     # read as garbage without an error, so always hand it a C-contiguous array.
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
+def verify_model(path: Path, source: str | None = None) -> None:
+    """Load ``path`` with MediaPipe's PoseLandmarker and run it once, or raise :class:`ModelError`
+    (naming ``source``, where the model came from, else ``path``)."""
+    import zipfile
+
+    label = source or str(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{label}: not a MediaPipe .task bundle (expected a zip file)")
+    try:
+        with PoseEngine(PoseEngineOptions(model_path=path)) as engine:
+            engine.detect(np.zeros((256, 256, 3), dtype=np.uint8))
+    except Exception as exc:  # MediaPipe raises RuntimeError/ValueError with its own text
+        raise ModelError(f"{label}: MediaPipe could not load the model: {exc}") from exc

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from posepipe.drawing import DrawOptions, draw_persons
-from posepipe.engine import PoseEstimator, RunningMode, open_pose_engine, require_torch, torch_installed
+from posepipe.engine import PoseEstimator, RunningMode, require_torch, torch_installed
+from posepipe.engine_choice import open_pose_engine
 from posepipe.images import DEFAULT_MAX_PIXELS, LoadedImage, annotated_suffix, encode_image, load_image
 from posepipe.models import resolve_model_path
 from posepipe.outputs import staged_directory, write_files_atomically

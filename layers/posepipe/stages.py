@@ -32,9 +32,9 @@ from posepipe.engine import (
     PoseEngineOptions,
     PoseEstimator,
     RunningMode,
-    open_pose_engine,
     parse_engine,
 )
+from posepipe.engine_choice import open_pose_engine
 from posepipe.result import Frame, Person
 from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions, TrackerOptions, pose_distance
 from posepipe.video import DecodeReport, HWAccelChoice, VideoInfo, probe, read_frames

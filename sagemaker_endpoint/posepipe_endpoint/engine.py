@@ -43,12 +43,13 @@ from posepipe.engine import (
     EngineName,
     PoseEngineOptions,
     RunningMode,
-    open_pose_engine,
     parse_engine,
     resolve_engine,
+    verify_model,
 )
+from posepipe.engine_choice import open_pose_engine
 from posepipe.errors import ModelError, PosepipeError
-from posepipe.models import model_info, resolve_model_path, verify_model
+from posepipe.models import model_info, resolve_model_path
 from posepipe.stages import Chunk, ChunkResult, InferenceOptions, infer_chunk
 from posepipe.video import HWACCEL_CHOICES, HWAccelChoice, VideoInfo
 

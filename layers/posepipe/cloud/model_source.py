@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.storage import is_missing_bucket, is_not_found, parse_s3_uri, s3_error_code
+from posepipe.engine import verify_model
 from posepipe.errors import InputError, ModelError
 from posepipe.models import (
     ARCHIVE_SUFFIXES,
@@ -25,7 +26,6 @@ from posepipe.models import (
     TASK_SUFFIX,
     resolve_model_path,
     unpack_model_archive,
-    verify_model,
 )
 
 MODEL_URI_ENV = "POSEPIPE_MODEL_URI"

@@ -1,6 +1,6 @@
 """``TorchPoseEstimator``: the torch engine behind :class:`posepipe.engine.PoseEngine`'s interface.
 
-``posepipe.engine.open_pose_engine`` returns one for ``engine="torch"`` (or ``"auto"`` on CUDA).
+``posepipe.engine_choice.open_pose_engine`` returns one for ``engine="torch"`` (or ``"auto"`` on CUDA).
 It loads the two networks from the same ``.task`` bundle MediaPipe would (``model_path``
 resolved the same way: the option, else ``$POSEPIPE_MODEL``, else the built model), puts them on
 the device (``cuda`` when torch sees a GPU, else ``cpu``) in the dtype (float16 on CUDA, float32
