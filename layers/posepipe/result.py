@@ -1,8 +1,9 @@
 """The one result format, ``posepipe.pose/1``, as dataclasses with JSON adapters.
 
 A :class:`Person` is the canonical keypoint type: 33 landmarks in pixels of the upright,
-displayed frame, plus 33 world landmarks in metres (origin between the hips). Adapters build
-it from MediaPipe's Tasks result (:meth:`Person.from_mediapipe`) and from JSON
+displayed frame, plus 33 world landmarks in metres (origin between the hips). Every engine
+builds it one way, :meth:`Person.from_landmarks` (its score: the mean landmark presence);
+adapters build it from MediaPipe's Tasks result (:meth:`Person.from_mediapipe`) and from JSON
 (:meth:`Person.from_dict`); everything else in posepipe works on it.
 
 The JSON Schema of the format is ``posepipe/schemas/pose.schema.json``.
@@ -107,19 +108,24 @@ class Person:
         return max(1.0, ((x1 - x0) + (y1 - y0)) / 2.0)
 
     @classmethod
+    def from_landmarks(cls, landmarks: npt.ArrayLike, world_landmarks: npt.ArrayLike) -> Person:
+        """The one way an engine makes a person: ``landmarks`` (33, 5) in pixel units (x, y, z,
+        visibility, presence) and ``world_landmarks`` (33, 3) in metres, as contiguous float32;
+        ``score`` is the mean landmark presence."""
+        image = np.ascontiguousarray(landmarks, dtype=np.float32)
+        world = np.ascontiguousarray(world_landmarks, dtype=np.float32)
+        return cls(landmarks=image, world_landmarks=world, score=float(np.mean(image[:, 4])))
+
+    @classmethod
     def from_mediapipe(
         cls, landmarks: Sequence[Any], world_landmarks: Sequence[Any], width: int, height: int
     ) -> Person:
         """From one pose of a MediaPipe ``PoseLandmarkerResult`` (normalised to pixel units)."""
-        image = np.array(
-            [
-                (lm.x * width, lm.y * height, lm.z * width, lm.visibility or 0.0, lm.presence or 0.0)
-                for lm in landmarks
-            ],
-            dtype=np.float32,
-        )
-        world = np.array([(lm.x, lm.y, lm.z) for lm in world_landmarks], dtype=np.float32)
-        return cls(landmarks=image, world_landmarks=world, score=float(np.mean(image[:, 4])))
+        image = [
+            (lm.x * width, lm.y * height, lm.z * width, lm.visibility or 0.0, lm.presence or 0.0)
+            for lm in landmarks
+        ]
+        return cls.from_landmarks(image, [(lm.x, lm.y, lm.z) for lm in world_landmarks])
 
     def to_dict(self) -> dict[str, Any]:
         x0, y0, x1, y1 = self.bbox

@@ -87,14 +87,7 @@ class ImageBatchResult:
         for r, image in enumerate(self.rects.image_index.cpu().tolist()):
             if not keep[r]:
                 continue
-            landmarks = np.ascontiguousarray(pixels[r], dtype=np.float32)
-            out[image].append(
-                Person(
-                    landmarks=landmarks,
-                    world_landmarks=np.ascontiguousarray(world[r], dtype=np.float32),
-                    score=float(np.mean(landmarks[:, 4])),
-                )
-            )
+            out[image].append(Person.from_landmarks(pixels[r], world[r]))
         return out
 
 

@@ -372,18 +372,9 @@ class VideoTracker:
             pixels, world0 = self._smoother.apply(
                 timestamp_ms * 1000, landmarks[0], world[0], next_rects[0], width, height
             )
-            return [_person(pixels, world0)]
+            return [Person.from_landmarks(pixels, world0)]
         scale = np.array([width, height, width, 1.0, 1.0], dtype=np.float32)
-        return [_person(landmarks[p] * scale, world[p]) for p in range(len(landmarks))]
-
-
-def _person(pixels: F32, world: F32) -> Person:
-    landmarks = np.ascontiguousarray(pixels, dtype=np.float32)
-    return Person(
-        landmarks=landmarks,
-        world_landmarks=np.ascontiguousarray(world, dtype=np.float32),
-        score=float(np.mean(landmarks[:, 4])),
-    )
+        return [Person.from_landmarks(landmarks[p] * scale, world[p]) for p in range(len(landmarks))]
 
 
 @torch.inference_mode()
