@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from posepipe.cloud.storage import is_not_found, s3_error_code
+from posepipe.cloud.storage import is_missing_object, is_not_found, s3_error_code
 
 from tests.lambdas import REPO
 
@@ -64,3 +64,7 @@ def test_a_missing_bucket_is_told_apart() -> None:
 
     assert is_missing_bucket(client_error("NoSuchBucket"))
     assert not is_missing_bucket(client_error("NoSuchKey"))
+    assert not is_missing_object(client_error("NoSuchBucket"))
+    for code in ("NoSuchKey", "404", "NotFound"):
+        assert is_missing_object(client_error(code))
+    assert not is_missing_object(client_error("AccessDenied"))

@@ -336,12 +336,19 @@ def test_a_job_id_never_issued_is_404(aws: Aws) -> None:
     assert api_call(aws, get_job(job)) == (200, {"job": job, "status": "queued"})
 
 
-@pytest.mark.parametrize("code", ["AccessDenied", "SlowDown", "InternalError"])
-@pytest.mark.parametrize("operation", ["head_object", "get_object"])
+@pytest.mark.parametrize(
+    ("operation", "code"),
+    [
+        *[(operation, code) for operation in ("head_object", "get_object")
+          for code in ("AccessDenied", "SlowDown", "InternalError")],
+        ("get_object", "NoSuchBucket"),  # a bucket that is not there is a deployment to mend
+    ],
+)  # fmt: skip
 def test_s3_errors_other_than_no_such_object_are_500_not_a_status(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, code: str, operation: str
 ) -> None:
-    """Access denied or throttled is a failure to report, never "awaiting upload" or "queued"."""
+    """Access denied, throttled or no bucket is a failure to report, never "awaiting upload",
+    "queued" or "no such job"."""
     job = api_call(aws, post_videos('{"filename": "denied.mp4"}'))[1]["job"]
 
     def refused(**kwargs: Any) -> Any:

@@ -21,8 +21,8 @@ The statuses, in the order they are decided:
 - ``awaiting_upload``: nothing uploaded yet, and an upload slot was issued for this id.
 - Anything else is no job: :class:`~posepipe.errors.InputError` with code ``not_found``.
 
-S3 errors other than "no such object" (access denied, throttling) are raised, never read as a
-missing object.
+S3 errors other than "no such object" (access denied, throttling, a bucket that is not there)
+are raised, never read as a missing object.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, execution_arn, job_id
-from posepipe.cloud.storage import is_not_found, put_json
+from posepipe.cloud.storage import is_missing_object, put_json
 from posepipe.errors import InputError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -85,7 +85,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
     try:
         head = s3.head_object(Bucket=config.input_bucket, Key=key)
     except Exception as err:
-        if not is_not_found(err):
+        if not is_missing_object(err):
             raise
         head = None
     if head is None:
@@ -178,7 +178,7 @@ def _get_json(s3: Any, bucket: str, key: str) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as err:
-        if is_not_found(err):
+        if is_missing_object(err):
             return None
         raise
 

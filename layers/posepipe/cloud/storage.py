@@ -47,6 +47,12 @@ def is_not_found(error: BaseException) -> bool:
     return s3_error_code(error) in _NOT_FOUND_CODES
 
 
+def is_missing_object(error: BaseException) -> bool:
+    """Whether ``error`` is S3 saying that the object does not exist in a bucket that does (a HEAD
+    on a missing bucket is a bare 404 too, which cannot be told apart)."""
+    return is_not_found(error) and not is_missing_bucket(error)
+
+
 def is_missing_bucket(error: BaseException) -> bool:
     """Whether ``error`` is S3 saying that the bucket itself does not exist (one of :func:`is_not_found`)."""
     return s3_error_code(error) == "NoSuchBucket"
