@@ -37,6 +37,7 @@ def test_a_frame_not_processed_says_so_and_round_trips() -> None:
     again = PoseResult.from_dict(json.loads(json.dumps(data)))
     assert [f.processed for f in again.frames] == [True, False, True]
     assert [len(f.persons) for f in again.frames] == [1, 0, 0]
+    assert [f.person_count for f in again.frames] == [1, None, 0]  # nobody looked / nobody there
 
 
 def test_a_frame_not_processed_has_no_persons() -> None:

@@ -243,7 +243,7 @@ class _Aggregation:
                 result = unprocessed_result(chunk, self.info, self.model)
             result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
             self.chunk_timings.append(result.timings)
-            self.persons_per_frame.extend(len(f.persons) if f.processed else None for f in frames)
+            self.persons_per_frame.extend(f.person_count for f in frames)
             segment = self.folder / f"segment-{chunk.index:05d}.mp4"
             self.render_timings.append(render_frames(self.video, self.info, frames, segment, DRAW))
             self.segments.append(segment)

@@ -326,7 +326,7 @@ class _VideoRun:
             result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
             self.model = result.model
             self.chunk_timings.append(result.timings)
-            self.persons_per_frame.extend(len(f.persons) if f.processed else None for f in frames)
+            self.persons_per_frame.extend(f.person_count for f in frames)
             if self.options.annotate:
                 self._render(chunk, frames, result.timings)
             yield from frames

@@ -180,6 +180,11 @@ class Frame:
         if not self.processed and self.persons:
             raise ValueError(f"frame {self.index}: a frame that was not processed has no persons")
 
+    @property
+    def person_count(self) -> int | None:
+        """How many persons are in the frame; None when nobody looked (not processed)."""
+        return len(self.persons) if self.processed else None
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "index": self.index,
