@@ -7,9 +7,10 @@ order; a failed or missing chunk's frames are marked not processed. More than
 ``max_failed_chunk_ratio`` failed chunks raise ``ChunksFailedError`` (the state machine writes
 the error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
 
-Aggregation is the local job's, run sequentially in this process: boundary repairs
-(``infer_chunk`` on this CPU), stable ids and smoothing, ``keypoints.json`` streamed to /tmp,
-the annotated MP4 rendered a chunk at a time and joined with the source's audio. Uploads go
+Aggregation is ``posepipe video``'s own (:func:`posepipe.pipeline.aggregate_video`), run
+sequentially in this process: boundary repairs (``infer_chunk`` on this CPU), stable ids and
+smoothing, ``keypoints.json`` streamed to /tmp, the annotated MP4 rendered a chunk at a time
+(decoding the source again: the endpoint decoded it for inference) and joined with its audio. Uploads go
 keypoints, annotated, then the summary: the summary is the job's "done" marker.
 Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
 
@@ -53,10 +54,10 @@ from posepipe.cloud.video_job import (
     job_chunks,
 )
 from posepipe.drawing import DrawOptions
-from posepipe.pipeline import repair_and_add, unprocessed_result, video_summary
-from posepipe.render import join_segments, render_frames
-from posepipe.result import Frame, write_result_stream
-from posepipe.stages import AggregateOptions, Chunk, ChunkAggregator, ChunkResult, infer_chunk
+from posepipe.pipeline import aggregate_video, rendered_now
+from posepipe.render import render_frames
+from posepipe.result import Frame
+from posepipe.stages import AggregateOptions, Chunk, ChunkResult, infer_chunk
 from posepipe.video import VideoInfo, probe
 from pydantic import ConfigDict
 
@@ -156,13 +157,19 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     if info.frame_count != job.frame_count:
         raise RuntimeError(f"{job.key}: {info.frame_count} frames now, {job.frame_count} when split")
     probed = time.perf_counter()
-    run = _Aggregation(job, video, info, chunks, failed, folder)
+    reader = _ChunkReader(job, chunks, failed)
     keypoints, annotated = folder / "keypoints.json", folder / "annotated.mp4"
     with keypoints.open("w", encoding="utf-8") as handle:
-        write_result_stream(handle, info.to_source(), run.model, run.frames())
+        aggregated = aggregate_video(
+            info, chunks, reader.results(), handle, options=AGGREGATE, segments_dir=folder,
+            rerun=lambda repair, agree_with: _repair(video, info, repair, agree_with),
+            render=lambda chunk, frames, timings, segment: rendered_now(
+                lambda: render_frames(video, info, frames, segment, DRAW)
+            ),
+        )  # fmt: skip
     check_failures(job.key, failed, len(chunks), CONFIG)  # unreadable results count too
-    aggregated = time.perf_counter()
-    join_segments(run.segments, annotated, audio_from=video if info.has_audio else None)
+    aggregated_at = time.perf_counter()
+    aggregated.join(annotated, info, video)
     joined = time.perf_counter()
 
     keys = LAYOUT.video_outputs(job.key)
@@ -176,13 +183,11 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
         write_error_record(S3, CONFIG, job.key, stage="aggregate", reason=reason, code="chunks_failed")
     summary = {
         "job": job.id,
-        **video_summary(
-            info, model=run.model, persons_per_frame=run.persons_per_frame, chunks=chunks,
-            chunk_timings=run.chunk_timings, render_timings=run.render_timings,
+        **aggregated.summary(
+            info, chunks, smoothing=AGGREGATE.smoothing.enabled,
             stages_wall_s={"download": downloaded - started, "probe": probed - downloaded,
-                           "aggregate_and_render": aggregated - probed, "join": joined - aggregated,
+                           "aggregate_and_render": aggregated_at - probed, "join": joined - aggregated_at,
                            "upload": uploaded - joined},
-            smoothing=AGGREGATE.smoothing.enabled,
         ),
         "failed_chunks": [{"index": i, "start": chunks[i].start, "stop": chunks[i].stop,
                            "reason": failed[i]} for i in sorted(failed)],
@@ -208,46 +213,16 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     }
 
 
-class _Aggregation:
-    """The chunks in order: read (or failed: empty), repaired, aggregated, rendered to a segment."""
+class _ChunkReader:
+    """The chunk results from the work prefix, in order: None for a chunk that failed, was not
+    written or cannot be read (and the chunk is listed in ``failed`` with the reason)."""
 
-    def __init__(
-        self,
-        job: Job,
-        video: Path,
-        info: VideoInfo,
-        chunks: list[Chunk],
-        failed: dict[int, str],
-        folder: Path,
-    ) -> None:
-        self.job, self.video, self.info, self.chunks, self.failed = job, video, info, chunks, failed
-        self.folder = folder
-        self.aggregator = ChunkAggregator(AGGREGATE)
-        self.persons_per_frame: list[int | None] = []
-        self.chunk_timings: list[dict[str, float]] = []
-        self.render_timings: list[dict[str, float]] = []
-        self.segments: list[Path] = []
-        # keypoints.json names the model in its header, before any frame: the first good chunk's.
-        self._read: dict[int, ChunkResult] = {}
-        self.model: dict[str, Any] = {}
-        for chunk in chunks:
-            result = self._load(chunk)
-            if result is not None:
-                self._read[chunk.index], self.model = result, result.model
-                break
+    def __init__(self, job: Job, chunks: list[Chunk], failed: dict[int, str]) -> None:
+        self.job, self.chunks, self.failed = job, chunks, failed
 
-    def frames(self) -> Iterator[Frame]:
+    def results(self) -> Iterator[ChunkResult | None]:
         for chunk in self.chunks:
-            result = self._read.pop(chunk.index, None) or self._load(chunk)
-            if result is None:
-                result = unprocessed_result(chunk, self.info, self.model)
-            result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
-            self.chunk_timings.append(result.timings)
-            self.persons_per_frame.extend(f.person_count for f in frames)
-            segment = self.folder / f"segment-{chunk.index:05d}.mp4"
-            self.render_timings.append(render_frames(self.video, self.info, frames, segment, DRAW))
-            self.segments.append(segment)
-            yield from frames
+            yield self._load(chunk)
 
     def _load(self, chunk: Chunk) -> ChunkResult | None:
         """The chunk's result from S3, or None (and the chunk listed as failed)."""
@@ -271,9 +246,11 @@ class _Aggregation:
             return None
         return result
 
-    def _repair(self, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
-        logger.info(
-            "boundary repair",
-            extra={"chunk": repair.index, "warmup_start": repair.warmup_start, "start": repair.start},
-        )
-        return infer_chunk(self.video, repair, INFERENCE, info=self.info, agree_with=agree_with)
+
+def _repair(video: Path, info: VideoInfo, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+    """A boundary repair, run here on the endpoint's model."""
+    logger.info(
+        "boundary repair",
+        extra={"chunk": repair.index, "warmup_start": repair.warmup_start, "start": repair.start},
+    )
+    return infer_chunk(video, repair, INFERENCE, info=info, agree_with=agree_with)

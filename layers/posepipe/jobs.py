@@ -1,13 +1,13 @@
 """Local jobs: one image or one video in, the result files out, on this machine's cores.
 
-``run_video`` is the three stages wired together: ``split``, ``infer_chunk`` in worker
-processes, ``aggregate`` in chunk order as results arrive; the annotated video is rendered per
-chunk in the same workers and joined by stream copy. Outputs are staged and renamed when whole.
+``run_video`` is the three stages wired together: ``plan_chunks``, ``infer_chunk`` in worker
+processes, and :func:`posepipe.pipeline.aggregate_video` (the aggregate Lambda's too) in chunk
+order as results arrive; the annotated video is rendered per chunk in the same workers and
+joined by stream copy. Outputs are staged and renamed when whole.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import multiprocessing
 import os
@@ -27,13 +27,12 @@ from posepipe.engine_choice import open_pose_engine
 from posepipe.images import DEFAULT_MAX_PIXELS, LoadedImage, annotated_suffix, encode_image, load_image
 from posepipe.models import resolve_model_path
 from posepipe.outputs import staged_directory, write_files_atomically
-from posepipe.pipeline import repair_and_add, video_summary
-from posepipe.render import join_segments, render_frames
-from posepipe.result import Frame, Person, PoseResult, Source, write_result_stream
+from posepipe.pipeline import aggregate_video
+from posepipe.render import render_frames
+from posepipe.result import Frame, Person, PoseResult, Source
 from posepipe.stages import (
     AggregateOptions,
     Chunk,
-    ChunkAggregator,
     ChunkResult,
     InferenceOptions,
     SplitOptions,
@@ -131,13 +130,22 @@ class VideoJobReport:
 
 
 def _infer_task(
-    video: str, chunk: Chunk, options: InferenceOptions, info: VideoInfo, agree_with: list[Frame] | None
+    video: str,
+    chunk: Chunk,
+    options: InferenceOptions,
+    info: VideoInfo,
+    agree_with: list[Frame] | None,
 ) -> ChunkResult:
     return infer_chunk(video, chunk, options, info=info, progress=_report_progress, agree_with=agree_with)
 
 
 def _render_task(
-    video: str, info: VideoInfo, frames: list[Frame], destination: str, draw: DrawOptions, fps: float | None
+    video: str,
+    info: VideoInfo,
+    frames: list[Frame],
+    destination: str,
+    draw: DrawOptions,
+    fps: float | None,
 ) -> dict[str, float]:
     return render_frames(video, info, frames, Path(destination), draw, processing_fps=fps)
 
@@ -256,24 +264,21 @@ def run_video(
                 initargs=(queue, _torch_threads(inference.engine, workers)),
             ) as pool,
         ):
-            run = _VideoRun(video, info, chunks, inference, options, pool, progress, Path(segments_dir))
+            run = _LocalChunks(video, info, chunks, inference, options, pool, progress, Path(segments_dir))
             with (staging / "keypoints.json").open("w", encoding="utf-8") as keypoints:
-                frames = run.frames_in_order()
-                first = next(frames)  # the header names the model, known once a chunk is back
-                write_result_stream(keypoints, info.to_source(), run.model, itertools.chain([first], frames))
+                aggregated = aggregate_video(
+                    info, chunks, run.results(), keypoints, rerun=run.repair,
+                    options=AggregateOptions(smoothing=options.smoothing),
+                    render=run.render if options.annotate else None, segments_dir=Path(segments_dir),
+                )  # fmt: skip
             inference_s = time.perf_counter() - started - probe_s
-            render_timings = [render.result() for render in run.renders]
             if options.annotate:
-                join_segments(
-                    run.segments, staging / "annotated.mp4", audio_from=video if info.has_audio else None
-                )
+                aggregated.join(staging / "annotated.mp4", info, video)
             wall_s = time.perf_counter() - started
-            summary = video_summary(
-                info, model=run.model, persons_per_frame=run.persons_per_frame, chunks=run.chunks,
-                chunk_timings=run.chunk_timings, render_timings=render_timings,
+            summary = aggregated.summary(
+                info, chunks, smoothing=options.smoothing.enabled, wall_s=wall_s, workers=workers,
                 stages_wall_s={"probe": probe_s, "split_infer_aggregate": inference_s,
                                "render_and_join": wall_s - probe_s - inference_s},
-                smoothing=options.smoothing.enabled, wall_s=wall_s, workers=workers,
             )  # fmt: skip
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     finally:
@@ -281,9 +286,9 @@ def run_video(
     return VideoJobReport(out_dir=out_dir / video.stem, summary=summary)
 
 
-class _VideoRun:
-    """Chunks through the worker pool: inference (a bounded window ahead), boundary repairs,
-    aggregation in chunk order, and a render task per aggregated chunk."""
+class _LocalChunks:
+    """Inference of a video's chunks in the worker pool, a bounded window ahead of aggregation;
+    boundary repairs and segment renders in the same pool."""
 
     def __init__(
         self,
@@ -299,23 +304,17 @@ class _VideoRun:
         self.video, self.info, self.chunks = str(video), info, chunks
         self.inference, self.options, self.pool, self.progress = inference, options, pool, progress
         self.segments_dir = segments_dir
-        self.aggregator = ChunkAggregator(AggregateOptions(smoothing=options.smoothing))
-        self.model: dict[str, Any] = {}
-        self.persons_per_frame: list[int | None] = []
-        self.chunk_timings: list[dict[str, float]] = []
-        self.renders: list[Future[dict[str, float]]] = []
-        self.segments: list[Path] = []
         # Results wait in the parent until their turn: keep only a few chunks in flight.
         self.window = 2 * max(1, options.workers)
 
     def _submit(self, chunk: Chunk, agree_with: list[Frame] | None = None) -> Future[ChunkResult]:
         return self.pool.submit(_infer_task, self.video, chunk, self.inference, self.info, agree_with)
 
-    def _repair(self, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+    def repair(self, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
         self.progress.grow(repair.stop - repair.warmup_start)
         return self._submit(repair, agree_with).result()
 
-    def frames_in_order(self) -> Iterator[Frame]:
+    def results(self) -> Iterator[ChunkResult]:
         pending = {chunk.index: self._submit(chunk) for chunk in self.chunks[: self.window]}
         self.progress.start()  # the first submission forked the workers: threads may start now
         for chunk in self.chunks:
@@ -323,17 +322,11 @@ class _VideoRun:
             following = chunk.index + self.window
             if following < len(self.chunks):
                 pending[following] = self._submit(self.chunks[following])
-            result, frames = repair_and_add(self.aggregator, result, self.info.fps, self._repair)
-            self.model = result.model
-            self.chunk_timings.append(result.timings)
-            self.persons_per_frame.extend(f.person_count for f in frames)
-            if self.options.annotate:
-                self._render(chunk, frames, result.timings)
-            yield from frames
+            yield result
 
-    def _render(self, chunk: Chunk, frames: list[Frame], timings: dict[str, float]) -> None:
-        segment = self.segments_dir / f"segment-{chunk.index:05d}.mp4"
-        self.segments.append(segment)
+    def render(
+        self, chunk: Chunk, frames: list[Frame], timings: dict[str, float], segment: Path
+    ) -> Future[dict[str, float]]:
         fps = (
             chunk.frame_count / timings["total_s"]
             if self.options.overlay and timings.get("total_s")
@@ -342,9 +335,7 @@ class _VideoRun:
         draw = (
             DrawOptions(show_frame_index=True, show_fps=True) if self.options.overlay else self.options.draw
         )
-        self.renders.append(
-            self.pool.submit(_render_task, self.video, self.info, frames, str(segment), draw, fps)
-        )
+        return self.pool.submit(_render_task, self.video, self.info, frames, str(segment), draw, fps)
 
 
 def _json_bytes(data: dict[str, Any]) -> bytes:

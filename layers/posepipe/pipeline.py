@@ -1,15 +1,21 @@
-"""What every way of running a video job shares, whoever runs the chunks (local worker processes
-or the cloud's endpoint): one chunk result through boundary repair into the aggregator, the
-frames of a chunk that gave no result, and the job's summary.
+"""The aggregate stage of a video job, one function whoever ran the chunks (the CLI's worker
+processes or the cloud's endpoint): :func:`aggregate_video` takes the chunk results in order
+through boundary repair into the aggregator, streams ``keypoints.json``, hands each chunk's
+final frames to a renderer, and gives what the summary (:func:`video_summary`) is made of.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
 
-from posepipe.result import Frame
-from posepipe.stages import Chunk, ChunkAggregator, ChunkResult
+from posepipe.render import join_segments
+from posepipe.result import Frame, write_result_stream
+from posepipe.stages import AggregateOptions, Chunk, ChunkAggregator, ChunkResult
 from posepipe.video import VideoInfo
 
 RerunChunk = Callable[[Chunk, list[Frame]], ChunkResult]
@@ -94,3 +100,108 @@ def video_summary(
         }
     )
     return summary
+
+
+SegmentRenderer = Callable[[Chunk, list[Frame], dict[str, float], Path], "Future[dict[str, float]]"]
+"""``render(chunk, frames, chunk_timings, segment)``: draw the chunk's final frames into the MP4
+``segment``, now or in a worker; the future gives the render timings (decode, draw, encode)."""
+
+
+@dataclass
+class AggregatedVideo:
+    """What :func:`aggregate_video` made: the annotated segments in order, and the figures the
+    summary is made of."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+    persons_per_frame: list[int | None] = field(default_factory=list)
+    chunk_timings: list[dict[str, float]] = field(default_factory=list)
+    segments: list[Path] = field(default_factory=list)
+    renders: list[Future[dict[str, float]]] = field(default_factory=list)
+
+    def render_timings(self) -> list[dict[str, float]]:
+        """Each segment's render timings (waits for renders still running)."""
+        return [render.result() for render in self.renders]
+
+    def join(self, destination: Path, info: VideoInfo, video: str | Path) -> None:
+        """Join the segments into ``destination``, with ``video``'s audio when it has any."""
+        self.render_timings()  # a failed render raises here, before any joining
+        join_segments(self.segments, destination, audio_from=video if info.has_audio else None)
+
+    def summary(
+        self,
+        info: VideoInfo,
+        chunks: Sequence[Chunk],
+        *,
+        stages_wall_s: dict[str, float],
+        smoothing: bool,
+        wall_s: float | None = None,
+        workers: int | None = None,
+    ) -> dict[str, Any]:
+        return video_summary(
+            info, model=self.model, persons_per_frame=self.persons_per_frame, chunks=chunks,
+            chunk_timings=self.chunk_timings, render_timings=self.render_timings(),
+            stages_wall_s=stages_wall_s, smoothing=smoothing, wall_s=wall_s, workers=workers,
+        )  # fmt: skip
+
+
+def aggregate_video(
+    info: VideoInfo,
+    chunks: Sequence[Chunk],
+    results: Iterable[ChunkResult | None],
+    keypoints: IO[str],
+    *,
+    rerun: RerunChunk,
+    options: AggregateOptions,
+    render: SegmentRenderer | None = None,
+    segments_dir: Path | None = None,
+) -> AggregatedVideo:
+    """The aggregate stage of a video job, wherever its chunks ran (the CLI's worker processes,
+    or the cloud's endpoint): chunk results in chunk order through boundary repair into the
+    aggregator, the frames streamed to ``keypoints.json`` and each chunk's final frames handed
+    to ``render`` as a segment under ``segments_dir``.
+
+    ``results`` gives each chunk's result in order, or None for a chunk whose inference failed
+    (its frames are marked not processed). ``rerun`` runs a boundary repair where the caller
+    runs inference. keypoints.json names the model in its header, so results are read ahead to
+    the first one that is there.
+    """
+    if render is not None and segments_dir is None:
+        raise ValueError("rendering needs a segments_dir")
+    outcome = AggregatedVideo()
+    aggregator = ChunkAggregator(options)
+    pending = iter(results)
+    read_ahead: list[ChunkResult | None] = []
+    for result in pending:
+        read_ahead.append(result)
+        if result is not None:
+            outcome.model = result.model
+            break
+
+    def frames() -> Iterator[Frame]:
+        for chunk, result in zip(chunks, itertools.chain(read_ahead, pending), strict=True):
+            if result is None:
+                result = unprocessed_result(chunk, info, outcome.model)
+            result, added = repair_and_add(aggregator, result, info.fps, rerun)
+            outcome.chunk_timings.append(result.timings)
+            outcome.persons_per_frame.extend(f.person_count for f in added)
+            if render is not None and segments_dir is not None:
+                segment = segments_dir / f"segment-{chunk.index:05d}.mp4"
+                outcome.segments.append(segment)
+                outcome.renders.append(render(chunk, added, result.timings, segment))
+            yield from added
+
+    written = write_result_stream(keypoints, info.to_source(), outcome.model, frames())
+    if written != info.frame_count:
+        raise RuntimeError(f"aggregated {written} frames, the video has {info.frame_count}")
+    return outcome
+
+
+def rendered_now(work: Callable[[], dict[str, float]]) -> Future[dict[str, float]]:
+    """``work()`` run here, as a finished future (a renderer that runs in the caller's process)."""
+    future: Future[dict[str, float]] = Future()
+    try:
+        future.set_result(work())
+    except BaseException as err:
+        future.set_exception(err)
+        raise
+    return future

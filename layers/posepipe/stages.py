@@ -1,8 +1,10 @@
-"""The three stages of video pose estimation, as plain functions on JSON-serialisable data.
+"""The three stages of video pose estimation, on JSON-serialisable data.
 
-``split(video) -> chunks``: frame ranges planned so that chunks can run in parallel.
-``infer_chunk(video, chunk) -> chunk result``: the pose engine in VIDEO (tracking) mode over one range.
-``aggregate(chunk results) -> frames``: stable person ids across chunks, temporal smoothing.
+split: ``plan_chunks(frame_count, fps) -> chunks``, frame ranges that can run in parallel.
+infer: ``infer_chunk(video, chunk) -> chunk result``, the pose engine in VIDEO (tracking) mode
+over one range.
+aggregate: :class:`ChunkAggregator`, stable person ids across chunks and temporal smoothing, run
+by :func:`posepipe.pipeline.aggregate_video` for ``posepipe video`` and the aggregate Lambda.
 
 Chunking and tracking: MediaPipe's tracker carries a person from frame to frame once its
 detector has found them, and on small or distant people the detector fires rarely (a few percent
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,14 +136,6 @@ def plan_chunks(frame_count: int, fps: float, options: SplitOptions) -> list[Chu
         Chunk(index=i, start=start, stop=stop, warmup_start=max(0, start - warmup))
         for i, (start, stop) in enumerate(zip(starts, stops, strict=True))
     ]
-
-
-def split(
-    video: str | Path, options: SplitOptions | None = None, info: VideoInfo | None = None
-) -> list[Chunk]:
-    """Probe ``video`` (raising :class:`posepipe.errors.InputError` if unusable) and plan chunks."""
-    info = info or probe(video)
-    return plan_chunks(info.frame_count, info.fps, options or SplitOptions())
 
 
 @dataclass(frozen=True)
@@ -374,12 +368,3 @@ class ChunkAggregator:
         if result.frames:
             self._last_frame = result.frames[-1]
         return result.frames
-
-
-def aggregate(
-    chunk_results: Iterable[ChunkResult], options: AggregateOptions | None = None
-) -> Iterator[Frame]:
-    """All frames of ``chunk_results`` (in chunk order) with stable ids and smoothing, streamed."""
-    aggregator = ChunkAggregator(options)
-    for result in chunk_results:
-        yield from aggregator.add(result)
