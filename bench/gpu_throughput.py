@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from posepipe.model_build import build_model
-from posepipe.models import resolve_model_path
+from posepipe.assets.model_build import build_model
+from posepipe.assets.pose_model import resolve_model_path
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -69,7 +69,7 @@ def timed_rate(run: Callable[[], object], items: int, device: torch.device, seco
 
 def timed_load(model: Path) -> float:
     """Seconds to read the bundle and build both networks (the endpoint's and a worker's start)."""
-    from posepipe.torch_engine.networks import load_networks
+    from posepipe.engines.torch.networks import load_networks
 
     started = time.perf_counter()
     load_networks(model)
@@ -158,15 +158,16 @@ PARITY_PHOTOS = ("messi5.jpg", "basketball1.png", "basketball2.png")
 
 def run_parity(model: Path, device: torch.device, precisions: list[str]) -> list[dict[str, Any]]:
     """IMAGE-mode parity with MediaPipe per photo and precision (see the module docstring)."""
-    from posepipe.engine import PoseEngine, PoseEngineOptions
-    from posepipe.images import load_image
-    from posepipe.samples import sample_path
-    from posepipe.torch_engine.image_engine import TorchPoseEngine
-    from posepipe.torch_engine.networks import load_networks
-    from posepipe.torch_engine.parity import compare_persons
+    from posepipe.assets.samples import sample_path
+    from posepipe.engines.base import PoseEngineOptions
+    from posepipe.engines.mediapipe import MediaPipePoseEstimator
+    from posepipe.engines.torch.blazepose import TorchPoseEngine
+    from posepipe.engines.torch.networks import load_networks
+    from posepipe.engines.torch.parity import compare_persons
+    from posepipe.media.images import load_image
 
     images = {name: load_image(sample_path(name)).rgb for name in PARITY_PHOTOS}
-    with PoseEngine(PoseEngineOptions(model_path=model, max_poses=4)) as mediapipe:
+    with MediaPipePoseEstimator(PoseEngineOptions(model_path=model, max_poses=4)) as mediapipe:
         reference = {name: mediapipe.detect(rgb) for name, rgb in images.items()}
     detector, landmarks = load_networks(model)
     print(f"parity on {device_name(device)}; torch {torch.__version__}")
@@ -209,7 +210,7 @@ def run_invocations(
     import threading
 
     from moto import mock_aws
-    from posepipe.samples import sample_path
+    from posepipe.assets.samples import sample_path
 
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
                         ("AWS_DEFAULT_REGION", "us-east-1"), ("SM_MODEL_DIR", "/nonexistent")):  # fmt: skip
@@ -217,8 +218,13 @@ def run_invocations(
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sagemaker_endpoint"))
-    from posepipe_endpoint.app import create_app
-    from posepipe_endpoint.engine import BatchSettings, ChunkEngine, MediaPipeChunkEngine, TorchChunkEngine
+    from posepipe.cloud.endpoint.app import create_app
+    from posepipe.cloud.endpoint.engine import (
+        BatchSettings,
+        ChunkEngine,
+        MediaPipeChunkEngine,
+        TorchChunkEngine,
+    )
 
     def factory() -> ChunkEngine:
         if engine_name == "torch":
@@ -276,7 +282,7 @@ def run_invocations(
             print(f"round {round_index}: {streams} invocations x {frames} frames in {wall:.2f} s: "
                   f"{emitted / wall:.1f} frames/s; batch mean per chunk {row['batch_mean']}, "
                   f"nvdec {row['nvdec']}")  # fmt: skip
-        from posepipe_endpoint.app import endpoint_state
+        from posepipe.cloud.endpoint.app import endpoint_state
 
         endpoint_state(app).close()
     return report
@@ -322,7 +328,7 @@ def main() -> None:
             args.json.write_text(json.dumps(report, indent=2))
         return
 
-    from posepipe.torch_engine.networks import load_networks  # the port (issue 5)
+    from posepipe.engines.torch.networks import load_networks  # the port (issue 5)
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

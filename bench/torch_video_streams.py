@@ -2,7 +2,7 @@
 
 Each stream is its own segment of the video (``--frames`` frames from ``--start + k * --stride``;
 vtest.avi's first pedestrian appears at frame 55), tracked by its own
-:class:`~posepipe.torch_engine.video_engine.VideoTracker`. ``one at a time`` runs the streams one
+:class:`~posepipe.engines.torch.video_tracking.VideoTracker`. ``one at a time`` runs the streams one
 after another through ``detect_for_video`` (single-stream throughput over the same content);
 ``batched`` advances all of them one frame at a time with ``detect_for_video_batch`` (one
 detector batch and one landmark batch per step), as the endpoint does with its chunks in flight.
@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from posepipe.model_build import build_model
-from posepipe.samples import sample_path
-from posepipe.torch_engine.image_engine import TorchPoseEngine
-from posepipe.torch_engine.networks import load_networks
-from posepipe.torch_engine.video_engine import VideoTracker, detect_for_video_batch
-from posepipe.video import probe, read_frames
+from posepipe.assets.model_build import build_model
+from posepipe.assets.samples import sample_path
+from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.networks import load_networks
+from posepipe.engines.torch.video_tracking import VideoTracker, detect_for_video_batch
+from posepipe.media.video import probe, read_frames
 
 Stream = list[tuple[np.ndarray, int]]
 

@@ -40,7 +40,7 @@ import numpy as np
 import mediapipe as mp
 from mediapipe.tasks.python import BaseOptions
 from mediapipe.tasks.python.vision import PoseLandmarker, PoseLandmarkerOptions, RunningMode
-from posepipe.landmarks import SKELETON
+from posepipe.skeleton import SKELETON
 video, out, model = sys.argv[1:4]
 landmarker = PoseLandmarker.create_from_options(PoseLandmarkerOptions(
     base_options=BaseOptions(model_asset_path=model), running_mode=RunningMode.VIDEO, num_poses=1))
@@ -138,7 +138,7 @@ def h264_encoding(video: Path, destination: Path) -> Path:
 
 
 def main() -> int:
-    from posepipe.samples import sample_path
+    from posepipe.assets.samples import sample_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--video", type=Path, default=None, help="video to time (default: vtest.avi)")
@@ -165,7 +165,7 @@ def main() -> int:
 
 def bench_video(video: Path, repeat: int, posepipe_args: list[str]) -> dict[str, Any]:
     """Time the seed loop and ``posepipe video`` on ``video``, alternating, ``repeat`` times each."""
-    from posepipe.models import resolve_model_path
+    from posepipe.assets.pose_model import resolve_model_path
 
     model = resolve_model_path()
     seeds: list[dict[str, Any]] = []

@@ -18,9 +18,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from posepipe.model_build import build_model  # noqa: E402
-from posepipe.samples import sample_path  # noqa: E402
-from posepipe.video import read_frames  # noqa: E402
+from posepipe.assets.model_build import build_model  # noqa: E402
+from posepipe.assets.samples import sample_path  # noqa: E402
+from posepipe.media.video import read_frames  # noqa: E402
 
 from tests.clips import encode_frames  # noqa: E402
 from tests.uibrowser import (  # noqa: E402

@@ -26,7 +26,7 @@ EVENTS = Path(__file__).resolve().parent / "events"
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     """The built model (``make test`` builds it first; built here if missing)."""
-    from posepipe.model_build import build_model
+    from posepipe.assets.model_build import build_model
 
     return build_model()
 
@@ -34,7 +34,7 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def sample() -> Callable[[str], Path]:
     """``sample("vtest.avi")``: the verified path of a sample file."""
-    from posepipe.samples import sample_path
+    from posepipe.assets.samples import sample_path
 
     return sample_path
 

@@ -11,16 +11,17 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
 
-from posepipe.cloud.local.lambda_server import LocalContext
-from posepipe.cloud.local.stack import load_function
+from posepipe.local_stack.lambda_server import LocalContext
+from posepipe.local_stack.stack import load_function
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = Path(__file__).resolve().parent / "events"
 
 
 def load_handler_module(function: str) -> ModuleType:
-    """A fresh import of ``functions/<function>/app.py`` (re-reads the environment)."""
-    return load_function(function, REPO)
+    """A fresh instance of ``posepipe.cloud.handlers.<function>`` (re-reads the environment),
+    the module whose ``handler`` ``functions/<function>/app.py`` re-exports."""
+    return load_function(function)
 
 
 REQUEST_ID = "5c1b7e0e-2f7a-4b8e-9d38-0c1f3a6e2b41"

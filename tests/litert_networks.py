@@ -1,7 +1,7 @@
 """Reference networks for the torch pipeline's tests: the bundle's two TFLite models run by LiteRT.
 
-They satisfy :class:`posepipe.torch_engine.models.DetectorModel` and
-:class:`posepipe.torch_engine.models.LandmarkModel`: an NCHW float batch in [0, 1] goes in, the
+They satisfy :class:`posepipe.engines.torch.network_contract.DetectorModel` and
+:class:`posepipe.engines.torch.network_contract.LandmarkModel`: an NCHW float batch in [0, 1] goes in, the
 raw TFLite outputs come back as torch tensors on the input's device (NHWC outputs transposed to
 NCHW), one interpreter call per image. They stand in for the PyTorch port of the networks so that
 the pipeline around them can be checked against MediaPipe on its own.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from posepipe.torch_engine.models import DETECTOR_INPUT, LANDMARK_INPUT, LandmarkOutputs
+from posepipe.engines.torch.network_contract import DETECTOR_INPUT, LANDMARK_INPUT, LandmarkOutputs
 
 DETECTOR_FILE = "pose_detector.tflite"
 LANDMARKS_FILE = "pose_landmarks_detector.tflite"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from posepipe.cloud.local import moto_shims
-from posepipe.cloud.local.lambda_server import LambdaInvokeApp
-from posepipe.cloud.local.sagemaker_runtime import SageMakerRuntimeApp
-from posepipe.cloud.local.servers import BackgroundServer, serve_in_background
+from posepipe.cloud.http_servers import BackgroundServer, serve_in_background
 from posepipe.cloud.state_machine import render_definition
+from posepipe.local_stack import moto_shims
+from posepipe.local_stack.lambda_server import LambdaInvokeApp
+from posepipe.local_stack.sagemaker_runtime import SageMakerRuntimeApp
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

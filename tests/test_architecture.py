@@ -15,7 +15,9 @@ import posepipe.cloud
 
 REPO = Path(__file__).resolve().parents[1]
 # The applications and adapters above the core, each under a contract of its own.
-ABOVE_THE_CORE = {"posepipe.cloud", "posepipe.ui", "posepipe.cli"}
+ABOVE_THE_CORE = {"posepipe.cloud", "posepipe.local_stack", "posepipe.ui", "posepipe.cli"}
+# What no core module may bring in, directly or through anything it imports.
+NOT_IN_THE_CORE = {"boto3", "botocore", "aws_lambda_powertools", "moto", "streamlit", "streamlit_webrtc"}
 
 
 def contracts() -> dict[str, dict[str, Any]]:
@@ -36,9 +38,41 @@ def test_every_module_of_the_core_is_held_to_the_core_contract() -> None:
     assert contract_sources("The core knows nothing") == children(posepipe) - ABOVE_THE_CORE
 
 
-def test_every_aws_adapter_is_held_to_the_adapters_contract() -> None:
-    adapters = children(posepipe.cloud) - {"posepipe.cloud.local"}
-    assert contract_sources("The AWS adapters") == adapters
+def test_the_aws_adapters_contract_holds_the_whole_cloud_package() -> None:
+    assert contract_sources("The AWS adapters") == {"posepipe.cloud"}
+    assert "posepipe.local_stack" not in children(posepipe.cloud)
+
+
+def test_every_part_of_the_package_has_its_place_in_the_layers() -> None:
+    (layers,) = [c for c in contracts().values() if c["type"] == "layers"]
+    named = {part.strip() for layer in layers["layers"] for part in layer.split("|")}
+    assert named == children(posepipe)
+
+
+def test_no_core_module_brings_in_aws_moto_or_streamlit() -> None:
+    """Every module of the core imported in one fresh interpreter: none of them (nor anything
+    they import) loads boto3, botocore, powertools, moto or Streamlit. One interpreter for all:
+    if their union loads none of these, no single one of them does."""
+    core = sorted(children(posepipe) - ABOVE_THE_CORE)
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"core = {core!r}\n"
+        "names = []\n"
+        "for name in core:\n"
+        "    module = importlib.import_module(name)\n"
+        "    names.append(name)\n"
+        "    if hasattr(module, '__path__'):\n"
+        "        for info in pkgutil.walk_packages(module.__path__, name + '.'):\n"
+        "            importlib.import_module(info.name)\n"
+        "            names.append(info.name)\n"
+        "print(len(names))\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(NOT_IN_THE_CORE)!r})))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert run.returncode == 0, run.stderr
+    imported, found = run.stdout.split("\n")[:2]
+    assert int(imported) > 40  # every module of media, assets, engines, video... was imported
+    assert found == "[]"
 
 
 def run_import_linter(config: Path) -> subprocess.CompletedProcess[str]:
@@ -59,9 +93,9 @@ def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:
         '[tool.importlinter]\nroot_package = "posepipe"\n\n'
         "[[tool.importlinter.contracts]]\n"
         'name = "engine without models"\ntype = "forbidden"\n'
-        'source_modules = ["posepipe.engine"]\nforbidden_modules = ["posepipe.models"]\n'
+        'source_modules = ["posepipe.engines.mediapipe"]\nforbidden_modules = ["posepipe.assets.pose_model"]\n'
     )
     checked = run_import_linter(config)
     assert checked.returncode == 1, checked.stdout
     assert "engine without models BROKEN" in checked.stdout
-    assert "posepipe.engine -> posepipe.models" in checked.stdout
+    assert "posepipe.engines.mediapipe -> posepipe.assets.pose_model" in checked.stdout

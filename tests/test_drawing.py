@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 import pytest
-from posepipe.drawing import NEUTRAL_COLOR, PALETTE, DrawOptions, color_for_id, draw_persons
-from posepipe.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, SKELETON
-from posepipe.render import NOT_PROCESSED_NOTE
+from posepipe.annotation.drawing import NEUTRAL_COLOR, PALETTE, DrawOptions, color_for_id, draw_persons
+from posepipe.annotation.render import NOT_PROCESSED_NOTE
 from posepipe.result import Person
+from posepipe.skeleton import LANDMARK_INDEX, NUM_LANDMARKS, SKELETON
 
 HEIGHT, WIDTH = 576, 768
 SHOULDER, HIP, OTHER_SHOULDER = (

@@ -1,7 +1,7 @@
 """The SageMaker endpoint server (sagemaker_endpoint/): the real model, a real S3 API (moto's server).
 
 The invocation contract is docs/CLOUD.md's "Endpoint invocation". Results are checked against
-``posepipe.stages.infer_chunk`` run directly on the same file and frames.
+``posepipe.video.stages.infer_chunk`` run directly on the same file and frames.
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ from flask.testing import FlaskClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sagemaker_endpoint"))
 
+from posepipe.cloud.endpoint.app import create_app, endpoint_state  # noqa: E402
+from posepipe.cloud.endpoint.engine import resolve_endpoint_model  # noqa: E402
+from posepipe.cloud.endpoint.serve import start_background_server  # noqa: E402
+from posepipe.cloud.endpoint.video_cache import VideoCache  # noqa: E402
 from posepipe.cloud.storage import get_json  # noqa: E402
+from posepipe.engines.base import InferenceOptions  # noqa: E402
 from posepipe.errors import ModelError  # noqa: E402
+from posepipe.media.video import VideoInfo, probe  # noqa: E402
 from posepipe.result import Source, result_header, validate_result  # noqa: E402
-from posepipe.stages import Chunk, ChunkResult, InferenceOptions, infer_chunk  # noqa: E402
-from posepipe.video import VideoInfo, probe  # noqa: E402
-from posepipe_endpoint.app import create_app, endpoint_state  # noqa: E402
-from posepipe_endpoint.engine import resolve_endpoint_model  # noqa: E402
-from posepipe_endpoint.serve import start_background_server  # noqa: E402
-from posepipe_endpoint.video_cache import VideoCache  # noqa: E402
+from posepipe.video.stages import Chunk, ChunkResult, infer_chunk  # noqa: E402
 
 from tests.clips import make_clip  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Cross-invocation batching: ``posepipe.torch_engine.batcher.FrameBatcher`` and the endpoint's use of it.
+"""Cross-invocation batching: ``posepipe.engines.torch.batcher.FrameBatcher`` and the endpoint's use of it.
 
 Concurrent streams (chunks of vtest.avi, each with its own tracker and its own ``max_poses``) run
 through one batcher from their own threads, as the endpoint's gunicorn threads do, and give the
@@ -22,29 +22,29 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from posepipe.engines.torch.batcher import BatchedStream, BatcherClosedError, FrameBatcher
+from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.networks import load_networks
+from posepipe.engines.torch.video_tracking import VideoTracker
+from posepipe.media.video import read_frames
 from posepipe.result import Person
-from posepipe.torch_engine.batcher import BatchedStream, BatcherClosedError, FrameBatcher
-from posepipe.torch_engine.image_engine import TorchPoseEngine
-from posepipe.torch_engine.networks import load_networks
-from posepipe.torch_engine.video_engine import VideoTracker
-from posepipe.video import read_frames
 
 from tests.test_endpoint import OUTPUT_BUCKET, VIDEO_URI, S3Stack, s3  # noqa: F401  (the S3 fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sagemaker_endpoint"))
 
-from posepipe.cloud.storage import get_json  # noqa: E402
-from posepipe.errors import ModelError  # noqa: E402
-from posepipe_endpoint.app import create_app, endpoint_state  # noqa: E402
-from posepipe_endpoint.engine import BatchSettings, TorchChunkEngine  # noqa: E402
-from posepipe_endpoint.serve import (  # noqa: E402
+from posepipe.cloud.endpoint.app import create_app, endpoint_state  # noqa: E402
+from posepipe.cloud.endpoint.engine import BatchSettings, TorchChunkEngine  # noqa: E402
+from posepipe.cloud.endpoint.serve import (  # noqa: E402
     ServingPlan,
     gunicorn_options,
     parse_args,
     serving_plan,
     visible_gpus,
 )
+from posepipe.cloud.storage import get_json  # noqa: E402
+from posepipe.errors import ModelError  # noqa: E402
 
 Frames = list[tuple[np.ndarray, int]]
 # (max_poses, first frame, frames): vtest.avi stretches with one to three pedestrians in view.

@@ -15,17 +15,12 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
-from posepipe.engine import (
-    PoseEngine,
-    PoseEngineOptions,
-    RunningMode,
-    resolve_engine,
-)
-from posepipe.engine_choice import open_pose_engine
+from posepipe.engines.base import InferenceOptions, PoseEngineOptions, RunningMode, resolve_engine
+from posepipe.engines.choice import open_pose_engine
+from posepipe.engines.mediapipe import MediaPipePoseEstimator
 from posepipe.errors import EngineError
+from posepipe.media.video import read_frames
 from posepipe.result import validate_result
-from posepipe.stages import InferenceOptions
-from posepipe.video import read_frames
 
 from tests.clips import encode_frames
 from tests.conftest import CliRun
@@ -79,7 +74,7 @@ def test_image_with_the_torch_engine_gives_mediapipes_landmarks(
 def test_video_with_the_torch_engine_records_it(
     tmp_path: Path, cli: Callable[..., CliRun], sample: Callable[[str], Path], model_path: Path
 ) -> None:
-    """Needs the torch engine's VIDEO mode (posepipe.torch_engine.video_engine)."""
+    """Needs the torch engine's VIDEO mode (posepipe.engines.torch.video_tracking)."""
     frames = [f.rgb.copy() for f in read_frames(sample("vtest.avi"), 540, 555)]
     clip = encode_frames(tmp_path / "walk.mp4", frames)
     out = tmp_path / "out"
@@ -112,18 +107,18 @@ def test_auto_picks_mediapipe_on_a_machine_without_cuda(model_path: Path) -> Non
     assert not torch.cuda.is_available()  # this test machine: CPU only
     assert resolve_engine("auto") == "mediapipe"
     with open_pose_engine(PoseEngineOptions(engine="auto")) as engine:
-        assert isinstance(engine, PoseEngine)
+        assert isinstance(engine, MediaPipePoseEstimator)
         assert engine.model_dict()["engine"] == "mediapipe"
 
 
 def test_auto_picks_torch_where_cuda_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("posepipe.engine.cuda_available", lambda: True)
+    monkeypatch.setattr("posepipe.engines.base.cuda_available", lambda: True)
     assert resolve_engine("auto") == "torch"
     assert resolve_engine("mediapipe") == "mediapipe"
 
 
 def test_the_torch_engine_without_pytorch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("posepipe.engine.torch_installed", lambda: False)
+    monkeypatch.setattr("posepipe.engines.base.torch_installed", lambda: False)
     assert resolve_engine("auto") == "mediapipe"
     with pytest.raises(EngineError, match="the torch engine needs PyTorch, which is not installed"):
         open_pose_engine(PoseEngineOptions(engine="torch"))
@@ -132,9 +127,9 @@ def test_the_torch_engine_without_pytorch_is_a_clear_error(monkeypatch: pytest.M
 def test_a_video_with_the_torch_engine_but_no_pytorch_fails_before_any_worker_starts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from posepipe.jobs import VideoJobOptions, run_video
+    from posepipe.video.local import VideoJobOptions, run_video
 
-    monkeypatch.setattr("posepipe.engine.torch_installed", lambda: False)
+    monkeypatch.setattr("posepipe.engines.base.torch_installed", lambda: False)
     options = VideoJobOptions(inference=InferenceOptions(engine="torch"), workers=2)
     with pytest.raises(EngineError, match="needs PyTorch"):
         run_video(tmp_path / "never-opened.mp4", tmp_path / "out", options)
@@ -142,7 +137,7 @@ def test_a_video_with_the_torch_engine_but_no_pytorch_fails_before_any_worker_st
 
 
 def test_video_workers_share_the_cores_between_their_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from posepipe.jobs import _torch_threads
+    from posepipe.video.local import _torch_threads
 
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -166,8 +161,8 @@ def test_unknown_engines_are_refused_by_the_options() -> None:
 def test_the_torch_estimator_has_the_engine_interface(
     model_path: Path, sample: Callable[[str], Path]
 ) -> None:
-    from posepipe.images import load_image
-    from posepipe.torch_engine.estimator import TorchPoseEstimator
+    from posepipe.engines.torch.estimator import TorchPoseEstimator
+    from posepipe.media.images import load_image
 
     rgb = load_image(sample("messi5.jpg"), source="messi5.jpg").rgb
     with open_pose_engine(PoseEngineOptions(engine="torch", max_poses=2)) as engine:
@@ -187,8 +182,8 @@ def test_the_torch_estimator_has_the_engine_interface(
 def test_the_mediapipe_path_does_not_import_torch(sample: Callable[[str], Path], model_path: Path) -> None:
     script = (
         "import sys\n"
-        "from posepipe.jobs import ImageJob, ImageJobOptions\n"
-        "from posepipe.stages import InferenceOptions\n"
+        "from posepipe.image_job import ImageJob, ImageJobOptions\n"
+        "from posepipe.video.stages import InferenceOptions\n"
         f"job = ImageJob(ImageJobOptions(inference=InferenceOptions(engine='mediapipe')))\n"
         f"result, _, _ = job.run({str(sample('messi5.jpg'))!r}, 'messi5.jpg')\n"
         "assert len(result.frames[0].persons) == 1\n"
@@ -206,15 +201,15 @@ def test_posepipe_engine_reaches_the_local_stacks_endpoint(
 ) -> None:
     """``POSEPIPE_ENGINE=torch posepipe serve``: the endpoint server the stack starts serves torch.
 
-    Needs the torch engine's VIDEO mode (posepipe.torch_engine.video_engine): loading checks it.
+    Needs the torch engine's VIDEO mode (posepipe.engines.torch.video_tracking): loading checks it.
     """
-    from posepipe.cloud.local.stack import _endpoint_app
+    from posepipe.local_stack.stack import _endpoint_app
 
     monkeypatch.setenv("POSEPIPE_ENGINE", "torch")
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path))  # no bundle there: the built model
     monkeypatch.delenv("POSEPIPE_MODEL", raising=False)
     app = _endpoint_app()  # puts sagemaker_endpoint/ on sys.path
-    from posepipe_endpoint.app import endpoint_state
+    from posepipe.cloud.endpoint.app import endpoint_state
 
     assert endpoint_state(app).wait_until_loaded(120), endpoint_state(app).failure
     ping = app.test_client().get("/ping")

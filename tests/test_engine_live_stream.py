@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from posepipe.engine import EngineChoice, PoseEngine, PoseEngineOptions, RunningMode
-from posepipe.engine_choice import open_pose_engine
+from posepipe.engines.base import EngineChoice, PoseEngineOptions, RunningMode
+from posepipe.engines.choice import open_pose_engine
+from posepipe.engines.mediapipe import MediaPipePoseEstimator
+from posepipe.engines.torch.estimator import TorchPoseEstimator
 from posepipe.errors import EngineError
+from posepipe.media.video import read_frames
 from posepipe.result import Person
-from posepipe.torch_engine.estimator import TorchPoseEstimator
-from posepipe.video import read_frames
 
 FIRST, STOP = 526, 566  # frames with one pedestrian close enough to be found in most of them
 
@@ -77,7 +78,7 @@ def test_live_stream_results_arrive_in_order_with_persons(frames: list[np.ndarra
     results = Results()
     options = live_options(results)
     sent: list[int] = []
-    with PoseEngine(options) as engine:
+    with MediaPipePoseEstimator(options) as engine:
         for index, rgb in enumerate(frames):
             timestamp_ms = 100 * index + 7  # 10 fps, as the clip
             engine.detect_async(rgb, timestamp_ms)
@@ -105,8 +106,8 @@ def test_live_stream_results_arrive_in_order_with_persons(frames: list[np.ndarra
 def test_live_stream_agrees_with_video_mode(frames: list[np.ndarray], model_path: Path) -> None:
     """The same frames, paced: LIVE_STREAM tracks as VIDEO mode does and finds the same persons."""
     results = Results()
-    live = PoseEngine(live_options(results))
-    with live, PoseEngine(PoseEngineOptions(running_mode=RunningMode.VIDEO)) as video:
+    live = MediaPipePoseEstimator(live_options(results))
+    with live, MediaPipePoseEstimator(PoseEngineOptions(running_mode=RunningMode.VIDEO)) as video:
         expected = []
         for index, rgb in enumerate(frames[:10]):
             live.detect_async(rgb, 100 * index)
@@ -120,7 +121,7 @@ def test_live_stream_agrees_with_video_mode(frames: list[np.ndarray], model_path
             assert float(np.abs(a.xy - b.xy).max()) < 1.0
 
 
-def send_all(engine: PoseEngine, frames: list[np.ndarray], first_timestamp_ms: int = 1) -> None:
+def send_all(engine: MediaPipePoseEstimator, frames: list[np.ndarray], first_timestamp_ms: int = 1) -> None:
     """``detect_async`` for every frame, 1 ms apart, from another thread; fails unless every call
     has returned within a (generous) minute."""
 
@@ -142,7 +143,7 @@ def test_detect_async_returns_before_the_result_is_delivered(
     release = threading.Event()
     results = Results(gate=release)
     try:
-        with PoseEngine(live_options(results)) as engine:
+        with MediaPipePoseEstimator(live_options(results)) as engine:
             send_all(engine, frames[:1], first_timestamp_ms=7)
             assert results.timestamps() == []  # the result is held in the callback
             release.set()
@@ -158,7 +159,7 @@ def test_live_stream_drops_frames_rather_than_queueing(frames: list[np.ndarray],
     release = threading.Event()
     results = Results(gate=release)
     try:
-        with PoseEngine(live_options(results)) as engine:
+        with MediaPipePoseEstimator(live_options(results)) as engine:
             send_all(engine, frames)  # 40 frames, all offered while the first result is held
             release.set()
             results.wait_until_quiet()
@@ -172,7 +173,7 @@ def test_live_stream_drops_frames_rather_than_queueing(frames: list[np.ndarray],
 
 def test_non_increasing_timestamps_are_refused(frames: list[np.ndarray], model_path: Path) -> None:
     results = Results()
-    with PoseEngine(live_options(results)) as engine:
+    with MediaPipePoseEstimator(live_options(results)) as engine:
         engine.detect_async(frames[0], 1000)
         with pytest.raises(ValueError, match=r"timestamps must strictly increase: got 1000 ms after 1000 ms"):
             engine.detect_async(frames[1], 1000)
@@ -190,11 +191,11 @@ def test_modes_and_callbacks_must_match(frames: list[np.ndarray], model_path: Pa
     with pytest.raises(ValueError, match="for LIVE_STREAM mode only, not VIDEO"):
         PoseEngineOptions(running_mode=RunningMode.VIDEO, result_callback=Results())
     with (
-        PoseEngine(PoseEngineOptions(running_mode=RunningMode.VIDEO)) as video,
+        MediaPipePoseEstimator(PoseEngineOptions(running_mode=RunningMode.VIDEO)) as video,
         pytest.raises(RuntimeError, match=r"detect_async\(\) needs an engine in LIVE_STREAM mode"),
     ):
         video.detect_async(frames[0], 1)
-    with PoseEngine(live_options(Results())) as live:
+    with MediaPipePoseEstimator(live_options(Results())) as live:
         with pytest.raises(RuntimeError, match="IMAGE mode"):
             live.detect(frames[0])
         with pytest.raises(RuntimeError, match="VIDEO mode"):
@@ -209,4 +210,4 @@ def test_the_torch_engine_refuses_live_stream(model_path: Path) -> None:
         TorchPoseEstimator(options)
     live = open_pose_engine(live_options(Results()))
     with live:
-        assert isinstance(live, PoseEngine)
+        assert isinstance(live, MediaPipePoseEstimator)

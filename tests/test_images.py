@@ -13,15 +13,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, ImageFile, ImageOps
+from posepipe.assets.samples import sample_path
 from posepipe.errors import InputError
-from posepipe.images import (
+from posepipe.media.images import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_FORMATS,
     annotated_suffix,
     encode_image,
     load_image,
 )
-from posepipe.samples import sample_path
 
 # The transpose that, applied to the upright picture, gives what a camera stores with each EXIF
 # orientation (the inverse of what a viewer applies to display it).

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from posepipe.cloud.local.dispatcher import ATTEMPTS, NotificationDispatcher
+from posepipe.local_stack.dispatcher import ATTEMPTS, NotificationDispatcher
 
 from tests.localaws import fake_credentials
 

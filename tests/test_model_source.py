@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from posepipe import models
+from posepipe.assets import pose_model as models
 from posepipe.cloud import model_source
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.model_source import MODEL_URI_ENV, fetch_model, function_model

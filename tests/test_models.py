@@ -6,7 +6,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from posepipe import model_build, models
+from posepipe.assets import model_build
+from posepipe.assets import pose_model as models
 from posepipe.errors import ModelError
 
 

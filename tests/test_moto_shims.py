@@ -1,4 +1,4 @@
-"""posepipe's patches to moto's Step Functions engine (posepipe.cloud.local.moto_shims)."""
+"""posepipe's patches to moto's Step Functions engine (posepipe.local_stack.moto_shims)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from posepipe.cloud.local import moto_shims
+from posepipe.local_stack import moto_shims
 
 
 def test_engine_makes_its_service_clients_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from posepipe.export import to_coco
-from posepipe.landmarks import NUM_LANDMARKS
+from posepipe.export.coco import to_coco
 from posepipe.result import Frame, Person, PoseResult, Source, validate_result
+from posepipe.skeleton import NUM_LANDMARKS
 
 
 def person() -> Person:

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from posepipe import models, samples
-from posepipe.models import file_sha256
-from posepipe.samples import (
+from posepipe.assets import pose_model as models
+from posepipe.assets import samples
+from posepipe.assets.pose_model import file_sha256
+from posepipe.assets.samples import (
     NO_SHARED_ENV,
     SAMPLES,
     SAMPLES_ENV,

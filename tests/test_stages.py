@@ -6,7 +6,14 @@ import itertools
 import json
 
 import pytest
-from posepipe.stages import Chunk, ChunkAggregator, ChunkResult, SplitOptions, plan_chunks, warmup_frames
+from posepipe.video.stages import (
+    Chunk,
+    ChunkAggregator,
+    ChunkResult,
+    SplitOptions,
+    plan_chunks,
+    warmup_frames,
+)
 
 
 def _covers(chunks: list[Chunk], frame_count: int) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from posepipe.cloud.local.servers import BackgroundServer, serve_in_background
+from posepipe.cloud.http_servers import BackgroundServer, serve_in_background
 from posepipe.cloud.state_machine import PLACEHOLDERS, definition_template, render_definition
 from werkzeug.wrappers import Request, Response
 
@@ -212,7 +212,7 @@ def test_real_functions_and_endpoint_on_a_real_clip(
     import boto3
     import numpy as np
     from PIL import Image
-    from posepipe.cloud.local.stack import load_function
+    from posepipe.local_stack.stack import load_function
     from posepipe.result import validate_result
 
     from tests.clips import encode_frames
@@ -230,7 +230,7 @@ def test_real_functions_and_endpoint_on_a_real_clip(
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(REPO / "sagemaker_endpoint"))
-    from posepipe_endpoint.serve import start_background_server
+    from posepipe.cloud.endpoint.serve import start_background_server
 
     with local_aws(monkeypatch) as stack:
         container = start_background_server()

@@ -40,9 +40,8 @@ import numpy as np
 import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from posepipe.errors import ModelError
-from posepipe.torch_engine.graph_module import GraphModule, UnsupportedGraphError, same_padding
-from posepipe.torch_engine.models import (
+from posepipe.engines.torch.graph_module import GraphModule, UnsupportedGraphError, same_padding
+from posepipe.engines.torch.network_contract import (
     DETECTOR_INPUT,
     LANDMARK_INPUT,
     NUM_ANCHORS,
@@ -50,14 +49,15 @@ from posepipe.torch_engine.models import (
     LandmarkModel,
     LandmarkOutputs,
 )
-from posepipe.torch_engine.networks import (
+from posepipe.engines.torch.networks import (
     DETECTOR_MEMBER,
     LANDMARKS_MEMBER,
     DetectorNetwork,
     LandmarkNetwork,
     load_networks,
 )
-from posepipe.torch_engine.tflite_reader import densify, fold_constants, load_graph, read_tflite, schema
+from posepipe.engines.torch.tflite_reader import densify, fold_constants, load_graph, read_tflite, schema
+from posepipe.errors import ModelError
 
 pytestmark = pytest.mark.torch
 

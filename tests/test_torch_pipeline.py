@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from posepipe.engine import PoseEngine, PoseEngineOptions
-from posepipe.images import load_image
-from posepipe.result import Person
-from posepipe.torch_engine.anchors import pose_detector_anchors
-from posepipe.torch_engine.detection import (
+from posepipe.engines.base import PoseEngineOptions
+from posepipe.engines.mediapipe import MediaPipePoseEstimator
+from posepipe.engines.torch.anchors import pose_detector_anchors
+from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.detection import (
     Letterbox,
     decode_boxes,
     decode_scores,
@@ -26,16 +26,15 @@ from posepipe.torch_engine.detection import (
     postprocess_detections,
     weighted_nms,
 )
-from posepipe.torch_engine.image_engine import TorchPoseEngine
-from posepipe.torch_engine.landmarks import (
+from posepipe.engines.torch.landmark_decoding import (
     present,
     project_landmarks,
     project_world,
     refine_from_heatmap,
     to_pixels,
 )
-from posepipe.torch_engine.networks import load_networks
-from posepipe.torch_engine.roi import (
+from posepipe.engines.torch.networks import load_networks
+from posepipe.engines.torch.roi import (
     Rects,
     crop_homography,
     crop_rois,
@@ -44,6 +43,8 @@ from posepipe.torch_engine.roi import (
     transform_rects,
     warp_to_tensor,
 )
+from posepipe.media.images import load_image
+from posepipe.result import Person
 
 from tests.litert_networks import LiteRtDetector, LiteRtLandmarks, load_litert_networks
 
@@ -358,7 +359,7 @@ def ported_engine(model_path: Path) -> TorchPoseEngine:
 @pytest.fixture(scope="module")
 def ported_fp16_engine(model_path: Path) -> TorchPoseEngine:
     """The torch engine in the precision it has on CUDA: float16 landmarks beside a float32
-    detector (``posepipe.torch_engine.estimator.detector_dtype_for``), here in the CPU's float16."""
+    detector (``posepipe.engines.torch.estimator.detector_dtype_for``), here in the CPU's float16."""
     detector, landmarks = load_networks(model_path)
     return TorchPoseEngine(
         detector, landmarks.to(dtype=torch.float16), "cpu", torch.float16, detector_dtype=torch.float32
@@ -366,8 +367,8 @@ def ported_fp16_engine(model_path: Path) -> TorchPoseEngine:
 
 
 @pytest.fixture(scope="module")
-def mediapipe_engine(model_path: Path) -> Iterator[PoseEngine]:
-    with PoseEngine(PoseEngineOptions(model_path=model_path, max_poses=4)) as engine:
+def mediapipe_engine(model_path: Path) -> Iterator[MediaPipePoseEstimator]:
+    with MediaPipePoseEstimator(PoseEngineOptions(model_path=model_path, max_poses=4)) as engine:
         yield engine
 
 
@@ -384,7 +385,7 @@ def matched(reference: list[Person], persons: list[Person]) -> list[tuple[Person
 @pytest.mark.parametrize("networks", ["litert", "ported", "ported-fp16"])
 @pytest.mark.parametrize("name", PHOTOS)
 def test_parity_with_mediapipe_image_mode(
-    name: str, networks: str, sample: Callable[[str], Path], mediapipe_engine: PoseEngine,
+    name: str, networks: str, sample: Callable[[str], Path], mediapipe_engine: MediaPipePoseEstimator,
     request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
     fixture = {"litert": "torch_engine", "ported": "ported_engine", "ported-fp16": "ported_fp16_engine"}

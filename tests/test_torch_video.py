@@ -37,12 +37,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from posepipe.engine import PoseEngine, PoseEngineOptions, RunningMode
-from posepipe.images import load_image
-from posepipe.result import Person
-from posepipe.torch_engine.image_engine import TorchPoseEngine
-from posepipe.torch_engine.networks import load_networks
-from posepipe.torch_engine.video_engine import (
+from posepipe.engines.base import PoseEngineOptions, RunningMode
+from posepipe.engines.mediapipe import MediaPipePoseEstimator
+from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.networks import load_networks
+from posepipe.engines.torch.video_tracking import (
     LowPassFilter,
     OneEuroFilter,
     VideoTracker,
@@ -50,7 +49,9 @@ from posepipe.torch_engine.video_engine import (
     detect_for_video_batch,
     rect_iou,
 )
-from posepipe.video import VideoFrame, read_frames
+from posepipe.media.images import load_image
+from posepipe.media.video import VideoFrame, read_frames
+from posepipe.result import Person
 
 pytestmark = pytest.mark.torch
 
@@ -235,7 +236,7 @@ def vtest_runs(vtest: Path, model_path: Path, ported_engine: TorchPoseEngine) ->
             )
             # One engine after the other: interleaved, MediaPipe's and torch's worker threads fight
             # over the cores (ten times slower on two).
-            with PoseEngine(options) as engine:
+            with MediaPipePoseEstimator(options) as engine:
                 reference = [
                     engine.detect_for_video(f.rgb, ms(f.t)) for f in read_frames(vtest, 0, PARITY_FRAMES)
                 ]
@@ -483,7 +484,7 @@ def test_smoothing_semantics_on_a_panned_photo(
     frames = list(panned(load_image(sample("messi5.jpg")).rgb, 9, blank=range(3, 6)))
     stamps = [100 * k for k in range(len(frames))]
     options = PoseEngineOptions(model_path=model_path, running_mode=RunningMode.VIDEO, max_poses=1)
-    with PoseEngine(options) as engine:
+    with MediaPipePoseEstimator(options) as engine:
         reference = [engine.detect_for_video(f, t) for f, t in zip(frames, stamps, strict=True)]
     tracker = VideoTracker(ported_engine, max_poses=1)
     persons = [tracker.detect_for_video(f, t) for f, t in zip(frames, stamps, strict=True)]
@@ -611,7 +612,7 @@ def test_timestamps_that_do_not_increase(
     for a, b in zip(given, expected, strict=True):
         assert_same_persons(a, b)
     options = PoseEngineOptions(model_path=model_path, running_mode=RunningMode.VIDEO, max_poses=1)
-    with PoseEngine(options) as engine:
+    with MediaPipePoseEstimator(options) as engine:
         reference = [engine.detect_for_video(rgb, t) for rgb, t in zip(frames, stamps, strict=True)]
     assert [len(p) for p in reference] == [len(p) for p in given] == [1] * len(frames)
     for ref, persons in zip(reference, given, strict=True):

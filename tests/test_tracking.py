@@ -7,15 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from posepipe.engine import PoseEngine, PoseEngineOptions
-from posepipe.images import load_image
+from posepipe.engines.base import PoseEngineOptions
+from posepipe.engines.mediapipe import MediaPipePoseEstimator
+from posepipe.media.images import load_image
+from posepipe.postprocess.tracking import (
+    LandmarkSmoother,
+    OneEuroFilter,
+    PersonTracker,
+    SmoothingOptions,
+    TrackerOptions,
+)
 from posepipe.result import Frame, Person
-from posepipe.tracking import LandmarkSmoother, OneEuroFilter, PersonTracker, SmoothingOptions, TrackerOptions
 
 
 @pytest.fixture(scope="module")
 def messi(model_path: Path, sample: Callable[[str], Path]) -> Person:
-    with PoseEngine(PoseEngineOptions(model_path=model_path)) as engine:
+    with MediaPipePoseEstimator(PoseEngineOptions(model_path=model_path)) as engine:
         (person,) = engine.detect(load_image(sample("messi5.jpg")).rgb)
     return person
 

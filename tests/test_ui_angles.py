@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from posepipe.landmarks import LANDMARK_INDEX, NUM_LANDMARKS
 from posepipe.result import Person
+from posepipe.skeleton import LANDMARK_INDEX, NUM_LANDMARKS
 from posepipe.ui.angles import JOINT_NAMES, joint_angle_series, joint_angles, person_joint_angles
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from posepipe.drawing import PALETTE
+from posepipe.annotation.drawing import PALETTE
+from posepipe.media.video import read_frames
 from posepipe.result import Person
 from posepipe.ui.client import ApiClient, ImageAnswer
 from posepipe.ui.live_frames import (
@@ -32,7 +33,6 @@ from posepipe.ui.live_frames import (
     unscale,
 )
 from posepipe.ui.monitor import PerfMonitor
-from posepipe.video import read_frames
 
 from tests.uistack import API_URL, StackProcess
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from posepipe.drawing import color_for_id
-from posepipe.images import load_image
-from posepipe.jobs import ImageJob, ImageJobOptions
-from posepipe.landmarks import LANDMARK_INDEX, NUM_LANDMARKS
+from posepipe.annotation.drawing import color_for_id
+from posepipe.image_job import ImageJob, ImageJobOptions
+from posepipe.media.images import load_image
+from posepipe.skeleton import LANDMARK_INDEX, NUM_LANDMARKS
 from posepipe.ui.results import angle_rows, color_hex, draw_result, image_persons, landmark_rows, video_series
 
 

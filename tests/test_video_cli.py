@@ -11,8 +11,8 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from posepipe.media.video import probe
 from posepipe.result import validate_result
-from posepipe.video import probe
 
 from tests.conftest import CliRun, VideoRun
 

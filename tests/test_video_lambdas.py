@@ -1,6 +1,6 @@
 """The video pipeline's Lambdas, ``video_split`` and ``aggregate``, on real media in a moto S3.
 
-The endpoint's part is played by calling ``posepipe.stages.infer_chunk`` for each request the
+The endpoint's part is played by calling ``posepipe.video.stages.infer_chunk`` for each request the
 split returns and writing its ``ChunkResult`` where the request says, as the server does.
 """
 
@@ -33,10 +33,11 @@ from posepipe.cloud.video_job import (
     payload_bytes,
     plan_video_chunks,
 )
+from posepipe.engines.base import InferenceOptions
 from posepipe.errors import InputError
+from posepipe.media.video import VideoInfo, read_frames
 from posepipe.result import validate_result
-from posepipe.stages import Chunk, InferenceOptions, infer_chunk
-from posepipe.video import VideoInfo, read_frames
+from posepipe.video.stages import Chunk, infer_chunk
 
 from tests.clips import encode_frames, make_audio_only
 from tests.lambdas import EVENTS, REQUEST_ID, lambda_context, load_handler_module

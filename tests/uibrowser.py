@@ -28,8 +28,8 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
-from posepipe.drawing import PALETTE
-from posepipe.video import read_frames
+from posepipe.annotation.drawing import PALETTE
+from posepipe.media.video import read_frames
 
 CHROMIUM = Path(os.environ.get("POSEPIPE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS: tuple[str, ...] = (

@@ -71,7 +71,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from posepipe.tracking import SmoothingOptions
+    from posepipe.postprocess.tracking import SmoothingOptions
 
     parser = _Parser(prog="posepipe", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -167,9 +167,9 @@ def _error(message: str) -> None:
 
 
 def _run_images(args: argparse.Namespace) -> int:
+    from posepipe.engines.base import InferenceOptions
     from posepipe.errors import InputError
-    from posepipe.jobs import ImageJob, ImageJobOptions
-    from posepipe.stages import InferenceOptions
+    from posepipe.image_job import ImageJob, ImageJobOptions
 
     job = ImageJob(
         ImageJobOptions(
@@ -194,10 +194,10 @@ def _run_images(args: argparse.Namespace) -> int:
 
 
 def _run_videos(args: argparse.Namespace) -> int:
+    from posepipe.engines.base import InferenceOptions
     from posepipe.errors import InputError
-    from posepipe.jobs import VideoJobOptions, run_video
-    from posepipe.stages import InferenceOptions
-    from posepipe.tracking import SmoothingOptions
+    from posepipe.postprocess.tracking import SmoothingOptions
+    from posepipe.video.local import VideoJobOptions, run_video
 
     options = VideoJobOptions(
         inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
@@ -232,8 +232,8 @@ def _run_videos(args: argparse.Namespace) -> int:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from posepipe import models
-    from posepipe.model_build import build_model
+    from posepipe.assets import pose_model as models
+    from posepipe.assets.model_build import build_model
 
     if args.models_command == "build":
         existed = models.built_model_path().is_file()
@@ -245,7 +245,7 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_samples(args: argparse.Namespace) -> int:
-    from posepipe import samples
+    from posepipe.assets import samples
 
     if args.samples_command == "fetch":
         for name, path in samples.fetch_all().items():
@@ -259,7 +259,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     import logging
     import threading
 
-    from posepipe.cloud.local.stack import LocalStack
+    from posepipe.local_stack.stack import LocalStack
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     stack = LocalStack(host=args.host, on_event=lambda line: print(line, flush=True))
@@ -359,7 +359,7 @@ def _stop_child(process: subprocess.Popen[bytes], first: int) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from posepipe.errors import InputError
-    from posepipe.export import to_coco
+    from posepipe.export.coco import to_coco
     from posepipe.outputs import write_files_atomically
 
     try:

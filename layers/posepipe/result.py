@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.landmarks import LANDMARK_NAMES, NUM_LANDMARKS
+from posepipe.skeleton import LANDMARK_NAMES, NUM_LANDMARKS
 
 SCHEMA_ID = "posepipe.pose/1"
 FloatArray = npt.NDArray[np.float32]

@@ -16,17 +16,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.storage import is_missing_bucket, is_not_found, parse_s3_uri, s3_error_code
-from posepipe.engine import verify_model
-from posepipe.errors import InputError, ModelError
-from posepipe.models import (
+from posepipe.assets.pose_model import (
     ARCHIVE_SUFFIXES,
     MAX_MODEL_BYTES,
     TASK_SUFFIX,
     resolve_model_path,
     unpack_model_archive,
 )
+from posepipe.assets.verify import verify_model
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.storage import is_missing_bucket, is_not_found, parse_s3_uri, s3_error_code
+from posepipe.errors import InputError, ModelError
 
 MODEL_URI_ENV = "POSEPIPE_MODEL_URI"
 
@@ -36,9 +36,9 @@ _FOLDERS: list[tempfile.TemporaryDirectory[str]] = []
 
 def function_model(config: PipelineConfig, s3: Any) -> Path:
     """The model a function serves: ``config.model_uri`` fetched into a new temporary folder and
-    verified (call once per container, at cold start), else :func:`posepipe.models.resolve_model_path`
-    (``POSEPIPE_MODEL``, else the built model). Raises :class:`ModelError` naming the variable,
-    the URI and the problem."""
+    verified (call once per container, at cold start), else
+    :func:`posepipe.assets.pose_model.resolve_model_path` (``POSEPIPE_MODEL``, else the built
+    model). Raises :class:`ModelError` naming the variable, the URI and the problem."""
     if not config.model_uri:
         return resolve_model_path()
     folder = tempfile.TemporaryDirectory(prefix="posepipe-model-")
@@ -58,7 +58,7 @@ def fetch_model(s3: Any, uri: str, folder: Path, *, max_bytes: int = MAX_MODEL_B
     """Download the model at ``uri`` into ``folder``, check it loads, and return its path.
 
     ``uri`` is ``s3://bucket/key`` of a ``.task`` bundle, or of a ``.tar.gz`` (``.tgz``) holding
-    exactly one (a SageMaker ``ModelDataUrl``; :func:`posepipe.models.unpack_model_archive`
+    exactly one (a SageMaker ``ModelDataUrl``; :func:`posepipe.assets.pose_model.unpack_model_archive`
     writes only the bundle, and the archive is deleted). Objects over ``max_bytes`` are refused
     before download. Raises :class:`ModelError` naming ``uri`` and the problem: not an
     ``s3://bucket/key`` URI, another suffix, no such object, access denied, too large, a bad

@@ -22,9 +22,10 @@ from typing import Any
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, job_id
 from posepipe.cloud.storage import s3_uri
+from posepipe.engines.base import InferenceOptions
 from posepipe.errors import InputError, PosepipeError
-from posepipe.stages import Chunk, InferenceOptions, SplitOptions, plan_chunks
-from posepipe.video import VideoInfo
+from posepipe.media.video import VideoInfo
+from posepipe.video.stages import Chunk, SplitOptions, plan_chunks
 
 STATE_PAYLOAD_LIMIT = 256 * 1024
 """Step Functions' limit on a state's input or output, in bytes of JSON."""

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.landmarks import LANDMARK_INDEX
 from posepipe.result import Person
+from posepipe.skeleton import LANDMARK_INDEX
 
 Space = Literal["world", "image"]
 DEFAULT_MIN_VISIBILITY = 0.5

@@ -11,10 +11,10 @@ The WebRTC video thread hands each camera frame to :meth:`LivePoseSource.process
    - ``local``: :class:`LocalLiveEngine`, MediaPipe's PoseLandmarker in ``LIVE_STREAM`` mode on
      this machine, one frame in flight, dropping the frames that come while it is busy;
 
-2. draws the latest persons over the frame (:func:`posepipe.drawing.draw_persons`) and returns
+2. draws the latest persons over the frame (:func:`posepipe.annotation.drawing.draw_persons`) and returns
    it. Answers come back on other threads, in any order: the answer of the newest frame wins and
    an older one arriving later is discarded (:attr:`LiveStats.stale`). Persons get stable ids
-   (their colours) from :class:`posepipe.tracking.PersonTracker`, and are smoothed with the
+   (their colours) from :class:`posepipe.postprocess.tracking.PersonTracker`, and are smoothed with the
    One Euro filter when ``smoothing`` is on.
 
 Counters and timings go to the performance monitor: ``frame_sent``/``frame_dropped`` for each
@@ -37,9 +37,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.drawing import DrawOptions, draw_persons
+from posepipe.annotation.drawing import DrawOptions, draw_persons
+from posepipe.postprocess.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions
 from posepipe.result import Frame, Person
-from posepipe.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions
 from posepipe.ui.client import ApiProblem, ImageAnswer
 from posepipe.ui.monitor import FrameTiming
 from posepipe.ui.settings import LiveSource, UiSettings
@@ -291,7 +291,7 @@ class LocalLiveEngine:
         self._lost_after_s = lost_after_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._engine: Any = None  # a posepipe.engine.PoseEngine in LIVE_STREAM mode
+        self._engine: Any = None  # a posepipe.engines.mediapipe.MediaPipePoseEstimator in LIVE_STREAM mode
         self._engine_poses = 0
         self._loading: threading.Thread | None = None
         self._pending: _Pending | None = None
@@ -350,10 +350,11 @@ class LocalLiveEngine:
         thread.start()
 
     def _load(self, max_poses: int) -> None:
-        from posepipe.engine import PoseEngine, PoseEngineOptions, RunningMode
+        from posepipe.engines.base import PoseEngineOptions, RunningMode
+        from posepipe.engines.mediapipe import MediaPipePoseEstimator
 
         try:
-            engine = PoseEngine(
+            engine = MediaPipePoseEstimator(
                 PoseEngineOptions(
                     model_path=self._model_path,
                     running_mode=RunningMode.LIVE_STREAM,

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.drawing import color_for_id, draw_persons
-from posepipe.images import load_image
-from posepipe.landmarks import LANDMARK_INDEX, LANDMARK_NAMES, NUM_LANDMARKS
+from posepipe.annotation.drawing import color_for_id, draw_persons
+from posepipe.media.images import load_image
 from posepipe.result import Person
+from posepipe.skeleton import LANDMARK_INDEX, LANDMARK_NAMES, NUM_LANDMARKS
 from posepipe.ui.angles import DEFAULT_MIN_VISIBILITY, JOINT_NAMES, joint_angle_series, joint_angles
 
 # Landmarks whose paths the video page offers (the extremities and the head move the most).

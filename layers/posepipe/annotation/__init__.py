@@ -1,0 +1,1 @@
+"""Annotation, kept apart from inference: persons drawn over pictures and rendered into H.264 video."""

@@ -1,0 +1,250 @@
+"""The Flask app: SageMaker's real-time inference contract around ``posepipe.video.stages.infer_chunk``.
+
+``GET /ping``: 200 once the model is loaded and verified (it loads in a background thread at
+start-up, so ``/ping`` answers at once: 503 until then, and for good if loading failed), naming
+the engine (``mediapipe``, or ``torch`` with its device and dtype; see
+:mod:`posepipe.cloud.endpoint.engine` for how it is chosen).
+
+``POST /invocations`` (docs/CLOUD.md, "Endpoint invocation"): reads the chunk's video from S3
+(the last few videos stay on local disk, see :mod:`posepipe.cloud.endpoint.video_cache`), runs the
+engine over the chunk, writes the ``ChunkResult`` JSON to ``output`` and answers 200 with
+``{"output", "chunk", "frames", "person_frames", "timings"}``. Errors are JSON
+``{"error": code, "message": ...}``:
+
+- 400: the request is malformed (``unsupported_content_type``, ``invalid_json``,
+  ``missing_field``, ``invalid_field``, ``invalid_uri``, ``invalid_chunk``, ``invalid_options``),
+  or the chunk reaches past the video's last frame (``chunk_out_of_range``);
+- 422: the video cannot be used: ``not_found`` (no such object or bucket) or ``bad_input``
+  (posepipe cannot read it; the message says why);
+- 413: a body over 6 MiB (SageMaker's own limit); 503 ``not_ready``: the model failed to load,
+  or is still loading after ``load_wait_s`` (an invocation that comes early waits for it);
+- 500 ``internal``: anything else (S3 access denied, a failed write, an engine crash), with the
+  traceback in the log.
+
+Time: SageMaker gives an invocation 60 s. On CPU MediaPipe takes 15-25 ms per frame, so a
+default 60 s chunk of 30 fps video (1800 frames plus warm-up) does not fit: the CPU engine
+serves short chunks (a few hundred frames) and local runs; full-size chunks are the job of the
+torch engine on a GPU. The server does not cut requests short.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from posepipe.cloud.endpoint.engine import ChunkEngine, EngineFactory, default_engine_factory
+from posepipe.cloud.endpoint.log import logger
+from posepipe.cloud.endpoint.request import InvocationRequest, RequestError, parse_invocation
+from posepipe.cloud.endpoint.video_cache import VideoCache, VideoNotFoundError
+from posepipe.cloud.storage import put_json, s3_client
+from posepipe.errors import InputError
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
+DEFAULT_CACHED_VIDEOS = 2
+DEFAULT_LOAD_WAIT_S = 30.0
+_EXTENSION = "posepipe.cloud.endpoint"
+# werkzeug's own errors; 404 is not "not_found", which means a missing S3 object (422) here.
+_HTTP_ERROR_CODES = {404: "unknown_route", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+class EndpointState:
+    """What one server process holds: the engine (loaded once), the S3 client, the video cache."""
+
+    def __init__(self, engine_factory: EngineFactory, cache: VideoCache) -> None:
+        self.cache = cache
+        self._engine_factory = engine_factory
+        self._engine: ChunkEngine | None = None
+        self.description: dict[str, Any] = {}
+        self.failure: str | None = None
+        self._loaded = threading.Event()
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    def load(self) -> None:
+        """Make and load the engine; a failure is logged and kept (``/ping`` reports it)."""
+        started = time.perf_counter()
+        try:
+            engine = self._engine_factory()
+            engine.load()
+            self.description = engine.describe()
+            self._engine = engine
+            logger.info(
+                "model loaded", extra={**self.description, "load_s": round(time.perf_counter() - started, 3)}
+            )
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            logger.exception("model failed to load")
+        finally:
+            self._loaded.set()
+
+    def start_loading(self) -> threading.Thread:
+        thread = threading.Thread(target=self.load, name="posepipe-endpoint-load", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_until_loaded(self, timeout: float | None = None) -> bool:
+        """Wait for loading to end; True when the engine is ready."""
+        self._loaded.wait(timeout)
+        return self.ready
+
+    def ready_engine(self, wait_s: float) -> ChunkEngine:
+        """The engine, waiting up to ``wait_s`` for it to load; else 503 ``not_ready``."""
+        if self._engine is None:
+            self._loaded.wait(wait_s)
+        if self._engine is None:
+            raise RequestError("not_ready", self.failure or "the model is still loading", status=503)
+        return self._engine
+
+    def close(self) -> None:
+        """Stop the engine's background work (the torch engine's frame batcher), if it has any."""
+        close = getattr(self._engine, "close", None)
+        if callable(close):
+            close()
+
+    @property
+    def s3(self) -> Any:
+        """One boto3 S3 client per process (clients are thread-safe), made on first use."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = s3_client()
+            return self._client
+
+
+def create_app(
+    engine_factory: EngineFactory | None = None,
+    *,
+    cache_dir: Path | None = None,
+    cached_videos: int = DEFAULT_CACHED_VIDEOS,
+    load_in_background: bool = True,
+    load_wait_s: float = DEFAULT_LOAD_WAIT_S,
+) -> Flask:
+    """The endpoint's WSGI app.
+
+    ``engine_factory`` makes the engine (default:
+    :func:`~posepipe.cloud.endpoint.engine.default_engine_factory`: torch on CUDA, else MediaPipe, or
+    as ``$POSEPIPE_ENGINE`` says; the model of
+    :func:`~posepipe.cloud.endpoint.engine.resolve_endpoint_model`). The model loads in a thread
+    (``load_in_background``) or before this returns; an invocation that arrives while it loads
+    waits up to ``load_wait_s`` (SageMaker sends none before ``/ping`` passes, a local stack may).
+    The last ``cached_videos`` videos are kept in ``cache_dir`` (default: a temporary folder,
+    deleted with the app).
+    """
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    directory = cache_dir or Path(tempfile.mkdtemp(prefix="posepipe-endpoint-"))
+    state = EndpointState(engine_factory or default_engine_factory, VideoCache(directory, cached_videos))
+    app.extensions[_EXTENSION] = state
+    if cache_dir is None:
+        weakref.finalize(state, shutil.rmtree, directory, ignore_errors=True)
+    if load_in_background:
+        state.start_loading()
+    else:
+        state.load()
+
+    @app.get("/ping")
+    def ping() -> tuple[Response, int]:
+        if state.ready:
+            return jsonify(status="ready", **state.description), 200
+        if state.failure is not None:
+            return jsonify(status="failed", message=state.failure), 503
+        return jsonify(status="loading"), 503
+
+    @app.post("/invocations")
+    def invocations() -> tuple[Response, int]:
+        started = time.perf_counter()
+        parsed: InvocationRequest | None = None
+        try:
+            parsed = parse_invocation(request.get_data(cache=False), request.mimetype)
+            answer = _invoke(state, state.ready_engine(load_wait_s), parsed)
+        except RequestError as exc:
+            return _error(exc.status, exc.code, exc.message, parsed)
+        except VideoNotFoundError as exc:
+            return _error(422, "not_found", str(exc), parsed)
+        except InputError as exc:
+            # The message names the S3 object, not the local copy posepipe read.
+            message = f"{parsed.video.uri}: {exc.reason}" if parsed else str(exc)
+            return _error(422, "bad_input", message, parsed)
+        except HTTPException:
+            raise  # werkzeug's own (413: body over 6 MiB), answered by http_error
+        except Exception as exc:
+            logger.exception("invocation failed", extra=_request_fields(parsed))
+            return _error(500, "internal", f"{type(exc).__name__}: {exc}", parsed, log=False)
+        answer["timings"]["request_s"] = round(time.perf_counter() - started, 4)
+        logger.info(
+            "invocation",
+            extra={
+                **_request_fields(parsed),
+                **{k: answer[k] for k in ("frames", "person_frames", "timings")},
+            },
+        )
+        return jsonify(answer), 200
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        code = _HTTP_ERROR_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error=code, message=exc.description or exc.name), status
+
+    return app
+
+
+def endpoint_state(app: Flask) -> EndpointState:
+    """The :class:`EndpointState` of an app made by :func:`create_app`."""
+    state = app.extensions[_EXTENSION]
+    assert isinstance(state, EndpointState)
+    return state
+
+
+def _invoke(state: EndpointState, engine: ChunkEngine, parsed: InvocationRequest) -> dict[str, Any]:
+    """Fetch, infer, write: the 200 answer."""
+    chunk = parsed.chunk
+    with state.cache.open(state.s3, parsed.video.bucket, parsed.video.key) as video:
+        if chunk.stop > video.info.frame_count:
+            raise RequestError(
+                "chunk_out_of_range",
+                f"chunk {chunk.index} ends at frame {chunk.stop} but {parsed.video.uri} "
+                f"has {video.info.frame_count} frames",
+            )
+        result = engine.infer(video.path, chunk, parsed.options, video.info)
+    result.timings.update(
+        download_s=video.download_s, probe_s=video.probe_s, video_cached=1.0 if video.cache_hit else 0.0
+    )
+    written = time.perf_counter()
+    put_json(state.s3, parsed.output.bucket, parsed.output.key, result.to_dict())
+    timings = {**result.timings, "write_s": round(time.perf_counter() - written, 4)}
+    return {
+        "output": parsed.output.uri,
+        "chunk": chunk.index,
+        "frames": len(result.frames),
+        "person_frames": result.person_frames,
+        "timings": timings,
+    }
+
+
+def _request_fields(parsed: InvocationRequest | None) -> dict[str, Any]:
+    if parsed is None:
+        return {}
+    return {"video": parsed.video.uri, "chunk": parsed.chunk.to_dict(), "output": parsed.output.uri}
+
+
+def _error(
+    status: int, code: str, message: str, parsed: InvocationRequest | None, *, log: bool = True
+) -> tuple[Response, int]:
+    if log:
+        logger.warning(
+            "invocation refused",
+            extra={"status": status, "error": code, "reason": message, **_request_fields(parsed)},
+        )
+    return jsonify(error=code, message=message), status

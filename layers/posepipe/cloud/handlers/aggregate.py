@@ -1,0 +1,257 @@
+"""``aggregate``: the last state of the video pipeline (docs/CLOUD.md).
+
+In: ``{"job": <video_split's job>, "chunk_results": [<Map item outputs>]}``. A Map item is the
+endpoint's answer, or ``{"failed": true, "chunk": <index>, "error": <error name>, "cause":
+<cause>}`` for a chunk that kept failing. Each chunk's result is read from the work prefix, in
+order; a failed or missing chunk's frames are marked not processed. More than
+``max_failed_chunk_ratio`` failed chunks raise ``ChunksFailedError`` (the state machine writes
+the error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
+
+Aggregation is ``posepipe video``'s own (:func:`posepipe.video.runner.aggregate_video`), run
+sequentially in this process: boundary repairs (``infer_chunk`` on this CPU), stable ids and
+smoothing, ``keypoints.json`` streamed to /tmp, the annotated MP4 rendered a chunk at a time
+(decoding the source again: the endpoint decoded it for inference) and joined with its audio. Uploads go
+keypoints, annotated, then the summary: the summary is the job's "done" marker.
+Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
+
+The repairs run the endpoint's model: ``POSEPIPE_MODEL_URI`` (an S3 ``.task`` bundle or
+``model.tar.gz``, the endpoint's ``ModelDataUrl``) fetched to /tmp and verified at cold start,
+else ``POSEPIPE_MODEL``'s or the one built into the image
+(``posepipe.cloud.model_source.function_model``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import BaseModel, Field, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from pydantic import ConfigDict
+
+from posepipe.annotation.drawing import DrawOptions
+from posepipe.annotation.render import render_frames
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.keys import KeyLayout
+from posepipe.cloud.model_source import function_model
+from posepipe.cloud.storage import (
+    download,
+    get_json,
+    is_not_found,
+    s3_client,
+    s3_uri,
+    write_error_record,
+)
+from posepipe.cloud.video_job import (
+    check_failures,
+    failed_items,
+    failure_reason,
+    inference_options,
+    job_chunks,
+)
+from posepipe.media.video import VideoInfo, probe
+from posepipe.result import Frame
+from posepipe.video.runner import aggregate_video, rendered_now
+from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult, infer_chunk
+
+CONFIG = PipelineConfig.from_env()
+LAYOUT = KeyLayout(CONFIG)
+S3 = s3_client()
+AGGREGATE = AggregateOptions()
+DRAW = DrawOptions()
+
+logger = Logger(service="posepipe")
+tracer = Tracer(service="posepipe")
+metrics = Metrics(namespace="posepipe", service="posepipe")
+
+_model_started = time.perf_counter()
+MODEL = function_model(CONFIG, S3)  # POSEPIPE_MODEL_URI fetched and verified, or local
+INFERENCE = dataclasses.replace(inference_options(CONFIG), model_path=str(MODEL))
+if CONFIG.model_uri:
+    logger.info(
+        "model fetched",
+        extra={"model_uri": CONFIG.model_uri, "model_path": str(MODEL),
+               "fetch_s": round(time.perf_counter() - _model_started, 3)},
+    )  # fmt: skip
+
+
+class Job(BaseModel):
+    """video_split's ``job`` (more fields are kept and passed on)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    video: str = Field(min_length=1)
+    frame_count: int = Field(gt=0)
+    fps: float = Field(gt=0)
+    width: int
+    height: int
+    duration_s: float
+    chunk_count: int = Field(gt=0)
+    output_bucket: str = Field(min_length=1)
+
+
+class MapItem(BaseModel):
+    """One Map item's output: the endpoint's answer, or a failure (``failed``, ``error``, ``cause``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    chunk: int | None = None
+    failed: bool = False
+    error: Any = None
+    cause: Any = None
+
+
+class AggregateEvent(BaseModel):
+    job: Job
+    chunk_results: list[MapItem] = Field(default_factory=list)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(event=event, model=AggregateEvent)
+    job = request.job
+    logger.append_keys(correlation_id=job.id, input_key=job.key)
+    failed: dict[int, str] = {}  # chunk index -> reason
+    try:
+        chunks = job_chunks(job.model_dump(), CONFIG)
+        failed.update(failed_items([item.model_dump() for item in request.chunk_results], len(chunks)))
+        for index in missing_results(job, chunks):
+            uri = s3_uri(job.output_bucket, LAYOUT.chunk_result(job.id, index))
+            failed.setdefault(index, f"no chunk result at {uri}")
+        check_failures(job.key, failed, len(chunks), CONFIG)  # before any heavy work
+        with tempfile.TemporaryDirectory(prefix="posepipe-aggregate-") as folder:
+            outputs = aggregate_job(job, chunks, failed, Path(folder))
+    finally:
+        metrics.add_metric(name="FailedChunks", unit=MetricUnit.Count, value=len(failed))
+    return {"job": event["job"], "outputs": outputs}
+
+
+def missing_results(job: Job, chunks: list[Chunk]) -> list[int]:
+    """Chunks whose result is not in the work prefix (one listing, not one request a chunk)."""
+    prefix = LAYOUT.work_file(job.id, "chunks/")
+    present: set[str] = set()
+    for page in S3.get_paginator("list_objects_v2").paginate(Bucket=job.output_bucket, Prefix=prefix):
+        present.update(item["Key"] for item in page.get("Contents", []))
+    return [c.index for c in chunks if LAYOUT.chunk_result(job.id, c.index) not in present]
+
+
+@tracer.capture_method
+def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder: Path) -> dict[str, str]:
+    """Everything between reading the chunk results and the uploads; returns the output URIs."""
+    started = time.perf_counter()
+    video = download(S3, job.bucket, job.key, folder / f"video{PurePosixPath(job.key).suffix[:16]}")
+    downloaded = time.perf_counter()
+    info = dataclasses.replace(probe(video), uri=job.video)
+    if info.frame_count != job.frame_count:
+        raise RuntimeError(f"{job.key}: {info.frame_count} frames now, {job.frame_count} when split")
+    probed = time.perf_counter()
+    reader = _ChunkReader(job, chunks, failed)
+    keypoints, annotated = folder / "keypoints.json", folder / "annotated.mp4"
+    with keypoints.open("w", encoding="utf-8") as handle:
+        aggregated = aggregate_video(
+            info, chunks, reader.results(), handle, options=AGGREGATE, segments_dir=folder,
+            rerun=lambda repair, agree_with: _repair(video, info, repair, agree_with),
+            render=lambda chunk, frames, timings, segment: rendered_now(
+                lambda: render_frames(video, info, frames, segment, DRAW)
+            ),
+        )  # fmt: skip
+    check_failures(job.key, failed, len(chunks), CONFIG)  # unreadable results count too
+    aggregated_at = time.perf_counter()
+    aggregated.join(annotated, info, video)
+    joined = time.perf_counter()
+
+    keys = LAYOUT.video_outputs(job.key)
+    S3.upload_file(
+        str(keypoints), job.output_bucket, keys.keypoints, ExtraArgs={"ContentType": "application/json"}
+    )
+    S3.upload_file(str(annotated), job.output_bucket, keys.annotated, ExtraArgs={"ContentType": "video/mp4"})
+    uploaded = time.perf_counter()
+    if failed:
+        reason = failure_reason(failed, len(chunks)) + "; their frames are marked not processed"
+        write_error_record(S3, CONFIG, job.key, stage="aggregate", reason=reason, code="chunks_failed")
+    summary = {
+        "job": job.id,
+        **aggregated.summary(
+            info, chunks, smoothing=AGGREGATE.smoothing.enabled,
+            stages_wall_s={"download": downloaded - started, "probe": probed - downloaded,
+                           "aggregate_and_render": aggregated_at - probed, "join": joined - aggregated_at,
+                           "upload": uploaded - joined},
+        ),
+        "failed_chunks": [{"index": i, "start": chunks[i].start, "stop": chunks[i].stop,
+                           "reason": failed[i]} for i in sorted(failed)],
+    }  # fmt: skip
+    S3.put_object(
+        Bucket=job.output_bucket,
+        Key=keys.summary,
+        Body=(json.dumps(summary, indent=2) + "\n").encode(),
+        ContentType="application/json",
+    )
+    metrics.add_metric(name="Frames", unit=MetricUnit.Count, value=summary["frames"])
+    metrics.add_metric(name="PersonFrames", unit=MetricUnit.Count, value=summary["person_frames"])
+    metrics.add_metric(name="BoundaryRepairs", unit=MetricUnit.Count, value=summary["boundary_repairs"])
+    logger.info(
+        "video aggregated",
+        extra={"frames": summary["frames"], "person_frames": summary["person_frames"],
+               "boundary_repairs": summary["boundary_repairs"], "failed_chunks": sorted(failed)},
+    )  # fmt: skip
+    return {
+        "keypoints": s3_uri(job.output_bucket, keys.keypoints),
+        "annotated": s3_uri(job.output_bucket, keys.annotated),
+        "summary": s3_uri(job.output_bucket, keys.summary),
+    }
+
+
+class _ChunkReader:
+    """The chunk results from the work prefix, in order: None for a chunk that failed, was not
+    written or cannot be read (and the chunk is listed in ``failed`` with the reason)."""
+
+    def __init__(self, job: Job, chunks: list[Chunk], failed: dict[int, str]) -> None:
+        self.job, self.chunks, self.failed = job, chunks, failed
+
+    def results(self) -> Iterator[ChunkResult | None]:
+        for chunk in self.chunks:
+            yield self._load(chunk)
+
+    def _load(self, chunk: Chunk) -> ChunkResult | None:
+        """The chunk's result from S3, or None (and the chunk listed as failed)."""
+        if chunk.index in self.failed:
+            return None
+        key = LAYOUT.chunk_result(self.job.id, chunk.index)
+        uri = s3_uri(self.job.output_bucket, key)
+        try:
+            result = ChunkResult.from_dict(get_json(S3, self.job.output_bucket, key))
+        except ClientError as err:
+            self.failed[chunk.index] = f"no chunk result at {uri}" if is_not_found(err) else str(err)
+            return None
+        except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a ChunkResult
+            self.failed[chunk.index] = f"unreadable chunk result at {uri}: {err!r}"[:300]
+            return None
+        if result.chunk != chunk or [f.index for f in result.frames] != list(range(chunk.start, chunk.stop)):
+            self.failed[chunk.index] = (
+                f"chunk result at {uri} holds frames {result.chunk.start}-{result.chunk.stop} "
+                f"({len(result.frames)} of them), expected {chunk.start}-{chunk.stop}"
+            )
+            return None
+        return result
+
+
+def _repair(video: Path, info: VideoInfo, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+    """A boundary repair, run here on the endpoint's model."""
+    logger.info(
+        "boundary repair",
+        extra={"chunk": repair.index, "warmup_start": repair.warmup_start, "start": repair.start},
+    )
+    return infer_chunk(video, repair, INFERENCE, info=info, agree_with=agree_with)

@@ -1,0 +1,90 @@
+"""``video_split``: the first state of the video pipeline (docs/CLOUD.md).
+
+In: ``{"bucket", "key", "etag"}`` (the state machine input). Downloads the video to /tmp, probes
+and validates it (duration, pixels, codec), plans its chunks and returns the job and the
+endpoint invocation of each chunk, inline or, for many chunks, in a manifest written to S3.
+A bad input raises :class:`posepipe.errors.InputError` naming the key and the reason; the
+state machine catches it and writes the error record.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import BaseModel, Field, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.keys import job_id
+from posepipe.cloud.storage import download, is_not_found, put_json, s3_client
+from posepipe.cloud.video_job import build_split_output, check_video_limits
+from posepipe.errors import InputError
+from posepipe.media.video import VideoInfo, probe
+
+CONFIG = PipelineConfig.from_env()
+S3 = s3_client()
+
+logger = Logger(service="posepipe")
+tracer = Tracer(service="posepipe")
+metrics = Metrics(namespace="posepipe", service="posepipe")
+
+
+class SplitEvent(BaseModel):
+    """The state machine input: one version of one uploaded video."""
+
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    etag: str = Field(min_length=1)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)  # up to 200 KiB: over X-Ray's 64 KiB segments
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(event=event, model=SplitEvent)
+    logger.append_keys(correlation_id=job_id(request.key, request.etag), input_key=request.key)
+    try:
+        info = probe_video(request.bucket, request.key)
+        check_video_limits(request.key, info, CONFIG)
+        plan = build_split_output(
+            CONFIG, bucket=request.bucket, key=request.key, etag=request.etag, info=info
+        )
+    except InputError as err:
+        metrics.add_metric(name="RejectedVideos", unit=MetricUnit.Count, value=1)
+        logger.warning("video rejected", extra={"reason": err.reason, "code": err.code})
+        raise
+    if plan.manifest_key is not None:
+        put_json(S3, CONFIG.output_bucket, plan.manifest_key, plan.manifest_items)
+    job = plan.output["job"]
+    metrics.add_metric(name="VideoSeconds", unit=MetricUnit.Seconds, value=info.duration_s)
+    metrics.add_metric(name="VideoFrames", unit=MetricUnit.Count, value=info.frame_count)
+    metrics.add_metric(name="Chunks", unit=MetricUnit.Count, value=job["chunk_count"])
+    logger.info(
+        "video split",
+        extra={"frames": info.frame_count, "fps": info.fps, "duration_s": info.duration_s,
+               "codec": info.codec, "chunks": job["chunk_count"], "manifest": plan.manifest_key},
+    )  # fmt: skip
+    return plan.output
+
+
+@tracer.capture_method(capture_response=False)
+def probe_video(bucket: str, key: str) -> VideoInfo:
+    """Download the video to /tmp and probe it (the copy is deleted); errors name ``key``."""
+    suffix = PurePosixPath(key).suffix[:16]
+    with tempfile.TemporaryDirectory(prefix="posepipe-split-") as folder:
+        local = Path(folder) / f"video{suffix}"
+        try:
+            download(S3, bucket, key, local)
+        except ClientError as err:
+            if is_not_found(err):
+                raise InputError(key, f"no such object in bucket {bucket}") from err
+            raise
+        try:
+            return probe(local)
+        except InputError as err:
+            raise InputError(key, err.reason, err.code) from err

@@ -1,0 +1,1 @@
+"""Exports of ``posepipe.pose/1`` results to other formats."""

@@ -1,0 +1,400 @@
+"""``posepipe serve``: the whole cloud pipeline on one machine, with no AWS account, on loopback.
+
+- moto (S3, SQS, Step Functions with real ASL execution) as a server at ``host:4566``; the same
+  moto state is active in this process, so the Step Functions engine's Lambda and SageMaker
+  calls honour ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and reach
+- the Lambda Invoke API over the real handlers of ``functions/`` (``host:9001``),
+- the endpoint container's server (``host:8080``) behind a SageMaker Runtime front (``host:8081``),
+  serving the engine ``$POSEPIPE_ENGINE`` names (``mediapipe`` unless set: the functions' engine),
+- a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
+  video-jobs function, which starts the state machine (executions named from the key and ETag),
+  retrying a failed delivery as the EventBridge rules do and then writing the input's error record
+  (:mod:`posepipe.local_stack.dispatcher`), and
+- the API (``host:3000``), calling the functions as API Gateway's REST proxy integration does:
+  ``POST /images`` (image_infer), ``POST /videos`` and ``GET /jobs/{id}`` (video_jobs).
+The state machine is the repository's one ASL file; the handlers are the ones deployed to AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.events import object_key
+from posepipe.cloud.http_servers import BackgroundServer, serve_in_background
+from posepipe.cloud.state_machine import render_definition
+from posepipe.cloud.storage import write_error_record
+from posepipe.local_stack import moto_shims
+from posepipe.local_stack.dispatcher import NotificationDispatcher
+from posepipe.local_stack.lambda_server import Handler, LambdaInvokeApp
+from posepipe.local_stack.sagemaker_runtime import SageMakerRuntimeApp
+
+log = logging.getLogger("posepipe.serve")
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FUNCTIONS = ("image_infer", "video_jobs", "video_split", "aggregate")
+# The REST API's resources and the function behind each (API Gateway's proxy integrations).
+API_ROUTES = (
+    ("POST", "/images", "image_infer"),
+    ("POST", "/videos", "video_jobs"),
+    ("GET", "/jobs/{id}", "video_jobs"),
+)
+# Bodies of these media types reach the functions base64-encoded (the REST API's binary media
+# types); others as text.
+BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream")
+QUEUE = "posepipe-input-events"
+ENDPOINT_NAME = "posepipe-pose"
+STATE_MACHINE = "posepipe-video"
+HANDLERS = "posepipe.cloud.handlers"
+
+
+def load_function(name: str) -> ModuleType:
+    """A fresh instance of the handler module ``posepipe.cloud.handlers.<name>`` (what
+    ``functions/<name>/app.py`` re-exports), as a Lambda cold start gives: it reads the
+    environment as it is now. Imported by module name, so it works from an installed package."""
+    found = importlib.util.find_spec(f"{HANDLERS}.{name}")
+    if found is None or found.origin is None:
+        raise ImportError(f"no handler module {HANDLERS}.{name}")
+    # Its own name, so that what resolves names through sys.modules (pydantic's models) finds it.
+    spec = importlib.util.spec_from_file_location(f"posepipe_function_{name}", found.origin)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {found.origin}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    s3: int = 4566
+    api: int = 3000
+    endpoint: int = 8080
+    runtime: int = 8081
+    lambdas: int = 9001
+
+
+@dataclass
+class LocalStack:
+    host: str = "127.0.0.1"
+    ports: StackPorts = field(default_factory=StackPorts)
+    on_event: Callable[[str], None] = print
+    config: PipelineConfig = field(default_factory=PipelineConfig)
+    _servers: list[Any] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _mock: Any = None
+    _dispatcher: NotificationDispatcher | None = None
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.ports.s3}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.ports.api}"
+
+    def start(self) -> None:
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the local stack listens on loopback only")
+        self._environment()
+        from moto import mock_aws
+        from moto.server import ThreadedMotoServer
+
+        moto_shims.install()
+        self._mock = mock_aws(
+            config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        )
+        self._mock.start()
+        moto = ThreadedMotoServer(ip_address=self.host, port=self.ports.s3, verbose=False)
+        moto.start()
+        self._servers.append(moto)
+        self._serve(LambdaInvokeApp(self._load_functions(), region=REGION), self.ports.lambdas, "lambda")
+        self._serve(_endpoint_app(), self.ports.endpoint, "endpoint")
+        endpoint = f"http://{self.host}:{self.ports.endpoint}"
+        self._serve(
+            SageMakerRuntimeApp({ENDPOINT_NAME: endpoint}, timeout_s=600), self.ports.runtime, "runtime"
+        )
+        self._resources()
+        import boto3
+
+        self._dispatcher = NotificationDispatcher(
+            boto3.client("sqs"), self._queue_url, self._deliver, self._give_up
+        )
+        threading.Thread(
+            target=self._dispatcher.run, args=(self._stop,), name="posepipe-dispatcher", daemon=True
+        ).start()
+        self._serve(self._api, self.ports.api, "api")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+        for server in reversed(self._servers):
+            server.stop()
+        self._servers.clear()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _environment(self) -> None:
+        defaults = {
+            "AWS_ACCESS_KEY_ID": "posepipe-local",
+            "AWS_SECRET_ACCESS_KEY": "posepipe-local",
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "POWERTOOLS_METRICS_NAMESPACE": "posepipe",
+            # The endpoint's engine (torch, auto or mediapipe). The image function and the
+            # aggregate's boundary repairs run MediaPipe: so does the endpoint unless asked otherwise.
+            "POSEPIPE_ENGINE": "mediapipe",
+        }
+        for name, value in defaults.items():
+            os.environ.setdefault(name, value)
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"]
+        os.environ["MOTO_PORT"] = str(self.ports.s3)
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://{self.host}:{self.ports.lambdas}"
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = f"http://{self.host}:{self.ports.runtime}"
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STATE_MACHINE}"
+        os.environ.setdefault("POSEPIPE_ENDPOINT_NAME", ENDPOINT_NAME)
+        os.environ["POSEPIPE_STATE_MACHINE_ARN"] = state_machine_arn
+        self.config = PipelineConfig.from_env()
+
+    def _load_functions(self) -> dict[str, Handler]:
+        """Each function's handler, loaded as Lambda does, with its own variables over the stack's."""
+        handlers = {}
+        for name in FUNCTIONS:
+            with _environment(self._function_environment(name)):
+                handlers[name] = load_function(name).handler
+        return handlers
+
+    def _function_environment(self, name: str) -> dict[str, str]:
+        if name in ("video_jobs", "image_infer"):
+            # Their presigned URLs (uploads, results, the annotated image) are for the user's client:
+            # they must name the S3 that users reach here (moto's server), as on AWS they name the
+            # regional endpoint.
+            return {"AWS_ENDPOINT_URL_S3": self.s3_url}
+        return {}
+
+    def _serve(self, app: Any, port: int, name: str) -> BackgroundServer:
+        server = serve_in_background(app, self.host, port, name=name)
+        self._servers.append(server)
+        return server
+
+    def _resources(self) -> None:
+        import boto3
+
+        config = self.config
+        s3 = boto3.client("s3")
+        for bucket in (config.input_bucket, config.output_bucket):
+            s3.create_bucket(Bucket=bucket)
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        s3.put_bucket_notification_configuration(
+            Bucket=config.input_bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": queue_arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    }
+                    for prefix in (config.images_prefix, config.videos_prefix)
+                ]
+            },
+        )
+        self._queue_url = queue_url
+        definition = render_definition(
+            {
+                "VideoSplitFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:video_split",
+                "AggregateFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:aggregate",
+                "EndpointName": config.endpoint_name,
+                "InputBucket": config.input_bucket,
+                "OutputBucket": config.output_bucket,
+                "ErrorsPrefix": config.errors_prefix,
+            }
+        )
+        boto3.client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/posepipe-local"
+        )
+
+    # --- the dispatcher: input bucket notifications -> image function or video-jobs function ---
+
+    def _deliver(self, record: dict[str, Any]) -> None:
+        """One S3 record to its function, as the EventBridge rules route them; raises if it failed."""
+        bucket = record["s3"]["bucket"]["name"]
+        key = object_key(record["s3"]["object"]["key"])
+        if key.startswith(self.config.images_prefix):
+            self.on_event(f"image uploaded: s3://{bucket}/{key} -> image_infer")
+            _invoke("image_infer", {"Records": [record]})
+        elif key.startswith(self.config.videos_prefix):
+            answer = _invoke("video_jobs", {"Records": [record]})
+            for job in answer.get("results", []):
+                self.on_event(_video_event_line(job))
+
+    def _give_up(self, record: dict[str, Any], reason: str) -> None:
+        """After the last attempt: the input's error record (AWS: the rule's dead-letter queue)."""
+        import boto3
+
+        bucket = record["s3"]["bucket"]["name"]
+        key = object_key(record["s3"]["object"]["key"])
+        if not key.startswith((self.config.images_prefix, self.config.videos_prefix)):
+            return
+        error_key = write_error_record(
+            boto3.client("s3"), self.config, key, stage="dispatch", reason=reason, code="delivery_failed"
+        )
+        self.on_event(f"upload not delivered: s3://{bucket}/{key} ({reason}) -> {error_key}")
+
+    # --- the API ------------------------------------------------------------------------------
+
+    def _api(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        return self._route(request)(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        for method, resource, function in API_ROUTES:
+            parameters = _match(resource, path)
+            if parameters is not None and request.method == method:
+                return _invoke_api(function, _proxy_event(request, resource, path, parameters))
+        if path == "/" and request.method == "GET":
+            return _json({"routes": [f"{method} {resource}" for method, resource, _ in API_ROUTES]}, 200)
+        return _json({"error": "not_found", "message": f"no route for {request.method} {request.path}"}, 404)
+
+
+class FunctionError(RuntimeError):
+    """A function invocation that failed (Lambda's ``FunctionError``)."""
+
+
+def _invoke(function: str, event: dict[str, Any]) -> Any:
+    """Invoke ``function`` through the local Lambda Invoke API, as AWS's services do: its answer."""
+    import boto3
+
+    answer = boto3.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    result = json.loads(answer["Payload"].read())
+    if answer.get("FunctionError"):
+        message = result.get("errorMessage") if isinstance(result, dict) else None
+        raise FunctionError(f"{function}: {message or 'the function failed'}")
+    return result
+
+
+def _video_event_line(job: dict[str, Any]) -> str:
+    """The line ``posepipe serve`` prints for one of video_jobs' results."""
+    where = f"s3://{job.get('bucket')}/{job.get('key')}"
+    status = job.get("status")
+    if status == "started":
+        return f"video uploaded: {where} -> execution {job['execution']}"
+    if status == "duplicate":
+        return f"video uploaded again: {where} -> execution {job['execution']} exists (duplicate event)"
+    return f"video upload skipped: {where} ({job.get('reason', status)})"
+
+
+def _match(resource: str, path: str) -> dict[str, str] | None:
+    """The path parameters if ``path`` is an instance of ``resource`` (``/jobs/{id}``), else None."""
+    expected, actual = resource.split("/"), path.split("/")
+    if len(expected) != len(actual):
+        return None
+    parameters = {}
+    for part, value in zip(expected, actual, strict=True):
+        if part.startswith("{") and part.endswith("}") and value:
+            parameters[part[1:-1]] = value
+        elif part != value:
+            return None
+    return parameters
+
+
+def _proxy_event(request: Request, resource: str, path: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """The event API Gateway's REST proxy integration (payload v1) sends for ``request``."""
+    body = request.get_data()
+    media_type = request.mimetype or ""
+    binary = any(
+        media_type == kind or (kind.endswith("/*") and media_type.startswith(kind[:-1]))
+        for kind in BINARY_MEDIA_TYPES
+    )
+    text: str | None = None
+    if body and not binary:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            binary = True
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": request.method,
+        "headers": dict(request.headers.items()),
+        "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers.keys()},  # noqa: SIM118
+        "queryStringParameters": dict(request.args.items()) or None,
+        "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args} or None,
+        "pathParameters": parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": request.method,
+            "path": f"/local{path}",
+            "stage": "local",
+            "requestId": str(uuid.uuid4()),
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "identity": {"sourceIp": request.remote_addr or "127.0.0.1"},
+        },
+        "body": (base64.b64encode(body).decode() if binary else text) if body else None,
+        "isBase64Encoded": bool(body) and binary,
+    }
+
+
+def _invoke_api(function: str, event: dict[str, Any]) -> Response:
+    """The HTTP answer API Gateway makes of ``function``'s proxy response (502 if it failed)."""
+    try:
+        result = _invoke(function, event)
+    except FunctionError as exc:
+        return _json({"error": "internal", "message": str(exc)}, 502)
+    payload = result.get("body") or ""
+    data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+    headers = [(k, v) for k, values in (result.get("multiValueHeaders") or {}).items() for v in values]
+    single = result.get("headers") or {}
+    headers += [(k, v) for k, v in single.items() if k.lower() not in {h.lower() for h, _ in headers}]
+    return Response(data, status=int(result.get("statusCode", 200)), headers=headers)
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``variables`` set in ``os.environ`` for the duration (a function's own configuration)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _endpoint_app() -> Any:
+    from posepipe.cloud.endpoint.app import create_app
+
+    return create_app()
+
+
+def _json(data: Any, status: int) -> Response:
+    return Response(json.dumps(data), status=status, content_type="application/json")

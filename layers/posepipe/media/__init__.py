@@ -1,0 +1,1 @@
+"""Media in and out: video probing, decoding, encoding and audio (PyAV), and images as people send them."""

@@ -1,7 +1,0 @@
-"""posepipe's SageMaker real-time inference server: ``/ping`` and ``/invocations`` (one video chunk).
-
-A thin adapter around ``posepipe.stages.infer_chunk``; the contract is docs/CLOUD.md's
-"Endpoint invocation", the details :mod:`posepipe_endpoint.app`. ``create_app`` makes the Flask
-app, ``start_background_server`` serves it from a thread, ``python -m posepipe_endpoint serve``
-runs gunicorn as SageMaker's ``docker run IMAGE serve`` needs.
-"""
