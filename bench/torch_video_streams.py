@@ -30,7 +30,8 @@ from posepipe.assets.samples import sample_path
 from posepipe.engines.torch.blazepose import TorchPoseEngine
 from posepipe.engines.torch.networks import load_networks
 from posepipe.engines.torch.video_tracking import VideoTracker, detect_for_video_batch
-from posepipe.media.video import probe, read_frames
+from posepipe.media.decode import read_frames
+from posepipe.media.probe import probe
 
 Stream = list[tuple[np.ndarray, int]]
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from posepipe.assets.model_build import build_model  # noqa: E402
 from posepipe.assets.samples import sample_path  # noqa: E402
-from posepipe.media.video import read_frames  # noqa: E402
+from posepipe.media.decode import read_frames  # noqa: E402
 
 from tests.clips import encode_frames  # noqa: E402
 from tests.uibrowser import (  # noqa: E402

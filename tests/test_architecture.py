@@ -93,7 +93,8 @@ def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:
         '[tool.importlinter]\nroot_package = "posepipe"\n\n'
         "[[tool.importlinter.contracts]]\n"
         'name = "engine without models"\ntype = "forbidden"\n'
-        'source_modules = ["posepipe.engines.mediapipe"]\nforbidden_modules = ["posepipe.assets.pose_model"]\n'
+        'source_modules = ["posepipe.engines.mediapipe"]\n'
+        'forbidden_modules = ["posepipe.assets.pose_model"]\n'
     )
     checked = run_import_linter(config)
     assert checked.returncode == 1, checked.stdout

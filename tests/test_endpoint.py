@@ -27,7 +27,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "sagemaker_endpoint"))
 
 from posepipe.cloud.endpoint.app import create_app, endpoint_state  # noqa: E402
 from posepipe.cloud.endpoint.engine import resolve_endpoint_model  # noqa: E402
@@ -36,7 +35,7 @@ from posepipe.cloud.endpoint.video_cache import VideoCache  # noqa: E402
 from posepipe.cloud.storage import get_json  # noqa: E402
 from posepipe.engines.base import InferenceOptions  # noqa: E402
 from posepipe.errors import ModelError  # noqa: E402
-from posepipe.media.video import VideoInfo, probe  # noqa: E402
+from posepipe.media.probe import VideoInfo, probe  # noqa: E402
 from posepipe.result import Source, result_header, validate_result  # noqa: E402
 from posepipe.video.stages import Chunk, ChunkResult, infer_chunk  # noqa: E402
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,13 +25,12 @@ from posepipe.engines.torch.batcher import BatchedStream, BatcherClosedError, Fr
 from posepipe.engines.torch.blazepose import TorchPoseEngine
 from posepipe.engines.torch.networks import load_networks
 from posepipe.engines.torch.video_tracking import VideoTracker
-from posepipe.media.video import read_frames
+from posepipe.media.decode import read_frames
 from posepipe.result import Person
 
 from tests.test_endpoint import OUTPUT_BUCKET, VIDEO_URI, S3Stack, s3  # noqa: F401  (the S3 fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "sagemaker_endpoint"))
 
 from posepipe.cloud.endpoint.app import create_app, endpoint_state  # noqa: E402
 from posepipe.cloud.endpoint.engine import BatchSettings, TorchChunkEngine  # noqa: E402

@@ -19,7 +19,7 @@ from posepipe.engines.base import InferenceOptions, PoseEngineOptions, RunningMo
 from posepipe.engines.choice import open_pose_engine
 from posepipe.engines.mediapipe import MediaPipePoseEstimator
 from posepipe.errors import EngineError
-from posepipe.media.video import read_frames
+from posepipe.media.decode import read_frames
 from posepipe.result import validate_result
 
 from tests.clips import encode_frames
@@ -208,7 +208,7 @@ def test_posepipe_engine_reaches_the_local_stacks_endpoint(
     monkeypatch.setenv("POSEPIPE_ENGINE", "torch")
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path))  # no bundle there: the built model
     monkeypatch.delenv("POSEPIPE_MODEL", raising=False)
-    app = _endpoint_app()  # puts sagemaker_endpoint/ on sys.path
+    app = _endpoint_app()
     from posepipe.cloud.endpoint.app import endpoint_state
 
     assert endpoint_state(app).wait_until_loaded(120), endpoint_state(app).failure

@@ -15,7 +15,7 @@ from posepipe.engines.choice import open_pose_engine
 from posepipe.engines.mediapipe import MediaPipePoseEstimator
 from posepipe.engines.torch.estimator import TorchPoseEstimator
 from posepipe.errors import EngineError
-from posepipe.media.video import read_frames
+from posepipe.media.decode import read_frames
 from posepipe.result import Person
 
 FIRST, STOP = 526, 566  # frames with one pedestrian close enough to be found in most of them

@@ -27,7 +27,7 @@ import boto3
 import pytest
 import requests
 from posepipe.cloud.keys import job_id
-from posepipe.media.video import probe
+from posepipe.media.probe import probe
 from posepipe_infra.layer import LAYER_PYTHON, install_wheels, pinned
 
 from tests.cdkapp import Synthesized

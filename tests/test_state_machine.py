@@ -229,7 +229,6 @@ def test_real_functions_and_endpoint_on_a_real_clip(
         "POSEPIPE_OUTPUT_BUCKET": OUTPUT,
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.syspath_prepend(str(REPO / "sagemaker_endpoint"))
     from posepipe.cloud.endpoint.serve import start_background_server
 
     with local_aws(monkeypatch) as stack:

@@ -49,7 +49,7 @@ def test_no_other_module_decides_by_s3_error_codes() -> None:
     codes = re.compile(r"""["'](NoSuchKey|NoSuchBucket|NotFound|404)["']""")
     offenders = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()}"
-        for folder in ("layers", "functions", "sagemaker_endpoint")
+        for folder in ("layers", "functions")
         for path in sorted((REPO / folder).rglob("*.py"))
         if path != storage
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)

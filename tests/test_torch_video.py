@@ -49,8 +49,8 @@ from posepipe.engines.torch.video_tracking import (
     detect_for_video_batch,
     rect_iou,
 )
+from posepipe.media.decode import VideoFrame, read_frames
 from posepipe.media.images import load_image
-from posepipe.media.video import VideoFrame, read_frames
 from posepipe.result import Person
 
 pytestmark = pytest.mark.torch

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from posepipe.annotation.drawing import PALETTE
-from posepipe.media.video import read_frames
+from posepipe.media.decode import read_frames
 from posepipe.result import Person
 from posepipe.ui.client import ApiClient, ImageAnswer
 from posepipe.ui.live_frames import (

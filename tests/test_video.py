@@ -1,4 +1,5 @@
-"""posepipe.media.video on real media: vtest.avi (real pedestrians) and small clips made here with PyAV.
+"""posepipe.media (probe, decode, encode, audio) on real media: vtest.avi (real pedestrians) and
+small clips made here with PyAV.
 
 Oracles are independent of the code under test where possible: plain PyAV decoding for
 pixels and timestamps, our own ISO BMFF box walk for the file layout, OpenCV (its own FFmpeg
@@ -20,7 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from posepipe.errors import InputError
-from posepipe.media.video import VideoFrame, VideoInfo, VideoWriter, probe, read_frames
+from posepipe.media.decode import VideoFrame, read_frames
+from posepipe.media.encode import VideoWriter
+from posepipe.media.probe import VideoInfo, probe
 
 from tests.clips import make_audio_only, make_clip, sine
 
@@ -570,7 +573,7 @@ def test_writer_transcodes_audio_with_coarse_timestamps(
 ) -> None:
     # AVI stamps MP3 per packet (1152 samples); the AAC encoder cuts 1024-sample frames, so
     # timestamps must be recomputed in samples. Force the transcode path for MP3 to test it.
-    monkeypatch.setattr("posepipe.media.video.MP4_AUDIO_CODECS", frozenset({"aac"}))
+    monkeypatch.setattr("posepipe.media.audio.MP4_AUDIO_CODECS", frozenset({"aac"}))
     src = make_clip(tmp_path / "mp3.avi", frames=20, vcodec="mpeg4", audio="libmp3lame")
     out = tmp_path / "aac.mp4"
     copy_through_writer(src, out)

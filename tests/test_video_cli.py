@@ -11,7 +11,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from posepipe.media.video import probe
+from posepipe.media.probe import probe
 from posepipe.result import validate_result
 
 from tests.conftest import CliRun, VideoRun

@@ -1,4 +1,4 @@
-"""Hardware decoding (NVDEC) with fallback: ``posepipe.media.video.read_frames(..., hwaccel="auto")``.
+"""Hardware decoding (NVDEC) with fallback: ``posepipe.media.decode.read_frames(..., hwaccel="auto")``.
 
 On a machine without a CUDA device (the dev machines) ``auto`` must fall back to software,
 say why, and give exactly the frames software decoding gives; where a GPU is present the same
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from posepipe.engines.base import InferenceOptions
-from posepipe.media.video import DecodeReport, nvdec_unavailable_reason, probe, read_frames
+from posepipe.media.decode import DecodeReport, nvdec_unavailable_reason, read_frames
+from posepipe.media.probe import probe
 from posepipe.video.stages import Chunk, infer_chunk
 
 from tests.clips import make_clip

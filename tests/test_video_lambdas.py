@@ -35,7 +35,8 @@ from posepipe.cloud.video_job import (
 )
 from posepipe.engines.base import InferenceOptions
 from posepipe.errors import InputError
-from posepipe.media.video import VideoInfo, read_frames
+from posepipe.media.decode import read_frames
+from posepipe.media.probe import VideoInfo
 from posepipe.result import validate_result
 from posepipe.video.stages import Chunk, infer_chunk
 

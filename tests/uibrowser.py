@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 from posepipe.annotation.drawing import PALETTE
-from posepipe.media.video import read_frames
+from posepipe.media.decode import read_frames
 
 CHROMIUM = Path(os.environ.get("POSEPIPE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS: tuple[str, ...] = (

@@ -16,7 +16,10 @@ from pathlib import Path
 import av
 
 from posepipe.annotation.drawing import DrawOptions, draw_persons
-from posepipe.media.video import AudioCopier, VideoInfo, VideoWriter, read_frames
+from posepipe.media.audio import AudioCopier
+from posepipe.media.decode import read_frames
+from posepipe.media.encode import VideoWriter
+from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame
 
 SEGMENT_ENCODER_OPTIONS = {"bf": "0"}

@@ -24,7 +24,7 @@ from posepipe.cloud.keys import KeyLayout, job_id
 from posepipe.cloud.storage import s3_uri
 from posepipe.engines.base import InferenceOptions
 from posepipe.errors import InputError, PosepipeError
-from posepipe.media.video import VideoInfo
+from posepipe.media.probe import VideoInfo
 from posepipe.video.stages import Chunk, SplitOptions, plan_chunks
 
 STATE_PAYLOAD_LIMIT = 256 * 1024

@@ -25,7 +25,7 @@ from posepipe.annotation.drawing import DrawOptions
 from posepipe.annotation.render import render_frames
 from posepipe.assets.pose_model import resolve_model_path
 from posepipe.engines.base import InferenceOptions, require_torch, torch_installed
-from posepipe.media.video import VideoInfo, probe
+from posepipe.media.probe import VideoInfo, probe
 from posepipe.outputs import staged_directory
 from posepipe.postprocess.tracking import SmoothingOptions
 from posepipe.result import Frame

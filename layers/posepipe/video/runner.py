@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from posepipe.annotation.render import join_segments
-from posepipe.media.video import VideoInfo
+from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame, write_result_stream
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkAggregator, ChunkResult
 

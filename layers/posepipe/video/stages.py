@@ -36,7 +36,8 @@ from posepipe.engines.base import (
     RunningMode,
 )
 from posepipe.engines.choice import open_pose_engine
-from posepipe.media.video import DecodeReport, HWAccelChoice, VideoInfo, probe, read_frames
+from posepipe.media.decode import DecodeReport, HWAccelChoice, read_frames
+from posepipe.media.probe import VideoInfo, probe
 from posepipe.postprocess.tracking import (
     LandmarkSmoother,
     PersonTracker,
@@ -190,7 +191,7 @@ def infer_chunk(
 
     ``open_engine`` opens the engine from the options (the endpoint's GPU engine passes one
     that batches this chunk's frames with other chunks'). ``hwaccel`` is
-    :func:`posepipe.media.video.read_frames`'s: with ``"auto"`` the timings say which decoder ran
+    :func:`posepipe.media.decode.read_frames`'s: with ``"auto"`` the timings say which decoder ran
     (``nvdec``: 1.0 on NVDEC, 0.0 in software).
 
     With ``agree_with`` (an earlier result for the same frames, from a shorter warm-up), stop as

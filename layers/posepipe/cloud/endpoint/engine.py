@@ -51,7 +51,8 @@ from posepipe.engines.base import (
 )
 from posepipe.engines.choice import open_pose_engine
 from posepipe.errors import ModelError, PosepipeError
-from posepipe.media.video import HWACCEL_CHOICES, HWAccelChoice, VideoInfo
+from posepipe.media.decode import HWACCEL_CHOICES, HWAccelChoice
+from posepipe.media.probe import VideoInfo
 from posepipe.video.stages import Chunk, ChunkResult, infer_chunk
 
 if TYPE_CHECKING:

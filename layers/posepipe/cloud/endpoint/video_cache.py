@@ -2,7 +2,7 @@
 
 The chunks of one video are spread over the endpoint's instances and often reach the same
 container one after another, so the last few videos (by S3 URI and ETag: one version of one
-object) stay on local disk with their :class:`~posepipe.media.video.VideoInfo`. A copy evicted while a
+object) stay on local disk with their :class:`~posepipe.media.probe.VideoInfo`. A copy evicted while a
 request still reads it is deleted when that request is done.
 
 The object is fetched with ``GetObject`` conditional on the ETag that ``HeadObject`` gave, so
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from posepipe.cloud.storage import is_not_found, s3_uri
-from posepipe.media.video import VideoInfo, probe
+from posepipe.media.probe import VideoInfo, probe
 
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 _COPY_BUFFER = 1 << 20

@@ -57,7 +57,7 @@ from posepipe.cloud.video_job import (
     inference_options,
     job_chunks,
 )
-from posepipe.media.video import VideoInfo, probe
+from posepipe.media.probe import VideoInfo, probe
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video, rendered_now
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult, infer_chunk

@@ -24,7 +24,7 @@ from posepipe.cloud.keys import job_id
 from posepipe.cloud.storage import download, is_not_found, put_json, s3_client
 from posepipe.cloud.video_job import build_split_output, check_video_limits
 from posepipe.errors import InputError
-from posepipe.media.video import VideoInfo, probe
+from posepipe.media.probe import VideoInfo, probe
 
 CONFIG = PipelineConfig.from_env()
 S3 = s3_client()

@@ -1,0 +1,331 @@
+"""Probing a video file with PyAV, before anything else reads it.
+
+:func:`probe` demuxes the whole video stream once (no decoding; it reads the file) to get the
+exact frame count and every frame's timestamp, decodes the first frame to prove the stream
+decodes, and turns every way a file can be unusable into an :class:`InputError` that says why.
+Speed here: ~5-10 ms for vtest.avi (768x576, 795 frames).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+
+import av
+import av.codec.hwaccel
+import av.error
+from av.container import InputContainer
+from av.packet import Packet
+from av.video.stream import VideoStream
+
+from posepipe.errors import InputError
+from posepipe.result import Source
+
+log = logging.getLogger(__name__)
+
+
+# Containers whose header declares the frame count exactly (the MP4/MOV sample table): fewer
+# packets than declared means the file was cut short. (AVI's header declares a length in frame
+# periods instead, which gaps in the timestamps make larger than the packet count.)
+_SAMPLE_TABLE_FORMATS = frozenset({"mov", "mp4"})
+
+
+# First box types of an ISO BMFF (MP4/MOV) file.
+_ISOBMFF_BOXES = frozenset(
+    {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"styp", b"sidx", b"moof"}
+)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learnt about a video file's (first) video stream.
+
+    ``width``/``height`` are of the upright, displayed frame; ``coded_width``/``coded_height``
+    of the frame as stored and decoded (before ``rotation``). ``frame_count`` and
+    ``frame_pts`` come from demuxing every packet, not from the header. ``exact_pts`` is
+    False when the stream's packets lack usable timestamps (missing or repeated); then
+    ``frame_pts`` are synthesised from ``fps`` and :func:`read_frames` does not seek.
+    """
+
+    uri: str
+    codec: str
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+    rotation: int
+    pix_fmt: str
+    has_audio: bool
+    audio_codec: str | None
+    time_base: Fraction
+    frame_pts: tuple[int, ...]
+    exact_pts: bool = True
+
+    def to_source(self) -> Source:
+        return Source(
+            uri=self.uri,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            frame_count=self.frame_count,
+            duration_s=self.duration_s,
+            rotation=self.rotation,
+        )
+
+    def frame_time(self, index: int) -> float:
+        """Seconds of frame ``index`` on the stream's own clock (``frame_pts[index] * time_base``)."""
+        return float(self.frame_pts[index] * self.time_base)
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Describe a video file exactly, or raise :class:`InputError` saying why it is unusable."""
+    file = Path(path)
+    source = str(path)
+    _check_file(file, source)
+    try:
+        container = av.open(source, "r", metadata_errors="replace")
+    except av.error.FFmpegError as err:
+        raise InputError(source, _open_failure_reason(file, err)) from err
+    except UnicodeDecodeError as err:  # pragma: no cover - metadata_errors="replace" prevents it
+        raise InputError(source, f"not a video file: {err}") from err
+    with container:
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            # FFmpeg's still-image readers make a photo a one-frame "video".
+            raise InputError(source, "a still image, not a video (use `posepipe image`)")
+        stream = video_stream(container)
+        if stream is None:
+            if container.streams.audio:
+                raise InputError(source, "no video stream (audio only)")
+            raise InputError(source, "no video stream")
+        if getattr(stream, "codec_context", None) is None:  # PyAV leaves it unset without a decoder
+            raise InputError(source, "unsupported video codec (this FFmpeg build has no decoder for it)")
+        audio = container.streams.audio[0] if container.streams.audio else None
+        scan = _scan(container, stream)
+        _check_scan(scan, stream, container, source)
+        assert scan.first_frame is not None  # _check_scan guarantees it
+
+        time_base = stream.time_base or Fraction(1, 90000)
+        first = scan.first_frame
+        rotation = _rotation(first.rotation, stream.metadata.get("rotate"))
+        coded_w, coded_h = first.width, first.height
+        width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+        count = len(scan.pts)
+
+        exact = all(p is not None for p in scan.pts)
+        pts = sorted(p for p in scan.pts if p is not None) if exact else []
+        exact = exact and all(b > a for a, b in pairwise(pts))
+        rate = stream.average_rate or stream.guessed_rate
+        if exact:
+            # The last frame lasts its packet's duration, else the mean gap, else 1/rate.
+            gap = float(scan.last_duration or (pts[-1] - pts[0]) / max(1, count - 1))
+            if not gap and rate:
+                gap = float(1 / (rate * time_base))
+            duration_s = float((pts[-1] - pts[0] + gap) * time_base)
+            fps = float(rate) if rate else (count / duration_s if duration_s > 0 else 0.0)
+        else:
+            fps = float(rate) if rate else 25.0
+            start = next((p for p in scan.pts if p is not None), 0) or 0
+            pts = [start + round(i / fps / time_base) for i in range(count)]
+            duration_s = count / fps
+        return VideoInfo(
+            uri=source,
+            codec=stream.codec.canonical_name,
+            width=width,
+            height=height,
+            coded_width=coded_w,
+            coded_height=coded_h,
+            fps=fps,
+            frame_count=count,
+            duration_s=duration_s,
+            rotation=rotation,
+            pix_fmt=stream.codec_context.pix_fmt or first.format.name,
+            has_audio=audio is not None,
+            audio_codec=audio.codec.canonical_name if audio is not None else None,
+            time_base=time_base,
+            frame_pts=tuple(pts),
+            exact_pts=exact,
+        )
+
+
+@dataclass
+class _Scan:
+    pts: list[int | None]  # of packets with data, in demux (decode) order
+    packets: int = 0  # every packet the demuxer returned, empty ones included
+    corrupt_at: int | None = None
+    top_pts: int | None = None  # the highest pts
+    last_duration: int = 0  # duration of the packet with the highest pts
+    first_frame: av.VideoFrame | None = None
+    decode_error: str | None = None
+
+
+def _check_file(file: Path, source: str) -> None:
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        raise InputError(source, "file not found") from None
+    except OSError as err:
+        raise InputError(source, f"cannot read file: {err.strerror or err}") from err
+    if not file.is_file():
+        raise InputError(source, "not a regular file")
+    if stat.st_size == 0:
+        raise InputError(source, "file is empty (0 bytes)")
+
+
+def video_stream(container: InputContainer) -> VideoStream | None:
+    """The first real video stream (cover art in audio files is not video)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _scan(container: InputContainer, stream: VideoStream) -> _Scan:
+    """Demux every packet of ``stream``; decode only until the first frame comes out."""
+    scan = _Scan(pts=[])
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            if packet.pts is not None or packet.dts is not None:
+                scan.packets += 1  # an empty packet the container stores (AVI "dropped frame")
+            continue  # else: the demuxer's end-of-stream marker
+        scan.packets += 1
+        if packet.is_corrupt and scan.corrupt_at is None:
+            scan.corrupt_at = scan.packets
+        ts = packet.pts if packet.pts is not None else packet.dts
+        scan.pts.append(ts)
+        if ts is not None and (scan.top_pts is None or ts > scan.top_pts):
+            scan.top_pts, scan.last_duration = ts, packet.duration or 0
+        if scan.first_frame is None and scan.decode_error is None:
+            scan.first_frame, scan.decode_error = _decode_first(stream, packet)
+    if scan.first_frame is None and scan.decode_error is None and scan.pts:
+        scan.first_frame, scan.decode_error = _decode_first(stream, None)
+    return scan
+
+
+def _decode_first(
+    stream: VideoStream, packet: Packet[VideoStream] | None
+) -> tuple[av.VideoFrame | None, str | None]:
+    try:
+        frames = stream.decode(packet)
+    except av.error.FFmpegError as err:
+        return None, _ffmpeg_message(err)
+    return (frames[0] if frames else None), None
+
+
+def _check_scan(scan: _Scan, stream: VideoStream, container: InputContainer, source: str) -> None:
+    """Raise the most telling :class:`InputError` for a scan, if anything is wrong."""
+    if not scan.pts:
+        raise InputError(source, "no decodable video frames (the video stream is empty)")
+    if scan.corrupt_at is not None:
+        where = "the last frame" if scan.corrupt_at == scan.packets else f"frame {scan.corrupt_at}"
+        raise InputError(
+            source, f"truncated or corrupt video: data of {where} is incomplete (file cut short?)"
+        )
+    declared = stream.frames
+    formats = set(container.format.name.split(","))
+    if declared > scan.packets and formats & _SAMPLE_TABLE_FORMATS:
+        raise InputError(
+            source,
+            f"truncated or corrupt video: {scan.packets} of {declared} declared frames present "
+            "(file cut short?)",
+        )
+    if "avi" in formats and scan.top_pts is not None and stream.time_base is not None:
+        end = scan.top_pts + max(1, scan.last_duration)
+        if declared > end:
+            raise InputError(
+                source,
+                f"truncated or corrupt video: frames end at {float(end * stream.time_base):.1f} s "
+                f"of the declared {float(declared * stream.time_base):.1f} s (file cut short?)",
+            )
+    if scan.decode_error is not None:
+        raise InputError(
+            source, f"truncated or corrupt video: the first frame does not decode ({scan.decode_error})"
+        )
+    if scan.first_frame is None:
+        raise InputError(source, f"no decodable video frames (none of {len(scan.pts)} packets decodes)")
+
+
+def _open_failure_reason(file: Path, err: av.error.FFmpegError) -> str:
+    """Why FFmpeg could not open a (non-empty, existing) file, in words."""
+    if isinstance(err, PermissionError):
+        return "cannot read file: permission denied"
+    message = _ffmpeg_message(err)
+    boxes = _top_level_boxes(file)
+    if boxes:  # an MP4/MOV structure, so a broken video rather than not-a-video
+        if b"moov" not in boxes:
+            return (
+                "truncated or corrupt video: MP4/MOV without its index (moov atom missing: "
+                "upload or recording cut short?)"
+            )
+        return f"truncated or corrupt video: {message}"
+    with file.open("rb") as fh:
+        head = fh.read(4096)
+    if _looks_like_text(head):
+        return f"not a video file: it is text ({err.strerror or 'FFmpeg cannot read it'})"
+    return f"not a video file: {message}"
+
+
+def _ffmpeg_message(err: av.error.FFmpegError) -> str:
+    """FFmpeg's error text plus, when there is one, its last log line (e.g. 'moov atom not found')."""
+    text = err.strerror or str(err)
+    logged = err.log[1] if isinstance(err.log, tuple) and len(err.log) > 1 else None
+    if isinstance(logged, tuple) and len(logged) == 3:
+        line = str(logged[2]).strip()
+        if line and line not in text:
+            text = f"{text}: {line}"
+    return text
+
+
+def _top_level_boxes(file: Path) -> list[bytes]:
+    """Types of the top-level ISO BMFF boxes, or [] if the file does not start like one."""
+    types: list[bytes] = []
+    size_total = file.stat().st_size
+    with file.open("rb") as fh:
+        offset = 0
+        while offset + 8 <= size_total and len(types) < 1000:
+            fh.seek(offset)
+            header = fh.read(16)
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if not types and kind not in _ISOBMFF_BOXES:
+                return []
+            if not all(32 <= c < 127 for c in kind):
+                break
+            types.append(kind)
+            if size == 1 and len(header) == 16:
+                size = int.from_bytes(header[8:16], "big")
+            elif size == 0:
+                break  # box runs to the end of the file
+            if size < 8:
+                break
+            offset += size
+    return types
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t\f" for ch in text)
+
+
+def _rotation(frame_rotation: int, rotate_tag: str | None) -> int:
+    """Clockwise degrees to turn decoded frames for display.
+
+    PyAV reports the display matrix counter-clockwise; FFmpeg's CLI and OpenCV rotate frames
+    clockwise by its negation (an iPhone portrait clip: matrix -90, displayed turned 90° CW).
+    """
+    degrees = -frame_rotation
+    if degrees == 0 and rotate_tag:  # old FFmpeg exported the matrix as a "rotate" tag
+        try:
+            degrees = round(float(rotate_tag))
+        except ValueError:
+            degrees = 0
+    return (round(degrees / 90) * 90) % 360
