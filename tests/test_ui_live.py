@@ -22,16 +22,10 @@ from posepipe.annotation.drawing import PALETTE
 from posepipe.media.decode import read_frames
 from posepipe.result import Person
 from posepipe.ui.client import ApiClient, ImageAnswer
-from posepipe.ui.live_frames import (
-    LiveOptions,
-    LivePoseSource,
-    LocalLiveEngine,
-    PoseAnswer,
-    encode_jpeg,
-    process_video_frame,
-    scale_down,
-    unscale,
-)
+from posepipe.ui.live_frames import LivePoseSource, process_video_frame
+from posepipe.ui.live_local import LocalLiveEngine
+from posepipe.ui.live_scaling import encode_jpeg, scale_down, unscale
+from posepipe.ui.live_types import LiveOptions, PoseAnswer
 from posepipe.ui.monitor import PerfMonitor
 
 from tests.uistack import API_URL, StackProcess

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from posepipe.ui.client import ApiClient
-from posepipe.ui.live_frames import LiveOptions, LivePoseSource, LiveStats, process_video_frame
+from posepipe.ui.live_frames import LivePoseSource, process_video_frame
+from posepipe.ui.live_types import LiveOptions, LiveStats
 from posepipe.ui.monitor import PerfMonitor, render_monitor
 from posepipe.ui.settings import UiSettings
 
