@@ -92,16 +92,29 @@ def install_wheels(requirements: list[str], target: Path) -> None:
             raise RuntimeError(f"could not install the layer's wheels: {installed.stderr.strip()[-2000:]}")
 
 
+# The parts of the package the zip functions never import: the local stack (moto), the web app
+# (Streamlit), the endpoint server (Flask) and the torch engine (PyTorch); none of their
+# dependencies is in the layer either.
+LEFT_OUT = frozenset({"local_stack", "ui", "cloud/endpoint", "engines/torch"})
+
+
+def in_layer(path: Path) -> bool:
+    """Whether ``path`` (relative to the package) goes into the layer."""
+    if "__pycache__" in path.parts or path.suffix == ".pyc":
+        return False
+    return not any(path.as_posix() == left or path.as_posix().startswith(left + "/") for left in LEFT_OUT)
+
+
+def _ignored(folder: str, names: list[str]) -> set[str]:
+    relative = Path(folder).relative_to(PACKAGE_SOURCE)
+    return {name for name in names if not in_layer(relative / name)}
+
+
 def install_layer(output: Path) -> None:
     """Build the layer's content under ``output`` (``python/...``, as Lambda mounts it at /opt)."""
     target = output / "python"
     install_wheels(layer_requirements(), target)
-    shutil.copytree(
-        PACKAGE_SOURCE,
-        target / "posepipe",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "local"),
-        dirs_exist_ok=True,
-    )
+    shutil.copytree(PACKAGE_SOURCE, target / "posepipe", ignore=_ignored, dirs_exist_ok=True)
     for cached in target.rglob("__pycache__"):
         shutil.rmtree(cached, ignore_errors=True)
 
@@ -113,7 +126,7 @@ def layer_fingerprint() -> str:
     for line in layer_requirements():
         digest.update(f"{line}\n".encode())
     for path in sorted(PACKAGE_SOURCE.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+        if path.is_file() and in_layer(path.relative_to(PACKAGE_SOURCE)):
             digest.update(str(path.relative_to(PACKAGE_SOURCE)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -1,0 +1,116 @@
+"""The commands that run jobs on this machine: ``image``, ``video``, ``export``, ``models``, ``samples``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from posepipe.cli.parser import EXIT_BAD_INPUT, report_error
+
+
+def run_images(args: argparse.Namespace) -> int:
+    from posepipe.engines.base import InferenceOptions
+    from posepipe.errors import InputError
+    from posepipe.image_job import ImageJob, ImageJobOptions
+
+    job = ImageJob(
+        ImageJobOptions(
+            inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
+            annotate=not args.no_annotate,
+            max_pixels=int(args.max_megapixels * 1_000_000),
+        )
+    )
+    failures = 0
+    try:
+        for path in args.paths:
+            try:
+                written = job.write(path, args.out)
+            except InputError as exc:
+                report_error(str(exc))
+                failures += 1
+                continue
+            print(" ".join(str(p) for p in written))
+    finally:
+        job.close()
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def run_videos(args: argparse.Namespace) -> int:
+    from posepipe.engines.base import InferenceOptions
+    from posepipe.errors import InputError
+    from posepipe.postprocess.tracking import SmoothingOptions
+    from posepipe.video.local import VideoJobOptions, run_video
+
+    options = VideoJobOptions(
+        inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
+        chunk_frames=args.chunk_frames,
+        warmup_s=args.warmup_s,
+        workers=args.workers,
+        annotate=not args.no_annotate,
+        smoothing=SmoothingOptions(
+            enabled=args.smoothing == "on",
+            min_cutoff=args.smoothing_min_cutoff,
+            beta=args.smoothing_beta,
+            world_min_cutoff=args.smoothing_min_cutoff,
+            world_beta=args.smoothing_beta,
+        ),
+        overlay=args.overlay,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    failures = 0
+    for path in args.paths:
+        try:
+            report = run_video(path, args.out, options)
+        except InputError as exc:
+            report_error(str(exc))
+            failures += 1
+            continue
+        summary = report.summary
+        print(
+            f"{path}: {summary['frames']} frames, {summary['mean_persons_per_frame']:.2f} persons/frame, "
+            f"{summary['fps_processed']} fps -> {report.out_dir}"
+        )
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from posepipe.assets import pose_model as models
+    from posepipe.assets.model_build import build_model
+
+    if args.models_command == "build":
+        existed = models.built_model_path().is_file()
+        path = build_model(wheel=args.from_wheel, force=args.force)
+        print(f"{'using cached' if existed and not args.force else 'built'} {path}")
+    else:
+        print(models.resolve_model_path(None))
+    return 0
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    from posepipe.assets import samples
+
+    if args.samples_command == "fetch":
+        for name, path in samples.fetch_all().items():
+            print(f"{name}: {path}")
+    else:
+        print(samples.sample_path(args.name))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from posepipe.errors import InputError
+    from posepipe.export.coco import to_coco
+    from posepipe.outputs import write_files_atomically
+
+    try:
+        result = json.loads(args.result.read_text(encoding="utf-8"))
+        coco = to_coco(result)
+    except FileNotFoundError as exc:
+        raise InputError(str(args.result), "file not found") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(str(args.result), f"not a posepipe result ({exc})") from exc
+    out = args.out or args.result.with_name(args.result.name.removesuffix(".json") + ".coco.json")
+    write_files_atomically({out: json.dumps(coco, separators=(",", ":")).encode()})
+    print(out)
+    return 0

@@ -1,0 +1,155 @@
+"""The ``posepipe`` command line: its commands and options, and how an error is reported."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_BAD_INPUT = 2
+DESCRIPTION = "``posepipe``: pose estimation on images and videos from the command line (no AWS needed)."
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a MediaPipe pose landmarker .task (default: $POSEPIPE_MODEL or the built one)",
+    )
+    parser.add_argument(
+        "--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("mediapipe", "torch", "auto"),
+        default="mediapipe",
+        help="mediapipe: MediaPipe on the CPU (the default); torch: the same model ported to PyTorch, "
+        "on a CUDA GPU when there is one, else on the CPU, where it is 2-3x slower than mediapipe; "
+        "auto: torch on a CUDA GPU, else mediapipe",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, as posepipe's other errors are (usage with --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"posepipe: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from posepipe.postprocess.tracking import SmoothingOptions
+
+    parser = _Parser(prog="posepipe", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    image = commands.add_parser("image", help="keypoints and an annotated copy of images")
+    image.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    image.add_argument("-o", "--out", type=Path, default=Path("posepipe-output"), help="output folder")
+    _add_model_options(image)
+    image.add_argument("--no-annotate", action="store_true", help="write keypoints only")
+    image.add_argument(
+        "--max-megapixels", type=float, default=40.0, metavar="MP", help="refuse larger images (40)"
+    )
+
+    video = commands.add_parser("video", help="per-frame keypoints, an annotated MP4 and a summary of videos")
+    video.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    video.add_argument("-o", "--out", type=Path, default=Path("posepipe-output"), help="output folder")
+    _add_model_options(video)
+    video.add_argument(
+        "--chunk-frames", type=_positive_int, metavar="N", help="frames per chunk (default: planned)"
+    )
+    video.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes (cores)",
+    )
+    video.add_argument(
+        "--warmup-s",
+        type=_non_negative_float,
+        default=5.0,
+        metavar="S",
+        help="tracking warm-up per chunk (5)",
+    )
+    video.add_argument("--no-annotate", action="store_true", help="skip the annotated video")
+    video.add_argument("--smoothing", choices=("on", "off"), default="on", help="One Euro smoothing (on)")
+    defaults = SmoothingOptions()
+    video.add_argument(
+        "--smoothing-min-cutoff", type=_positive_float, default=defaults.min_cutoff, metavar="HZ",
+        help=f"One Euro cut-off when still: lower removes more jitter ({defaults.min_cutoff})",
+    )  # fmt: skip
+    video.add_argument(
+        "--smoothing-beta", type=_non_negative_float, default=defaults.beta, metavar="B",
+        help=f"One Euro speed coefficient: higher lags less on fast moves ({defaults.beta})",
+    )  # fmt: skip
+    video.add_argument("--overlay", action="store_true", help="draw frame index and processing fps")
+    video.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    models = commands.add_parser("models", help="the pose model asset")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    build = model_commands.add_parser("build", help="build pose_landmarker_full.task offline (if missing)")
+    build.add_argument("--force", action="store_true", help="rebuild even if present")
+    build.add_argument("--from-wheel", type=Path, metavar="WHL", help="a local mediapipe-0.10.21 wheel")
+    model_commands.add_parser("path", help="print the model path in use")
+
+    samples = commands.add_parser("samples", help="the sample media")
+    sample_commands = samples.add_subparsers(dest="samples_command", required=True, metavar="ACTION")
+    sample_commands.add_parser("fetch", help="find or download and verify every sample")
+    sample_path = sample_commands.add_parser("path", help="print the path of one sample")
+    sample_path.add_argument("name")
+
+    serve = commands.add_parser("serve", help="run the cloud pipeline on this machine (no AWS account)")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1)")
+
+    ui = commands.add_parser("ui", help="the web app (Streamlit) over posepipe's API")
+    ui.add_argument("--port", type=_positive_int, default=8501, help="port of the web app (8501)")
+    ui.add_argument("--host", default="127.0.0.1", help="address the web app listens on (127.0.0.1)")
+    ui.add_argument(
+        "--api-url",
+        default="http://127.0.0.1:3000",
+        metavar="URL",
+        help="posepipe's API: the local stack's (http://127.0.0.1:3000, `posepipe serve`) or a "
+        "deployed stack's ApiUrl",
+    )
+    ui.add_argument(
+        "--auth",
+        choices=("none", "iam", "apikey"),
+        default="none",
+        help="none (the local stack); iam: SigV4 with an AWS profile; apikey: the key in $POSEPIPE_API_KEY",
+    )
+    ui.add_argument("--profile", help="AWS profile for --auth iam (default: the default credentials)")
+    ui.add_argument("--region", help="AWS region of the API for --auth iam (default: the profile's)")
+
+    export = commands.add_parser("export", help="convert a result to another format")
+    export.add_argument("result", type=Path, metavar="RESULT_JSON")
+    export.add_argument("--coco", action="store_true", required=True, help="COCO-17 keypoints")
+    export.add_argument("-o", "--out", type=Path, help="output file (default: <result>.coco.json)")
+    return parser
+
+
+def report_error(message: str) -> None:
+    print(f"posepipe: error: {message}", file=sys.stderr)
