@@ -1,12 +1,14 @@
 """Which kind of event reached a function that several AWS sources invoke.
 
 image_infer and video_jobs each take S3 notifications, EventBridge "Object Created" events and
-API Gateway requests: :func:`dispatch_event` hands each to its handler by the event's shape.
+API Gateway requests: :func:`dispatch_event` hands each S3 object event (:class:`ObjectEvent`,
+whichever source it came through) to one callback and each request to the API resolver.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -17,23 +19,59 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeN
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
+@dataclass(frozen=True)
+class ObjectEvent:
+    """One S3 object event, from a notification record or an EventBridge event alike.
+
+    ``key`` is decoded (:func:`object_key`); ``name`` is the event's own (``ObjectCreated:Put``,
+    ``Object Created``, ``ObjectRemoved:Delete``...); ``created`` says whether it is a creation.
+    """
+
+    bucket: str
+    key: str
+    etag: str
+    name: str
+    created: bool
+
+
+def object_events(event: S3Event | S3EventBridgeNotificationEvent) -> list[ObjectEvent]:
+    """The object events an S3 notification (one per record) or an EventBridge event holds."""
+    if isinstance(event, S3EventBridgeNotificationEvent):
+        detail = event.detail
+        etag = detail.object.get("etag") or detail.object.get("eTag") or ""
+        # The raw key: powertools' ``.key`` decodes it already.
+        key = object_key(detail.object["key"])
+        created = event.detail_type == "Object Created"
+        return [ObjectEvent(detail.bucket.name, key, etag, event.detail_type, created)]
+    return [
+        ObjectEvent(
+            bucket=record.s3.bucket.name,
+            key=object_key(record.s3.get_object.key),
+            etag=record.s3.get_object.etag or "",
+            name=record.event_name,
+            created=record.event_name.startswith("ObjectCreated:"),
+        )
+        for record in event.records
+    ]
+
+
 def dispatch_event(
     event: Any,
     context: LambdaContext,
     *,
     app: APIGatewayRestResolver,
-    on_s3_notification: Callable[[S3Event], dict[str, Any]],
-    on_eventbridge: Callable[[S3EventBridgeNotificationEvent], dict[str, Any]],
+    on_object: Callable[[ObjectEvent], dict[str, Any]],
     logger: Logger,
 ) -> dict[str, Any]:
-    """An S3 notification, an EventBridge S3 event or an API Gateway request, each to its handler;
-    S3's test event is ignored; anything else is a ``ValueError`` naming what arrived."""
+    """Each object event of an S3 notification or an EventBridge S3 event to ``on_object`` (the
+    answer is ``{"results": [...]}``, one a record), an API Gateway request to ``app``; S3's test
+    event is ignored; anything else is a ``ValueError`` naming what arrived."""
     if not isinstance(event, dict):
         raise ValueError(f"unsupported event: a {type(event).__name__}, not an object")
     if _first_record(event).get("eventSource") == "aws:s3":
-        return on_s3_notification(S3Event(event))
+        return {"results": [on_object(obj) for obj in object_events(S3Event(event))]}
     if event.get("source") == "aws.s3" and "detail-type" in event:
-        return on_eventbridge(S3EventBridgeNotificationEvent(event))
+        return {"results": [on_object(obj) for obj in object_events(S3EventBridgeNotificationEvent(event))]}
     if "httpMethod" in event and "requestContext" in event:
         answer: dict[str, Any] = app.resolve(event, context)
         return answer

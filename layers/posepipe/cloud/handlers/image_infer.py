@@ -22,8 +22,6 @@ verified, else ``POSEPIPE_MODEL``'s or the one built into the image
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from typing import Any
 
@@ -31,14 +29,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, S3Event
-from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
+from posepipe.cloud.api_requests import media_type, request_body
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.events import dispatch_event, object_key
+from posepipe.cloud.events import ObjectEvent, dispatch_event
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri, write_error_record
@@ -103,38 +101,17 @@ image_job(config.max_poses)  # the model loads during the cold start, not in the
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Dispatch on the event's shape: S3 notification, EventBridge event or API Gateway request."""
-    return dispatch_event(
-        event,
-        context,
-        app=app,
-        on_s3_notification=handle_s3_notification,
-        on_eventbridge=handle_eventbridge,
-        logger=logger,
-    )
+    return dispatch_event(event, context, app=app, on_object=handle_object, logger=logger)
 
 
 # --- S3 and EventBridge ---------------------------------------------------------------------
 
 
-def handle_s3_notification(event: S3Event) -> dict[str, Any]:
-    results = []
-    for record in event.records:
-        obj = record.s3.get_object
-        key = object_key(obj.key)
-        if not record.event_name.startswith("ObjectCreated:"):
-            results.append(_skipped(key, f"event {record.event_name}"))
-            continue
-        results.append(process_object(record.s3.bucket.name, key, obj.etag))
-    return {"results": results}
-
-
-def handle_eventbridge(event: S3EventBridgeNotificationEvent) -> dict[str, Any]:
-    detail = event.detail
-    key = object_key(detail.object["key"])  # the raw key: powertools' ``.key`` decodes it already
-    if event.detail_type != "Object Created":
-        return {"results": [_skipped(key, f"event {event.detail_type}")]}
-    etag = detail.object.get("etag") or detail.object.get("eTag") or ""
-    return {"results": [process_object(detail.bucket.name, key, etag)]}
+def handle_object(obj: ObjectEvent) -> dict[str, Any]:
+    """One object event: a created image is run, anything else skipped."""
+    if not obj.created:
+        return _skipped(obj.key, f"event {obj.name}")
+    return process_object(obj.bucket, obj.key, obj.etag)
 
 
 def process_object(bucket: str, key: str, etag: str) -> dict[str, Any]:
@@ -253,19 +230,13 @@ def post_image() -> Response[dict[str, Any]]:
 
 
 def _request_image(event: APIGatewayProxyEvent) -> bytes:
-    media_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media_type not in IMAGE_MEDIA_TYPES:
+    kind = media_type(event)
+    if kind not in IMAGE_MEDIA_TYPES:
         accepted = ", ".join(sorted(IMAGE_MEDIA_TYPES))
-        shown = media_type or "none"
-        raise ApiError(415, "unsupported_media_type", f"Content-Type {shown} is not one of: {accepted}")
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            data = base64.b64decode(body, validate=True)
-        except binascii.Error:
-            raise ApiError(400, "bad_body", "the body is marked base64 but is not valid base64") from None
-    else:
-        data = body.encode("utf-8")
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Type {kind or 'none'} is not one of: {accepted}"
+        )
+    data = request_body(event)
     if not data:
         raise ApiError(400, "empty_body", "the request has no body: send the image as the body")
     if len(data) > config.max_image_bytes:

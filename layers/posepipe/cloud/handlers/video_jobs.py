@@ -17,8 +17,6 @@ posepipe layer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
@@ -27,13 +25,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, S3Event
-from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
+from posepipe.cloud.api_requests import media_type, request_body
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.events import dispatch_event, object_key
+from posepipe.cloud.events import ObjectEvent, dispatch_event
 from posepipe.cloud.jobs_api import job_status, new_upload
 from posepipe.cloud.keys import execution_arn, job_id, name_after_prefix
 from posepipe.cloud.storage import s3_client
@@ -58,37 +56,17 @@ app = APIGatewayRestResolver()
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Dispatch on the event's shape: S3 notification, EventBridge event or API Gateway request."""
-    return dispatch_event(
-        event,
-        context,
-        app=app,
-        on_s3_notification=handle_s3_notification,
-        on_eventbridge=handle_eventbridge,
-        logger=logger,
-    )
+    return dispatch_event(event, context, app=app, on_object=handle_object, logger=logger)
 
 
 # --- S3 and EventBridge: start one execution per uploaded video -----------------------------
 
 
-def handle_s3_notification(event: S3Event) -> dict[str, Any]:
-    results = []
-    for record in event.records:
-        obj = record.s3.get_object
-        key = object_key(obj.key)
-        if not record.event_name.startswith("ObjectCreated:"):
-            results.append(_skipped(record.s3.bucket.name, key, f"event {record.event_name}"))
-            continue
-        results.append(start_job(record.s3.bucket.name, key, obj.etag))
-    return {"results": results}
-
-
-def handle_eventbridge(event: S3EventBridgeNotificationEvent) -> dict[str, Any]:
-    detail = event.detail
-    key = object_key(detail.object["key"])  # the raw key: powertools' ``.key`` decodes it already
-    if event.detail_type != "Object Created":
-        return {"results": [_skipped(detail.bucket.name, key, f"event {event.detail_type}")]}
-    return {"results": [start_job(detail.bucket.name, key, detail.object.etag)]}
+def handle_object(obj: ObjectEvent) -> dict[str, Any]:
+    """One object event: a created video starts its job, anything else is skipped."""
+    if not obj.created:
+        return _skipped(obj.bucket, obj.key, f"event {obj.name}")
+    return start_job(obj.bucket, obj.key, obj.etag)
 
 
 @tracer.capture_method(capture_response=False)
@@ -172,10 +150,11 @@ def _requested_filename(event: APIGatewayProxyEvent) -> str:
     body = _body_text(event)
     if not body.strip():
         return query
-    media_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        shown = media_type or "none"
-        raise ApiError(415, "unsupported_media_type", f"Content-Type {shown} is not application/json")
+    kind = media_type(event)
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Type {kind or 'none'} is not application/json"
+        )
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -191,13 +170,10 @@ def _requested_filename(event: APIGatewayProxyEvent) -> str:
 
 
 def _body_text(event: APIGatewayProxyEvent) -> str:
-    body = event.body or ""
-    if not event.is_base64_encoded:
-        return body
     try:
-        return base64.b64decode(body, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "bad_body", "the body is not base64-encoded UTF-8 text") from None
+        return request_body(event).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_body", "the body is not UTF-8 text") from None
 
 
 register_error_handlers(
