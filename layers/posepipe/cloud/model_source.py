@@ -11,9 +11,11 @@ built into the container image, as the endpoint does.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from posepipe.assets.pose_model import (
@@ -34,13 +36,14 @@ MODEL_URI_ENV = "POSEPIPE_MODEL_URI"
 _FOLDERS: list[tempfile.TemporaryDirectory[str]] = []
 
 
-def function_model(config: PipelineConfig, s3: Any) -> Path:
+def function_model(config: PipelineConfig, s3: Any, logger: Logger | None = None) -> Path:
     """The model a function serves: ``config.model_uri`` fetched into a new temporary folder and
-    verified (call once per container, at cold start), else
-    :func:`posepipe.assets.pose_model.resolve_model_path` (``POSEPIPE_MODEL``, else the built
-    model). Raises :class:`ModelError` naming the variable, the URI and the problem."""
+    verified (call once per container, at cold start; ``logger`` says where it came from and how
+    long it took), else :func:`posepipe.assets.pose_model.resolve_model_path` (``POSEPIPE_MODEL``,
+    else the built model). Raises :class:`ModelError` naming the variable, the URI and the problem."""
     if not config.model_uri:
         return resolve_model_path()
+    started = time.perf_counter()
     folder = tempfile.TemporaryDirectory(prefix="posepipe-model-")
     try:
         path = fetch_model(s3, config.model_uri, Path(folder.name))
@@ -51,6 +54,12 @@ def function_model(config: PipelineConfig, s3: Any) -> Path:
         folder.cleanup()
         raise
     _FOLDERS.append(folder)
+    if logger is not None:
+        logger.info(
+            "model fetched",
+            extra={"model_uri": config.model_uri, "model_path": str(path),
+                   "fetch_s": round(time.perf_counter() - started, 3)},
+        )  # fmt: skip
     return path
 
 

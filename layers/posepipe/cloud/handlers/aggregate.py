@@ -72,15 +72,8 @@ logger = Logger(service="posepipe")
 tracer = Tracer(service="posepipe")
 metrics = Metrics(namespace="posepipe", service="posepipe")
 
-_model_started = time.perf_counter()
-MODEL = function_model(CONFIG, S3)  # POSEPIPE_MODEL_URI fetched and verified, or local
+MODEL = function_model(CONFIG, S3, logger)  # POSEPIPE_MODEL_URI fetched and verified, or local
 INFERENCE = dataclasses.replace(inference_options(CONFIG), model_path=str(MODEL))
-if CONFIG.model_uri:
-    logger.info(
-        "model fetched",
-        extra={"model_uri": CONFIG.model_uri, "model_path": str(MODEL),
-               "fetch_s": round(time.perf_counter() - _model_started, 3)},
-    )  # fmt: skip
 
 
 class Job(BaseModel):

@@ -66,14 +66,7 @@ logger = Logger(service=STAGE)
 tracer = Tracer(service=STAGE)
 metrics = Metrics(namespace="posepipe", service=STAGE)
 app = APIGatewayRestResolver()
-_model_started = time.perf_counter()
-model_path = function_model(config, s3)  # POSEPIPE_MODEL_URI fetched and verified, or local
-if config.model_uri:
-    logger.info(
-        "model fetched",
-        extra={"model_uri": config.model_uri, "model_path": str(model_path),
-               "fetch_s": round(time.perf_counter() - _model_started, 3)},
-    )  # fmt: skip
+model_path = function_model(config, s3, logger)  # POSEPIPE_MODEL_URI fetched and verified, or local
 
 _jobs: dict[int, ImageJob] = {}
 
