@@ -1,7 +1,8 @@
 """The annotated video: frames drawn with their persons, encoded as H.264, in segments or whole.
 
-Rendering needs the final ids and smoothed landmarks, which exist only after ``aggregate``; the
-source is decoded a second time rather than keeping frames from inference (memory stays flat).
+Rendering needs the final ids and smoothed landmarks, which exist only after aggregation. The
+pixels come from the frames inference decoded when the caller kept them (``decoded``), else from
+decoding the source a second time (memory stays flat).
 A long video is rendered as independent segments, one per chunk, that run in parallel and are
 then joined by stream copy (:func:`join_segments`): no second encode. Segments are encoded
 without B-frames so that their decode timestamps join monotonically.
@@ -17,7 +18,7 @@ import av
 
 from posepipe.annotation.drawing import DrawOptions, draw_persons
 from posepipe.media.audio import AudioCopier
-from posepipe.media.decode import read_frames
+from posepipe.media.decode import VideoFrame, read_frames
 from posepipe.media.encode import VideoWriter
 from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame
@@ -39,11 +40,14 @@ def render_frames(
     draw_options: DrawOptions | None = None,
     *,
     processing_fps: float | None = None,
+    decoded: Iterable[VideoFrame] | None = None,
 ) -> dict[str, float]:
     """Draw ``frames`` (a contiguous range, ids set) over the source's frames into an MP4; a frame
     that was not processed gets :data:`NOT_PROCESSED_NOTE` in its corner.
 
-    Returns timings in seconds (decode, draw, encode).
+    ``decoded``: the source's frames of that range as :func:`posepipe.media.decode.read_frames`
+    gave them, kept from inference; without it the range is decoded here. Returns timings in
+    seconds (decode, draw, encode).
     """
     draw_options = draw_options or DrawOptions()
     if not frames:
@@ -63,22 +67,23 @@ def render_frames(
         threads=1,
     ) as writer:
         mark = time.perf_counter()
-        for decoded in read_frames(video, start, stop, info=info, threads=1):
+        source = decoded if decoded is not None else read_frames(video, start, stop, info=info, threads=1)
+        for picture in source:
             decoded_at = time.perf_counter()
             decode_s += decoded_at - mark
-            frame = by_index[decoded.index]
+            frame = by_index[picture.index]
             image = draw_persons(
-                decoded.rgb,
+                picture.rgb,
                 frame.persons,
                 draw_options,
-                frame_index=decoded.index,
+                frame_index=picture.index,
                 fps=processing_fps,
                 note=None if frame.processed else NOT_PROCESSED_NOTE,
                 inplace=True,
             )
             drawn_at = time.perf_counter()
             draw_s += drawn_at - decoded_at
-            writer.write(image, info.frame_pts[decoded.index])
+            writer.write(image, info.frame_pts[picture.index])
             mark = time.perf_counter()
             encode_s += mark - drawn_at
     return {"decode_s": decode_s, "draw_s": draw_s, "encode_s": encode_s}

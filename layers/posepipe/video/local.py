@@ -1,36 +1,45 @@
 """``posepipe video`` on this machine: one video in, the result files out, on this machine's cores.
 
 ``run_video`` is the three stages wired together: ``plan_chunks``, ``infer_chunk`` in worker
-processes, and :func:`posepipe.video.runner.aggregate_video` (the aggregate Lambda's too) in chunk
-order as results arrive; the annotated video is rendered per chunk in the same workers and
-joined by stream copy. Outputs are staged and renamed when whole.
+processes (:mod:`posepipe.video.workers`), and :func:`posepipe.video.runner.aggregate_video` (the
+aggregate Lambda's too) in chunk order as results arrive; the annotated video is rendered per
+chunk by the worker that inferred it, from the frames it decoded, and joined by stream copy.
+Outputs are staged and renamed when whole.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import sys
+import queue
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from posepipe.annotation.drawing import DrawOptions
-from posepipe.annotation.render import render_frames
 from posepipe.assets.pose_model import resolve_model_path
-from posepipe.engines.base import InferenceOptions, require_torch, torch_installed
+from posepipe.engines.base import InferenceOptions, require_torch
 from posepipe.media.probe import VideoInfo, probe
 from posepipe.outputs import staged_directory
 from posepipe.postprocess.tracking import SmoothingOptions
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult, SplitOptions, infer_chunk, plan_chunks
+from posepipe.video.workers import (
+    ChunkMessage,
+    Progress,
+    RenderOrder,
+    WorkerChannels,
+    infer_task,
+    init_worker,
+    pool_context,
+    render_task,
+    torch_threads,
+)
 
 
 @dataclass(frozen=True)
@@ -44,112 +53,15 @@ class VideoJobOptions:
     draw: DrawOptions = field(default_factory=DrawOptions)
     overlay: bool = False
     progress: bool = False
+    keep_decoded_mb: int = 2048
+    """Memory for keeping decoded frames from inference to rendering, shared by the workers (each
+    holds at most one chunk): a chunk over its worker's share is decoded again. 0: never keep."""
 
 
 @dataclass
 class VideoJobReport:
     out_dir: Path
     summary: dict[str, Any]
-
-
-def _infer_task(
-    video: str,
-    chunk: Chunk,
-    options: InferenceOptions,
-    info: VideoInfo,
-    agree_with: list[Frame] | None,
-) -> ChunkResult:
-    return infer_chunk(video, chunk, options, info=info, progress=_report_progress, agree_with=agree_with)
-
-
-def _render_task(
-    video: str,
-    info: VideoInfo,
-    frames: list[Frame],
-    destination: str,
-    draw: DrawOptions,
-    fps: float | None,
-) -> dict[str, float]:
-    return render_frames(video, info, frames, Path(destination), draw, processing_fps=fps)
-
-
-_progress_queue: Any = None
-
-
-def _init_worker(queue: Any, torch_threads: int | None = None) -> None:
-    global _progress_queue
-    _progress_queue = queue
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    if torch_threads is not None:
-        # Each worker's torch would otherwise start a thread per core: workers x cores threads
-        # spinning against each other made a 2-worker run on 2 cores 10x slower than 1 worker.
-        os.environ["OMP_NUM_THREADS"] = str(torch_threads)
-        import torch
-
-        torch.set_num_threads(torch_threads)
-
-
-def _torch_threads(engine: str, workers: int) -> int | None:
-    """Intra-op threads for each worker's torch (its share of the cores); None without torch, or
-    when ``OMP_NUM_THREADS`` already says."""
-    if engine == "mediapipe" or "OMP_NUM_THREADS" in os.environ or not torch_installed():
-        return None
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def _report_progress(count: int) -> None:
-    if _progress_queue is not None:
-        _progress_queue.put(count)
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork starts workers in milliseconds. The parent has no engine of its own (no MediaPipe, no
-    # torch, no CUDA context: the CLI never runs an image job in the same process, and "auto" is
-    # resolved in the workers), and the pool forks all its workers on the first submission,
-    # before the progress thread starts. Elsewhere (macOS, Windows) spawn is the safe default.
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-class _Progress:
-    """A tqdm bar over a video's frames, fed from the workers through a queue.
-
-    Its thread is started by :meth:`start`, once the worker processes have been forked.
-    """
-
-    def __init__(self, total: int, enabled: bool, queue: Any, label: str) -> None:
-        self._queue = queue
-        self._bar: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="frame", desc=label, leave=False, file=sys.stderr)
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def grow(self, frames: int) -> None:
-        """More work than planned (a boundary repair)."""
-        if self._bar is not None:
-            self._bar.total += frames
-            self._bar.refresh()
-
-    def _drain(self) -> None:
-        while True:
-            count = self._queue.get()
-            if count is None:
-                return
-            if self._bar is not None:
-                self._bar.update(count)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._bar is not None:
-            self._bar.close()
 
 
 def run_video(
@@ -173,9 +85,10 @@ def run_video(
         info.fps,
         SplitOptions(chunk_frames=options.chunk_frames, parallelism=workers, warmup_s=options.warmup_s),
     )
-    context = _pool_context()
-    queue = context.SimpleQueue()
-    progress = _Progress(sum(c.stop - c.warmup_start for c in chunks), options.progress, queue, video.name)
+    context = pool_context()
+    channels = WorkerChannels.create(context, workers)
+    work = sum(c.stop - c.warmup_start for c in chunks)
+    progress = Progress(work, options.progress, channels.progress, video.name)
     try:
         with (
             staged_directory(out_dir / video.stem) as staging,
@@ -183,11 +96,11 @@ def run_video(
             ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
-                initializer=_init_worker,
-                initargs=(queue, _torch_threads(inference.engine, workers)),
+                initializer=init_worker,
+                initargs=(channels, torch_threads(inference.engine, workers)),
             ) as pool,
+            _LocalChunks(video, info, chunks, inference, options, pool, channels, progress) as run,
         ):
-            run = _LocalChunks(video, info, chunks, inference, options, pool, progress, Path(segments_dir))
             with (staging / "keypoints.json").open("w", encoding="utf-8") as keypoints:
                 aggregated = aggregate_video(
                     info, chunks, run.results(), keypoints, rerun=run.repair,
@@ -210,8 +123,10 @@ def run_video(
 
 
 class _LocalChunks:
-    """Inference of a video's chunks in the worker pool, a bounded window ahead of aggregation;
-    boundary repairs and segment renders in the same pool."""
+    """Inference of a video's chunks in the worker pool, a bounded window ahead of aggregation,
+    each chunk's result read from the results queue in chunk order; boundary repairs in this
+    process; each segment rendered by the worker that kept the chunk's frames, else by a task
+    that decodes them again (see :mod:`posepipe.video.workers`)."""
 
     def __init__(
         self,
@@ -221,31 +136,75 @@ class _LocalChunks:
         inference: InferenceOptions,
         options: VideoJobOptions,
         pool: ProcessPoolExecutor,
-        progress: _Progress,
-        segments_dir: Path,
+        channels: WorkerChannels,
+        progress: Progress,
     ) -> None:
         self.video, self.info, self.chunks = str(video), info, chunks
-        self.inference, self.options, self.pool, self.progress = inference, options, pool, progress
-        self.segments_dir = segments_dir
+        self.inference, self.options, self.pool = inference, options, pool
+        self.channels, self.progress = channels, progress
         # Results wait in the parent until their turn: keep only a few chunks in flight.
         self.window = 2 * max(1, options.workers)
+        # Each worker holds at most one chunk's frames at a time.
+        self.keep_bytes = (
+            options.keep_decoded_mb * 2**20 // max(1, options.workers) if options.annotate else 0
+        )
+        self.tasks: dict[int, Future[dict[str, float] | None]] = {}
+        self.holders: dict[int, int] = {}  # chunk index -> the worker that kept its frames
 
-    def _submit(self, chunk: Chunk, agree_with: list[Frame] | None = None) -> Future[ChunkResult]:
-        return self.pool.submit(_infer_task, self.video, chunk, self.inference, self.info, agree_with)
+    def __enter__(self) -> _LocalChunks:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:  # tasks waiting for a render order drop their frames and return
+            self.channels.abort.set()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _keeps(self, chunk: Chunk) -> bool:
+        return chunk.frame_count * self.info.width * self.info.height * 3 <= self.keep_bytes
+
+    def _submit(self, chunk: Chunk) -> None:
+        args = (self.video, chunk, self.inference, self.info, self._keeps(chunk))
+        self.tasks[chunk.index] = self.pool.submit(infer_task, *args)
 
     def repair(self, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+        """A boundary repair, run here: the workers may all be holding chunks until this one is
+        aggregated, so a repair in the pool could wait for ever."""
         self.progress.grow(repair.stop - repair.warmup_start)
-        return self._submit(repair, agree_with).result()
+        return infer_chunk(
+            self.video, repair, self.inference, info=self.info, agree_with=agree_with,
+            progress=self.progress.advance,
+        )  # fmt: skip
 
     def results(self) -> Iterator[ChunkResult]:
-        pending = {chunk.index: self._submit(chunk) for chunk in self.chunks[: self.window]}
+        for chunk in self.chunks[: self.window]:
+            self._submit(chunk)
         self.progress.start()  # the first submission forked the workers: threads may start now
+        arrived: dict[int, ChunkMessage] = {}
         for chunk in self.chunks:
-            result = pending.pop(chunk.index).result()
+            message = self._message(chunk, arrived)
+            if message.result is None:
+                self.tasks[chunk.index].result()  # raises the task's exception
+                raise RuntimeError(f"chunk {chunk.index}: inference failed")
+            if message.worker >= 0:
+                self.holders[chunk.index] = message.worker
             following = chunk.index + self.window
             if following < len(self.chunks):
-                pending[following] = self._submit(self.chunks[following])
-            yield result
+                self._submit(self.chunks[following])
+            yield message.result
+
+    def _message(self, chunk: Chunk, arrived: dict[int, ChunkMessage]) -> ChunkMessage:
+        """The chunk's message from the results queue (others that come first are kept)."""
+        while chunk.index not in arrived:
+            try:
+                message: ChunkMessage = self.channels.results.get(timeout=1.0)
+            except queue.Empty:
+                task = self.tasks[chunk.index]
+                if task.done():  # a worker that died sends nothing
+                    task.result()
+                    raise RuntimeError(f"chunk {chunk.index}: its task ended without a result") from None
+                continue
+            arrived[message.chunk] = message
+        return arrived.pop(chunk.index)
 
     def render(
         self, chunk: Chunk, frames: list[Frame], timings: dict[str, float], segment: Path
@@ -258,4 +217,9 @@ class _LocalChunks:
         draw = (
             DrawOptions(show_frame_index=True, show_fps=True) if self.options.overlay else self.options.draw
         )
-        return self.pool.submit(_render_task, self.video, self.info, frames, str(segment), draw, fps)
+        task = self.tasks.pop(chunk.index)
+        worker = self.holders.pop(chunk.index, None)
+        if worker is None:
+            return self.pool.submit(render_task, self.video, self.info, frames, str(segment), draw, fps)
+        self.channels.inboxes[worker].put(RenderOrder(chunk.index, frames, str(segment), draw, fps))
+        return cast("Future[dict[str, float]]", task)

@@ -36,7 +36,7 @@ from posepipe.engines.base import (
     RunningMode,
 )
 from posepipe.engines.choice import open_pose_engine
-from posepipe.media.decode import DecodeReport, HWAccelChoice, read_frames
+from posepipe.media.decode import DecodeReport, HWAccelChoice, VideoFrame, read_frames
 from posepipe.media.probe import VideoInfo, probe
 from posepipe.postprocess.tracking import (
     LandmarkSmoother,
@@ -185,6 +185,7 @@ def infer_chunk(
     agree_with: Sequence[Frame] | None = None,
     open_engine: Callable[[PoseEngineOptions], PoseEstimator] = open_pose_engine,
     hwaccel: HWAccelChoice = "none",
+    on_frame: Callable[[VideoFrame], None] | None = None,
 ) -> ChunkResult:
     """Run the engine (``options.engine``) in VIDEO mode over the chunk's warm-up and frames;
     ``progress(n)`` per frame. The result's ``model`` names the engine that ran.
@@ -198,6 +199,9 @@ def infer_chunk(
     soon as ``AGREEMENT_FRAMES`` frames in a row give the very same persons: from there on the
     tracker is in the same state and would repeat the earlier result. The result then holds the
     frames up to that point only.
+
+    ``on_frame`` is handed each decoded frame of the chunk proper (not of its warm-up), after
+    inference: ``posepipe video`` keeps them to render the chunk without decoding it again.
     """
     options = options or InferenceOptions()
     agreeing = 0
@@ -220,6 +224,8 @@ def infer_chunk(
             inference_s += mark - decoded_at
             if decoded.index >= chunk.start:
                 frames.append(Frame(index=decoded.index, t=decoded.t, persons=persons))
+                if on_frame is not None:
+                    on_frame(decoded)
                 if agree_with is not None:
                     same = same_persons(agree_with[decoded.index - chunk.start].persons, persons)
                     agreeing = agreeing + 1 if same else 0
