@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import ipaddress
 import json
 import logging
 import os
@@ -109,8 +110,8 @@ class LocalStack:
         return f"http://{self.host}:{self.ports.api}"
 
     def start(self) -> None:
-        if self.host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the local stack listens on loopback only")
+        if not _is_loopback(self.host):
+            raise ValueError(f"the local stack listens on loopback only, not on {self.host}")
         self._environment()
         from moto import mock_aws
         from moto.server import ThreadedMotoServer
@@ -388,6 +389,16 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (any of 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _endpoint_app() -> Any:
