@@ -161,7 +161,7 @@ def run_parity(model: Path, device: torch.device, precisions: list[str]) -> list
     from posepipe.assets.samples import sample_path
     from posepipe.engines.base import PoseEngineOptions
     from posepipe.engines.mediapipe import MediaPipePoseEstimator
-    from posepipe.engines.torch.blazepose import TorchPoseEngine
+    from posepipe.engines.torch.blazepose import TorchBlazePose
     from posepipe.engines.torch.networks import load_networks
     from posepipe.engines.torch.parity import compare_persons
     from posepipe.media.images import load_image
@@ -174,7 +174,7 @@ def run_parity(model: Path, device: torch.device, precisions: list[str]) -> list
     rows: list[dict[str, Any]] = []
     for precision in precisions:
         landmark_dtype, detector_dtype = PRECISIONS[precision]
-        engine = TorchPoseEngine(
+        engine = TorchBlazePose(
             detector.to(device, detector_dtype), landmarks.to(device, landmark_dtype), device, landmark_dtype,
             detector_dtype=detector_dtype,
         )  # fmt: skip

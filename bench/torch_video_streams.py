@@ -2,7 +2,7 @@
 
 Each stream is its own segment of the video (``--frames`` frames from ``--start + k * --stride``;
 vtest.avi's first pedestrian appears at frame 55), tracked by its own
-:class:`~posepipe.engines.torch.video_tracking.VideoTracker`. ``one at a time`` runs the streams one
+:class:`~posepipe.engines.torch.video_tracking.VideoRegionTracker`. ``one at a time`` runs the streams one
 after another through ``detect_for_video`` (single-stream throughput over the same content);
 ``batched`` advances all of them one frame at a time with ``detect_for_video_batch`` (one
 detector batch and one landmark batch per step), as the endpoint does with its chunks in flight.
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from posepipe.assets.model_build import build_model
 from posepipe.assets.samples import sample_path
-from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.blazepose import TorchBlazePose
 from posepipe.engines.torch.networks import load_networks
-from posepipe.engines.torch.video_tracking import VideoTracker, detect_for_video_batch
+from posepipe.engines.torch.video_tracking import VideoRegionTracker, detect_for_video_batch
 from posepipe.media.decode import read_frames
 from posepipe.media.probe import probe
 
@@ -45,18 +45,18 @@ def load_streams(video: Path, count: int, frames: int, first: int, stride: int) 
     return streams
 
 
-def run_sequential(engine: TorchPoseEngine, streams: list[Stream], max_poses: int) -> tuple[float, int]:
+def run_sequential(engine: TorchBlazePose, streams: list[Stream], max_poses: int) -> tuple[float, int]:
     persons = 0
     start = time.perf_counter()
     for stream in streams:
-        tracker = VideoTracker(engine, max_poses=max_poses)
+        tracker = VideoRegionTracker(engine, max_poses=max_poses)
         for rgb, t in stream:
             persons += len(tracker.detect_for_video(rgb, t))
     return time.perf_counter() - start, persons
 
 
-def run_batched(engine: TorchPoseEngine, streams: list[Stream], max_poses: int) -> tuple[float, int]:
-    trackers = [VideoTracker(engine, max_poses=max_poses) for _ in streams]
+def run_batched(engine: TorchBlazePose, streams: list[Stream], max_poses: int) -> tuple[float, int]:
+    trackers = [VideoRegionTracker(engine, max_poses=max_poses) for _ in streams]
     persons = 0
     start = time.perf_counter()
     for step in range(min(len(s) for s in streams)):
@@ -83,7 +83,7 @@ def main() -> None:
     detector, landmarks = load_networks(build_model())
     device = torch.device(args.device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    engine = TorchPoseEngine(detector.to(device, dtype), landmarks.to(device, dtype), device, dtype)
+    engine = TorchBlazePose(detector.to(device, dtype), landmarks.to(device, dtype), device, dtype)
     streams = load_streams(video, args.streams, args.frames, args.start, args.stride)
     run_batched(engine, [s[:3] for s in streams], args.max_poses)  # warm-up
 

@@ -39,7 +39,7 @@ def run_images(args: argparse.Namespace) -> int:
 def run_videos(args: argparse.Namespace) -> int:
     from posepipe.engines.base import InferenceOptions
     from posepipe.errors import InputError
-    from posepipe.postprocess.tracking import SmoothingOptions
+    from posepipe.postprocess.smoothing import SmoothingOptions
     from posepipe.video.local import VideoJobOptions, run_video
 
     options = VideoJobOptions(

@@ -60,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from posepipe.postprocess.tracking import SmoothingOptions
+    from posepipe.postprocess.smoothing import SmoothingOptions
 
     parser = _Parser(prog="posepipe", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -14,7 +14,7 @@ The WebRTC video thread hands each camera frame to :meth:`LivePoseSource.process
 2. draws the latest persons over the frame (:func:`posepipe.annotation.drawing.draw_persons`) and returns
    it. Answers come back on other threads, in any order: the answer of the newest frame wins and
    an older one arriving later is discarded (:attr:`LiveStats.stale`). Persons get stable ids
-   (their colours) from :class:`posepipe.postprocess.tracking.PersonTracker`, and are smoothed with the
+   (their colours) from :class:`posepipe.postprocess.ids.PersonTracker`, and are smoothed with the
    One Euro filter when ``smoothing`` is on.
 
 Counters and timings go to the performance monitor: ``frame_sent``/``frame_dropped`` for each
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from posepipe.annotation.drawing import draw_persons
-from posepipe.postprocess.tracking import LandmarkSmoother, PersonTracker, SmoothingOptions
+from posepipe.postprocess.ids import PersonTracker
+from posepipe.postprocess.smoothing import LandmarkSmoother, SmoothingOptions
 from posepipe.result import Frame
 from posepipe.ui.live_cloud import CloudFrameSender
 from posepipe.ui.live_local import LocalLiveEngine

@@ -25,7 +25,7 @@ from posepipe.assets.pose_model import resolve_model_path
 from posepipe.engines.base import InferenceOptions, require_torch
 from posepipe.media.probe import VideoInfo, probe
 from posepipe.outputs import staged_directory
-from posepipe.postprocess.tracking import SmoothingOptions
+from posepipe.postprocess.smoothing import SmoothingOptions
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult, SplitOptions, infer_chunk, plan_chunks

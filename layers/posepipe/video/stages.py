@@ -38,13 +38,8 @@ from posepipe.engines.base import (
 from posepipe.engines.choice import open_pose_engine
 from posepipe.media.decode import DecodeReport, HWAccelChoice, VideoFrame, read_frames
 from posepipe.media.probe import VideoInfo, probe
-from posepipe.postprocess.tracking import (
-    LandmarkSmoother,
-    PersonTracker,
-    SmoothingOptions,
-    TrackerOptions,
-    pose_distance,
-)
+from posepipe.postprocess.ids import PersonTracker, TrackerOptions, pose_distance
+from posepipe.postprocess.smoothing import LandmarkSmoother, SmoothingOptions
 from posepipe.result import Frame, Person
 
 DEFAULT_WARMUP_S = 5.0

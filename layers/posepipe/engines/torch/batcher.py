@@ -3,7 +3,7 @@
 The endpoint runs several chunks at once in one process (gunicorn threads), each in VIDEO mode
 with its own tracking state. Run one by one, each chunk's frame is a batch of one on the device.
 A :class:`FrameBatcher` gathers them instead: every stream (:class:`BatchedStream`, one per
-chunk, owning its :class:`~posepipe.engines.torch.video_tracking.VideoTracker`) hands its current
+chunk, owning its :class:`~posepipe.engines.torch.video_tracking.VideoRegionTracker`) hands its current
 frame to the batcher and blocks; one worker thread waits up to ``delay_s`` after the first frame
 of a batch for the other streams' frames (or until ``max_batch`` frames, or every open stream,
 have one waiting), runs :func:`~posepipe.engines.torch.video_tracking.detect_for_video_batch` once
@@ -14,7 +14,7 @@ over all of them (one detector batch, one landmark batch) and hands each stream 
   ``batch_size=1``; see :func:`~posepipe.engines.torch.video_tracking.detect_for_video_batch`).
 - Thresholds: ``max_poses`` and ``min_tracking_confidence`` are per stream;
   ``min_detection_confidence`` and ``min_presence_confidence`` belong to the engine, so streams
-  are grouped by them (one :class:`~posepipe.engines.torch.blazepose.TorchPoseEngine` per pair,
+  are grouped by them (one :class:`~posepipe.engines.torch.blazepose.TorchBlazePose` per pair,
   sharing the networks) and a batch holds one group's frames.
 - Failures: a frame that is not an RGB ``uint8`` image is refused in the caller's thread. If a
   batch fails (a frame the pipeline cannot take, the device out of memory), no tracker has
@@ -47,10 +47,10 @@ import numpy as np
 import torch
 
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode, TorchDtype
-from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.blazepose import TorchBlazePose
 from posepipe.engines.torch.video_tracking import (
     MIN_TRACKING_CONFIDENCE,
-    VideoTracker,
+    VideoRegionTracker,
     detect_for_video_batch,
 )
 from posepipe.result import Person
@@ -166,7 +166,7 @@ class FrameBatcher:
 
     def __init__(
         self,
-        engine: TorchPoseEngine,
+        engine: TorchBlazePose,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         delay_s: float = DEFAULT_DELAY_S,
@@ -186,7 +186,7 @@ class FrameBatcher:
         self.name = name
         self._cond = threading.Condition()
         self._queue: deque[_Request] = deque()
-        self._engines: dict[tuple[float, float], TorchPoseEngine] = {
+        self._engines: dict[tuple[float, float], TorchBlazePose] = {
             (engine.min_detection_confidence, engine.min_presence_confidence): engine
         }
         self._open: Counter[int] = Counter()  # open streams per engine (by id)
@@ -209,7 +209,9 @@ class FrameBatcher:
     ) -> BatchedStream:
         """A new stream (its own tracker); close it when done so that batches stop waiting for it."""
         engine = self._engine_for(min_detection_confidence, min_presence_confidence)
-        tracker = VideoTracker(engine, max_poses=max_poses, min_tracking_confidence=min_tracking_confidence)
+        tracker = VideoRegionTracker(
+            engine, max_poses=max_poses, min_tracking_confidence=min_tracking_confidence
+        )
         with self._cond:
             if self._closed:
                 raise BatcherClosedError(f"{self.name} is closed")
@@ -228,7 +230,7 @@ class FrameBatcher:
         )
         return BatchedVideoEstimator(stream, options, self.model)
 
-    def _engine_for(self, detection: float | None, presence: float | None) -> TorchPoseEngine:
+    def _engine_for(self, detection: float | None, presence: float | None) -> TorchBlazePose:
         base = self.engine
         key = (
             base.min_detection_confidence if detection is None else detection,
@@ -422,7 +424,7 @@ class FrameBatcher:
 class BatchedStream:
     """One stream (a chunk) of a :class:`FrameBatcher`: its own tracker, frames one at a time."""
 
-    def __init__(self, batcher: FrameBatcher, tracker: VideoTracker) -> None:
+    def __init__(self, batcher: FrameBatcher, tracker: VideoRegionTracker) -> None:
         self.batcher = batcher
         self.tracker = tracker
         self._stats = StreamStats()

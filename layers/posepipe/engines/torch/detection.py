@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 
 from posepipe.engines.torch.anchors import pose_detector_anchors
-from posepipe.engines.torch.network_contract import DETECTOR_INPUT, DetectorModel
+from posepipe.engines.torch.network_contract import DETECTOR_INPUT, DetectorForward
 from posepipe.engines.torch.roi import (
     Resampling,
     crop_homography,
@@ -302,7 +302,7 @@ def postprocess_detections(
 
 
 def detect_poses(
-    detector: DetectorModel,
+    detector: DetectorForward,
     frames: Sequence[torch.Tensor] | torch.Tensor,
     device: torch.device,
     dtype: torch.dtype = torch.float32,

@@ -5,8 +5,8 @@ It loads the two networks from the same ``.task`` bundle MediaPipe would (``mode
 resolved the same way: the option, else ``$POSEPIPE_MODEL``, else the built model), puts them on
 the device (``cuda`` when torch sees a GPU, else ``cpu``) in the dtype (float16 on CUDA, float32
 elsewhere; both overridable), and runs IMAGE mode with
-:meth:`~posepipe.engines.torch.blazepose.TorchPoseEngine.detect_image` and VIDEO mode with
-:class:`~posepipe.engines.torch.video_tracking.VideoTracker` (MediaPipe's tracking), one tracker per
+:meth:`~posepipe.engines.torch.blazepose.TorchBlazePose.detect_image` and VIDEO mode with
+:class:`~posepipe.engines.torch.video_tracking.VideoRegionTracker` (MediaPipe's tracking), one tracker per
 estimator, so that each estimator starts clean as a fresh MediaPipe landmarker does.
 
 In float16 the detector stays in float32 (``detector_dtype``): a float16 detector moves its
@@ -31,13 +31,13 @@ import torch
 
 from posepipe.assets.pose_model import ModelInfo, model_info, resolve_model_path
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode, TorchDtype
-from posepipe.engines.torch.blazepose import TorchPoseEngine
+from posepipe.engines.torch.blazepose import TorchBlazePose
 from posepipe.engines.torch.networks import DetectorNetwork, LandmarkNetwork, load_networks
 from posepipe.errors import EngineError
 from posepipe.result import Person
 
 if TYPE_CHECKING:
-    from posepipe.engines.torch.video_tracking import VideoTracker
+    from posepipe.engines.torch.video_tracking import VideoRegionTracker
 
 _DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "float32": torch.float32}
 _CACHED_NETWORKS = 4
@@ -121,7 +121,7 @@ class TorchPoseEstimator:
         self.dtype = wanted if wanted is not None else default_dtype(self.device)
         self.detector_dtype = detector_dtype_for(self.dtype)
         detector, landmarks = networks_for(path, self.device, self.dtype, self.detector_dtype)
-        self.engine = TorchPoseEngine(
+        self.engine = TorchBlazePose(
             detector,
             landmarks,
             self.device,
@@ -130,11 +130,11 @@ class TorchPoseEstimator:
             min_presence_confidence=options.min_presence_confidence,
             detector_dtype=self.detector_dtype,
         )
-        self._tracker: VideoTracker | None = None
+        self._tracker: VideoRegionTracker | None = None
         if options.running_mode is RunningMode.VIDEO:
-            from posepipe.engines.torch.video_tracking import VideoTracker
+            from posepipe.engines.torch.video_tracking import VideoRegionTracker
 
-            self._tracker = VideoTracker(
+            self._tracker = VideoRegionTracker(
                 self.engine,
                 max_poses=options.max_poses,
                 min_tracking_confidence=options.min_tracking_confidence,

@@ -18,7 +18,9 @@ NUM_ANCHORS = 2254
 NUM_LANDMARKS = 33  # plus 6 auxiliary points (39 in all) in the raw output
 
 
-class DetectorModel(Protocol):
+class DetectorForward(Protocol):
+    """The detector network's forward pass."""
+
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``images`` [N, 3, 224, 224] -> (raw boxes [N, 2254, 12], score logits [N, 2254, 1]).
 
@@ -37,7 +39,9 @@ class LandmarkOutputs:
     world: torch.Tensor  # [N, 117]: 39 points x (x, y, z) in metres, hip-centred
 
 
-class LandmarkModel(Protocol):
+class LandmarkForward(Protocol):
+    """The landmark network's forward pass."""
+
     def __call__(self, images: torch.Tensor) -> LandmarkOutputs:
         """``images`` [N, 3, 256, 256] -> the five raw outputs (TFLite ``Identity`` .. ``Identity_4``)."""
         ...

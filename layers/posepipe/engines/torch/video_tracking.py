@@ -1,7 +1,7 @@
 """VIDEO mode (tracking) of the torch engine: MediaPipe's PoseLandmarker with ``running_mode=VIDEO``.
 
-A :class:`VideoTracker` is one stream's tracking state over a shared
-:class:`~posepipe.engines.torch.blazepose.TorchPoseEngine`; :func:`detect_for_video_batch`
+A :class:`VideoRegionTracker` is one stream's tracking state over a shared
+:class:`~posepipe.engines.torch.blazepose.TorchBlazePose`; :func:`detect_for_video_batch`
 advances several streams by one frame each with one detector batch and one landmark batch.
 Persons come out as :class:`posepipe.engines.mediapipe.MediaPipePoseEstimator` gives them in VIDEO
 mode (pixels, z at the scale of x, world landmarks in metres, ``score`` the mean landmark presence,
@@ -52,7 +52,7 @@ runs; ``use_stream_mode`` is on in VIDEO mode):
   - world landmarks: the same calculator with min_cutoff 0.1, beta 40, derivate_cutoff 1.0 and
     ``disable_value_scaling`` (scale 1).
 
-  The One Euro filter (``mediapipe/util/filtering/one_euro_filter.cc``, with ``LowPassFilter``
+  The One Euro filter (``mediapipe/util/filtering/one_euro_filter.cc``, with ``MediaPipeLowPassFilter``
   from ``low_pass_filter.cc``): the frequency is 1 / dt of the input timestamps, dt from the
   last timestamp (``frequency`` 30 from ``landmarks_smoothing_calculator.proto`` until then; a
   timestamp of 0 on either side leaves the frequency as it is); alpha(cutoff) =
@@ -74,7 +74,7 @@ runs; ``use_stream_mode`` is on in VIDEO mode):
   first frame after a gap).
 - Timestamps (``PoseLandmarker.detect_for_video``): MediaPipe rejects a timestamp that does not
   increase; posepipe's engine moves a repeated or earlier one to the last plus 1 ms, and so does
-  :class:`VideoTracker`. The calculators see microseconds (milliseconds x 1000).
+  :class:`VideoRegionTracker`. The calculators see microseconds (milliseconds x 1000).
 
 Person ids: -1, as posepipe's MediaPipe engine returns them (posepipe's own tracker assigns ids).
 
@@ -85,179 +85,24 @@ follows MediaPipe's tracks as closely as that allows, not bit for bit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from posepipe.engines.torch.blazepose import RGBImage, TorchPoseEngine
-from posepipe.engines.torch.landmark_decoding import (
-    decode_landmarks,
-    present,
-    project_landmarks,
-    project_world,
-)
-from posepipe.engines.torch.network_contract import LANDMARK_INPUT, NUM_LANDMARKS
-from posepipe.engines.torch.roi import Rects, crop_rois, detections_to_rois, landmarks_to_rois
+from posepipe.engines.torch.blazepose import RGBImage, TorchBlazePose
+from posepipe.engines.torch.mediapipe_filters import PoseSmoother
+from posepipe.engines.torch.network_contract import NUM_LANDMARKS
+from posepipe.engines.torch.roi import Rects, detections_to_rois
 from posepipe.result import Person
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 MIN_TRACKING_CONFIDENCE = 0.5  # PoseLandmarkerOptions.min_tracking_confidence default
-# pose_landmarks_detector_graph.cc (MultiplePoseLandmarksDetectorGraph, smooth_landmarks)
-VISIBILITY_ALPHA = 0.1
-LANDMARKS_FILTER = (0.05, 80.0, 1.0)  # min_cutoff, beta, derivate_cutoff
-WORLD_FILTER = (0.1, 40.0, 1.0)
-# landmarks_smoothing_calculator.proto (OneEuroFilter defaults)
-DEFAULT_FREQUENCY = 30.0
-MIN_ALLOWED_OBJECT_SCALE = 1e-6
 
 _RECT_COLUMNS = 5  # x_center, y_center, width, height, rotation (normalised, radians)
-
-
-def _f32(value: float) -> float:
-    """A float option as the C++ reads it from a proto ``float`` field."""
-    return float(np.float32(value))
-
-
-# -- filters --------------------------------------------------------------------------------------
-
-
-class LowPassFilter:
-    """``mediapipe::LowPassFilter`` over an array of values filtered in lockstep (one C++ filter each).
-
-    State and alpha in float32 (the C++ stores floats); ``alpha * value + (1.0 - alpha) * stored``
-    is evaluated in double, as there. ``alpha`` may differ per value.
-    """
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha: F32 = np.asarray(alpha, dtype=np.float32)
-        self.raw: F32 | None = None
-        self.stored: F32 | None = None
-
-    def set_alpha(self, alpha: npt.ArrayLike) -> None:
-        wanted = np.asarray(alpha, dtype=np.float32)
-        usable = (wanted >= 0.0) & (wanted <= 1.0)  # out of range: logged and ignored by the C++
-        self.alpha = np.where(usable, wanted, self.alpha).astype(np.float32)
-
-    def apply(self, value: npt.ArrayLike) -> F32:
-        value32 = np.asarray(value, dtype=np.float32)
-        if self.stored is None:
-            result = value32.copy()
-        else:
-            alpha = self.alpha.astype(np.float64)
-            mixed = alpha * value32.astype(np.float64) + (1.0 - alpha) * self.stored.astype(np.float64)
-            result = mixed.astype(np.float32)
-        self.raw = value32.copy()
-        self.stored = result
-        return result
-
-    def apply_with_alpha(self, value: npt.ArrayLike, alpha: npt.ArrayLike) -> F32:
-        self.set_alpha(alpha)
-        return self.apply(value)
-
-
-class OneEuroFilter:
-    """``mediapipe::OneEuroFilter`` over an array of values that share their timestamps.
-
-    ``initial_last_time_ns`` is the ``last_time_`` a new filter starts from: -1 as in
-    mediapipe 1.2.2's landmark smoothing (0 in ``CreateLegacyFilter``).
-    """
-
-    def __init__(
-        self,
-        min_cutoff: float,
-        beta: float,
-        derivate_cutoff: float,
-        frequency: float = DEFAULT_FREQUENCY,
-        initial_last_time_ns: int = -1,
-    ) -> None:
-        self.frequency = _f32(frequency)
-        self.min_cutoff = _f32(min_cutoff)
-        self.beta = _f32(beta)
-        self.derivate_cutoff = _f32(derivate_cutoff)
-        self.x = LowPassFilter(float(self._alpha(self.min_cutoff)))
-        self.dx = LowPassFilter(float(self._alpha(self.derivate_cutoff)))
-        self.last_time_ns = initial_last_time_ns
-
-    def _alpha(self, cutoff: npt.ArrayLike) -> F64:
-        te = 1.0 / self.frequency
-        tau = 1.0 / (2 * math.pi * np.asarray(cutoff, dtype=np.float64))
-        return np.asarray(1.0 / (1.0 + tau / te), dtype=np.float64)
-
-    def apply(self, timestamp_ns: int, value: npt.ArrayLike, value_scale: float) -> F32:
-        """The filtered values (float32); ``value`` itself when the timestamp does not increase."""
-        value32 = np.asarray(value, dtype=np.float32)
-        if self.last_time_ns >= timestamp_ns:
-            return value32.copy()
-        if self.last_time_ns != 0 and timestamp_ns != 0:
-            self.frequency = 1.0 / ((timestamp_ns - self.last_time_ns) * 1e-9)
-        self.last_time_ns = timestamp_ns
-        if self.x.raw is not None:
-            change = value32.astype(np.float64) - self.x.raw.astype(np.float64)
-            dvalue = change * value_scale * self.frequency
-        else:
-            dvalue = np.zeros(value32.shape, dtype=np.float64)
-        edvalue = self.dx.apply_with_alpha(dvalue, self._alpha(self.derivate_cutoff))
-        cutoff = self.min_cutoff + self.beta * np.abs(edvalue.astype(np.float64))
-        return self.x.apply_with_alpha(value32, self._alpha(cutoff))
-
-
-@dataclass
-class _PoseSmoother:
-    """The filters of ``MultiplePoseLandmarksDetectorGraph`` when ``smooth_landmarks`` is on."""
-
-    visibility: LowPassFilter
-    landmarks: OneEuroFilter | None
-    world: OneEuroFilter | None
-
-    @classmethod
-    def new(cls) -> _PoseSmoother:
-        return cls(visibility=LowPassFilter(VISIBILITY_ALPHA), landmarks=None, world=None)
-
-    def no_landmarks(self) -> None:
-        # Only the landmarks' LandmarksSmoothingCalculator runs on a frame without landmarks (it
-        # has the IMAGE_SIZE input too); it resets. The others are not invoked.
-        self.landmarks = None
-
-    def apply(
-        self,
-        timestamp_us: int,
-        landmarks: F32,
-        world: F32,
-        scale_rect: F32,
-        width: int,
-        height: int,
-    ) -> tuple[F32, F32]:
-        """Smoothed ``(landmarks in pixels [33, 5], world [33, 3])`` from image-normalised ``landmarks``."""
-        timestamp_ns = timestamp_us * 1000
-        w32, h32 = np.float32(width), np.float32(height)
-        smoothed = landmarks.astype(np.float32).copy()
-        smoothed[:, 3] = self.visibility.apply(landmarks[:, 3])
-        # NormalizedLandmarksToLandmarks: pixels in float, z scaled as x.
-        pixels = np.stack([smoothed[:, 0] * w32, smoothed[:, 1] * h32, smoothed[:, 2] * w32], axis=1).astype(
-            np.float32
-        )
-        object_scale = (scale_rect[2] * w32 + scale_rect[3] * h32) / np.float32(2.0)
-        if self.landmarks is None:
-            self.landmarks = OneEuroFilter(*LANDMARKS_FILTER)
-        if object_scale >= np.float32(MIN_ALLOWED_OBJECT_SCALE):
-            value_scale = float(np.float32(1.0) / object_scale)
-            pixels = self.landmarks.apply(timestamp_ns, pixels, value_scale)
-        # LandmarksToNormalizedLandmarks, then posepipe's Person.from_mediapipe (x * W in double).
-        normalised = pixels / np.array([w32, h32, w32], dtype=np.float32)
-        out = smoothed.copy()
-        out[:, :3] = (
-            normalised.astype(np.float64) * np.array([width, height, width], dtype=np.float64)
-        ).astype(np.float32)
-        if self.world is None:
-            self.world = OneEuroFilter(*WORLD_FILTER)
-        world_out = self.world.apply(timestamp_ns, world.astype(np.float32), 1.0)
-        return out, world_out
 
 
 # -- association ----------------------------------------------------------------------------------
@@ -305,8 +150,8 @@ def associate(carried: F32, detected: F32, max_poses: int, threshold: float = MI
 # -- tracking -------------------------------------------------------------------------------------
 
 
-class VideoTracker:
-    """One video stream's tracking state (MediaPipe PoseLandmarker VIDEO mode), over a shared TorchPoseEngine.
+class VideoRegionTracker:
+    """One video stream's tracking state (MediaPipe PoseLandmarker VIDEO mode), over a shared TorchBlazePose.
 
     Feed the frames of one stream in order to :meth:`detect_for_video` (or, several streams at
     once, to :func:`detect_for_video_batch`). :meth:`reset` forgets the stream (a new one may
@@ -315,7 +160,7 @@ class VideoTracker:
 
     def __init__(
         self,
-        engine: TorchPoseEngine,
+        engine: TorchBlazePose,
         *,
         max_poses: int,
         min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE,
@@ -330,7 +175,7 @@ class VideoTracker:
         self.smoothing = max_poses == 1
         self._rects = np.zeros((0, _RECT_COLUMNS), dtype=np.float32)
         self._last_timestamp_ms = -1
-        self._smoother: _PoseSmoother | None = _PoseSmoother.new() if self.smoothing else None
+        self._smoother: PoseSmoother | None = PoseSmoother.new() if self.smoothing else None
 
     @property
     def tracked_rects(self) -> F32:
@@ -341,7 +186,7 @@ class VideoTracker:
         """Forget the stream: no carried rects, fresh filters, any timestamp accepted next."""
         self._rects = np.zeros((0, _RECT_COLUMNS), dtype=np.float32)
         self._last_timestamp_ms = -1
-        self._smoother = _PoseSmoother.new() if self.smoothing else None
+        self._smoother = PoseSmoother.new() if self.smoothing else None
 
     def detect_for_video(self, rgb: RGBImage, timestamp_ms: int) -> list[Person]:
         """Persons in the next frame of this stream (timestamps in ms; one that does not increase is moved
@@ -380,7 +225,7 @@ class VideoTracker:
 
 @torch.inference_mode()
 def detect_for_video_batch(
-    trackers: Sequence[VideoTracker], frames: Sequence[RGBImage], timestamps_ms: Sequence[int]
+    trackers: Sequence[VideoRegionTracker], frames: Sequence[RGBImage], timestamps_ms: Sequence[int]
 ) -> list[list[Person]]:
     """One frame of each of several streams, their detector inputs run as one batch and all their
     landmark crops as one batch (the endpoint's many chunks in flight). Equal to calling each
@@ -405,10 +250,10 @@ def detect_for_video_batch(
         return []
     engine = trackers[0].engine
     if any(t.engine is not engine for t in trackers):
-        raise ValueError("the trackers of one batch must share one TorchPoseEngine")
+        raise ValueError("the trackers of one batch must share one TorchBlazePose")
     if len({id(t) for t in trackers}) != len(trackers):
         raise ValueError("a tracker can take only one frame per batch")
-    images = [engine._to_tensor(rgb) for rgb in frames]
+    images = engine.image_tensors(frames)
     timestamps = [t._next_timestamp(ts) for t, ts in zip(trackers, timestamps_ms, strict=True)]
 
     # The detector, on the streams that track fewer than max_poses persons.
@@ -429,14 +274,13 @@ def detect_for_video_batch(
     usable = (rects.width > 0) & (rects.height > 0) & torch.isfinite(rects.rotation)
     if not bool(usable.all()):  # ImageToTensor rejects empty or NaN regions: no landmarks there
         rects = rects.index_select(torch.nonzero(usable)[:, 0])
-    crops = crop_rois(
-        images, rects, LANDMARK_INPUT, "replicate", engine.landmark_input_range, engine.resampling
+    estimate = engine.landmark_model.estimate(images, rects)
+    landmarks, world, next_rects, keep = (
+        estimate.landmarks,
+        estimate.world,
+        estimate.next_rects,
+        estimate.present,
     )
-    decoded = decode_landmarks(engine._landmark_outputs(crops))
-    landmarks = project_landmarks(decoded.points, rects, engine.clamp_projection_origin)
-    world = project_world(decoded.world, rects.rotation)
-    next_rects = landmarks_to_rois(landmarks, rects.image_size, rects.image_index)
-    keep = present(decoded.presence, engine.min_presence_confidence)
 
     owner = rects.image_index.cpu().numpy()
     keep_np = keep.cpu().numpy()
@@ -453,9 +297,9 @@ def detect_for_video_batch(
     return out
 
 
-def _detector_rects(engine: TorchPoseEngine, images: list[torch.Tensor]) -> list[F32]:
+def _detector_rects(engine: TorchBlazePose, images: list[torch.Tensor]) -> list[F32]:
     """``EXPANDED_POSE_RECTS`` of each image: a rect for every detection NMS kept, in NMS order."""
-    detections = engine._detect(images)
+    detections = engine.person_detector.detect(images)
     valid = detections.valid()
     image_index = torch.nonzero(valid)[:, 0]
     rects = detections_to_rois(
