@@ -22,8 +22,8 @@ from posepipe.assets.model_build import build_model  # noqa: E402
 from posepipe.assets.samples import sample_path  # noqa: E402
 from posepipe.media.decode import read_frames  # noqa: E402
 
-from tests.clips import encode_frames  # noqa: E402
-from tests.uibrowser import (  # noqa: E402
+from tests.support.clips import encode_frames  # noqa: E402
+from tests.support.uibrowser import (  # noqa: E402
     LiveStatus,
     camera_args,
     choose_mode,
@@ -34,7 +34,7 @@ from tests.uibrowser import (  # noqa: E402
     start_stream,
     write_camera_clip,
 )
-from tests.uistack import serve_stack  # noqa: E402
+from tests.support.uistack import serve_stack  # noqa: E402
 
 WIDTH, HEIGHT = 1280, 860
 TALL = {"video": 1100, "live": 1280}  # the whole player; the live video, its status and monitor

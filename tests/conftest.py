@@ -1,26 +1,24 @@
-"""Shared fixtures: the real model, the real sample media, and one run of the real pipeline."""
+"""Shared fixtures: the real model, the real sample media, and one run of the real pipeline.
+
+Fixtures only; the helpers they use live in ``tests/support``. Two fixtures are defined beside
+the helpers they belong to and registered here as plugins: ``default_app`` (the CDK app,
+synthesized once) and ``local_stack`` (the session's ``posepipe serve``).
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.cdkapp import default_app  # noqa: F401  (the app synthesized once, for every module)
-from tests.uistack import local_stack  # noqa: F401  (the session's `posepipe serve`, for every module)
+from tests.support.cli import CliRun, VideoRun, load_run, run_cli
+
+pytest_plugins = ["tests.support.cdkapp", "tests.support.uistack"]
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-REPO = Path(__file__).resolve().parents[1]
-EVENTS = Path(__file__).resolve().parent / "events"
 
 
 @pytest.fixture(scope="session")
@@ -39,44 +37,9 @@ def sample() -> Callable[[str], Path]:
     return sample_path
 
 
-@dataclass
-class CliRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 600) -> CliRun:
-    """Run the installed ``posepipe`` command as a user would."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "posepipe.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-    return CliRun(completed.returncode, completed.stdout, completed.stderr)
-
-
 @pytest.fixture(scope="session")
 def cli() -> Callable[..., CliRun]:
     return run_cli
-
-
-@dataclass
-class VideoRun:
-    out_dir: Path
-    keypoints: dict[str, Any]
-    summary: dict[str, Any]
-
-
-def _load_run(out_dir: Path) -> VideoRun:
-    return VideoRun(
-        out_dir=out_dir,
-        keypoints=json.loads((out_dir / "keypoints.json").read_text()),
-        summary=json.loads((out_dir / "summary.json").read_text()),
-    )
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +50,7 @@ def vtest_default(
     out = tmp_path_factory.mktemp("vtest-default")
     run = run_cli("video", sample("vtest.avi"), "-o", out)
     assert run.returncode == 0, run.stderr
-    return _load_run(out / "vtest")
+    return load_run(out / "vtest")
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +63,7 @@ def vtest_one_chunk(
         "video", sample("vtest.avi"), "-o", out, "--workers", "1", "--chunk-frames", "100000", "--no-annotate"
     )
     assert run.returncode == 0, run.stderr
-    return _load_run(out / "vtest")
+    return load_run(out / "vtest")
 
 
 # Fixtures that make a test need the local stack or PyTorch, however deep in its fixtures.

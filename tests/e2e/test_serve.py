@@ -1,0 +1,289 @@
+"""``posepipe serve`` end to end, as a user meets it: a process on loopback, uploads with boto3."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from posepipe.result import validate_result
+
+from tests.support.cli import VideoRun
+from tests.support.uistack import API_URL, PEOPLE_CLIP_FRAMES, S3_URL, StackProcess, write_people_clip
+
+INPUT, OUTPUT = "posepipe-input", "posepipe-output"
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: StackProcess) -> StackProcess:
+    """The session's ``posepipe serve`` (tests/support/uistack.py), started as a user starts it."""
+    return local_stack
+
+
+def _client(service: str) -> Any:
+    """A boto3 client of the local stack, as a user would make one."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=S3_URL,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+
+
+@pytest.fixture(scope="module")
+def s3(stack: StackProcess) -> Any:
+    return _client("s3")
+
+
+@pytest.fixture(scope="module")
+def sfn(stack: StackProcess) -> Any:
+    return _client("stepfunctions")
+
+
+def _executions(sfn: Any, name_prefix: str) -> list[dict[str, Any]]:
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    return [e for e in executions if e["name"].startswith(name_prefix)]
+
+
+def _wait_for(s3: Any, key: str, timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            data: dict[str, Any] = json.loads(s3.get_object(Bucket=OUTPUT, Key=key)["Body"].read())
+            return data
+        except s3.exceptions.NoSuchKey:
+            time.sleep(1)
+    raise TimeoutError(f"{key} did not appear in {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def uploaded(s3: Any, sample: Callable[[str], Path]) -> dict[str, Any]:
+    s3.upload_file(str(sample("vtest.avi")), INPUT, "videos/vtest.avi")
+    s3.upload_file(str(sample("messi5.jpg")), INPUT, "images/messi5.jpg")
+    summary = _wait_for(s3, "videos/vtest.avi/summary.json")
+    image = _wait_for(s3, "images/messi5.jpg/pose.json")
+    return {"summary": summary, "image": image}
+
+
+def test_uploaded_video_and_image_get_complete_valid_results(s3: Any, uploaded: dict[str, Any]) -> None:
+    keypoints = json.loads(s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/keypoints.json")["Body"].read())
+    validate_result(keypoints)
+    assert len(keypoints["frames"]) == 795
+    assert uploaded["summary"]["frames"] == 795
+    video = s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/annotated.mp4")["Body"].read()
+    assert video[4:8] == b"ftyp"
+    assert len(video) > 100_000
+    validate_result(uploaded["image"])
+    assert len(uploaded["image"]["frames"][0]["persons"]) == 1
+    assert s3.head_object(Bucket=OUTPUT, Key="images/messi5.jpg/annotated.jpg")["ContentLength"] > 10_000
+    assert s3.head_object(Bucket=INPUT, Key="videos/vtest.avi")["ContentLength"] > 0  # input left alone
+
+
+def test_cloud_results_equal_the_cli(s3: Any, uploaded: dict[str, Any], vtest_default: VideoRun) -> None:
+    cloud = json.loads(s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/keypoints.json")["Body"].read())[
+        "frames"
+    ]
+    local = vtest_default.keypoints["frames"]
+    assert len(cloud) == len(local) == 795
+    assert [f["t"] for f in cloud] == [f["t"] for f in local]
+    assert [len(f["persons"]) for f in cloud] == [len(f["persons"]) for f in local]
+    gaps = []
+    for a, b in zip(cloud, local, strict=True):
+        for person in a["persons"]:
+            ours = np.array(person["landmarks"])[:, :2]
+            gaps.append(min(np.abs(np.array(p["landmarks"])[:, :2] - ours).max() for p in b["persons"]))
+    # Equal to the precision of the JSON the chunk results travel in between the endpoint and the
+    # aggregate (0.01 px); the CLI hands full-precision arrays to its aggregator.
+    assert float(np.max(gaps)) <= 0.05, sorted(gaps)[-10:]
+
+
+def test_post_images_answers_the_persons(stack: StackProcess, sample: Callable[[str], Path]) -> None:
+    request = urllib.request.Request(
+        f"{API_URL}/images",
+        data=sample("basketball1.png").read_bytes(),
+        headers={"Content-Type": "image/png"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        result = json.loads(answer.read())
+    validate_result(result)
+    assert len(result["frames"][0]["persons"]) == 2
+
+
+def test_post_images_annotated_url_downloads_the_image(
+    stack: StackProcess, sample: Callable[[str], Path]
+) -> None:
+    request = urllib.request.Request(
+        f"{API_URL}/images?annotate=1",
+        data=sample("messi5.jpg").read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        result = json.loads(answer.read())
+    assert result["annotated_url"].startswith(S3_URL)
+    with urllib.request.urlopen(result["annotated_url"], timeout=30) as answer:
+        image = answer.read()
+    assert image[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert len(image) > 10_000
+
+
+def test_same_video_uploaded_twice_is_one_execution(s3: Any, sfn: Any, uploaded: dict[str, Any]) -> None:
+    # A second "object created" event for the same content (same ETag).
+    source = {"Bucket": INPUT, "Key": "videos/vtest.avi"}
+    s3.copy_object(Bucket=INPUT, Key="videos/vtest.avi", CopySource=source, MetadataDirective="REPLACE")
+    time.sleep(4)
+    assert len(_executions(sfn, "vtest-avi-")) == 1
+
+
+def test_video_api_gives_an_upload_slot_and_follows_the_job(
+    stack: StackProcess, sample: Callable[[str], Path]
+) -> None:
+    request = urllib.request.Request(
+        f"{API_URL}/videos",
+        data=json.dumps({"filename": "walk.avi"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        slot = json.loads(answer.read())
+    assert slot["upload"]["url"].startswith(S3_URL)
+    with urllib.request.urlopen(f"{API_URL}{slot['status']}", timeout=30) as answer:
+        assert json.loads(answer.read())["status"] == "awaiting_upload"
+    put = urllib.request.Request(
+        slot["upload"]["url"],
+        data=sample("vtest.avi").read_bytes()[:2_000_000],
+        method="PUT",
+        headers={"Content-Type": "video/x-msvideo"},  # urllib's default would be a form
+    )
+    with urllib.request.urlopen(put, timeout=60) as answer:
+        assert answer.status == 200
+    deadline = time.monotonic() + 120
+    while True:
+        with urllib.request.urlopen(f"{API_URL}{slot['status']}", timeout=30) as answer:
+            status = json.loads(answer.read())
+        if status["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status["status"] == "failed"  # the first 2 MB of an AVI: truncated
+    assert status["error"]["stage"] == "video_split"
+    assert "truncated" in status["error"]["reason"]
+
+
+def test_video_api_reports_a_finished_job_with_result_urls(s3: Any, uploaded: dict[str, Any]) -> None:
+    # videos/vtest.avi, uploaded straight to the bucket, is the job "vtest.avi" to the API.
+    with urllib.request.urlopen(f"{API_URL}/jobs/vtest.avi", timeout=30) as answer:
+        assert answer.headers["Content-Type"] == "application/json"
+        status = json.loads(answer.read())
+    assert status["status"] == "succeeded"
+    assert status["frames"] == 795
+    assert set(status["results"]) == {"keypoints", "annotated", "summary"}
+    assert all(url.startswith(S3_URL) for url in status["results"].values())
+    with urllib.request.urlopen(status["results"]["summary"], timeout=30) as answer:
+        assert json.loads(answer.read()) == uploaded["summary"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "expected"),
+    [
+        ("POST", "/videos", b'{"filename": "notes.txt"}', "application/json", (400, "bad_input")),
+        ("POST", "/videos", b"walk.mp4", "text/plain", (415, "unsupported_media_type")),
+        ("GET", "/jobs/.hidden", None, None, (400, "bad_input")),
+        ("GET", "/jobs/0123456789ab-never-issued.mp4", None, None, (404, "not_found")),
+        ("GET", "/videos", None, None, (404, "not_found")),
+    ],
+    ids=["bad-filename", "text-body", "bad-job-id", "no-such-job", "no-route"],
+)
+def test_video_api_errors_are_json_with_a_4xx_status(
+    stack: StackProcess,
+    method: str,
+    path: str,
+    body: bytes | None,
+    content_type: str | None,
+    expected: tuple[int, str],
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = urllib.request.Request(f"{API_URL}{path}", data=body, method=method, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.headers["Content-Type"] == "application/json"
+    answer = json.loads(refused.value.read())
+    assert (refused.value.code, answer["error"]) == expected
+    assert answer["message"]
+
+
+def test_keys_with_spaces_plus_percent_and_non_ascii_get_their_results(
+    s3: Any, tmp_path: Path, sample: Callable[[str], Path]
+) -> None:
+    """Through moto's notifications (which URL-encode keys, "/" included) and the dispatcher."""
+    image_key = "images/Léa's jump 100% +1 (2).jpg"
+    video_key = "videos/Léa's run 100% +1 (2).mp4"
+    s3.upload_file(str(sample("messi5.jpg")), INPUT, image_key)
+    s3.upload_file(str(write_people_clip(tmp_path, sample("vtest.avi"))), INPUT, video_key)
+    pose = _wait_for(s3, f"{image_key}/pose.json")
+    assert pose["source"]["uri"] == f"s3://{INPUT}/{image_key}"
+    assert len(pose["frames"][0]["persons"]) == 1
+    summary = _wait_for(s3, f"{video_key}/summary.json")
+    assert summary["frames"] == PEOPLE_CLIP_FRAMES
+    assert summary["source"]["uri"] == f"s3://{INPUT}/{video_key}"
+    job = video_key.removeprefix("videos/")
+    with urllib.request.urlopen(f"{API_URL}/jobs/{urllib.parse.quote(job)}", timeout=30) as answer:
+        status = json.loads(answer.read())
+    assert (status["job"], status["status"]) == (job, "succeeded")
+    for key in (image_key, video_key):
+        assert not s3.list_objects_v2(Bucket=OUTPUT, Prefix=f"errors/{key}").get("KeyCount")
+
+
+def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:
+    from tests.support.clips import encode_frames, make_audio_only, make_clip
+
+    if kind == "garbage":
+        path = folder / "garbage.mp4"
+        path.write_text("not a video at all\n" * 100)
+    elif kind == "truncated":
+        whole = encode_frames(folder / "whole.mp4", [np.zeros((64, 96, 3), np.uint8) + i for i in range(40)])
+        path = folder / "truncated.mp4"
+        path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    elif kind == "audio":
+        path = make_audio_only(folder / "song.m4a", "aac")
+    else:
+        path = make_clip(folder / "long.mp4", frames=110, fps=1)  # 110 s, over the stack's 100 s
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("garbage", "not a video file"),
+        ("truncated", "truncated or corrupt video"),
+        ("audio", "no video stream (audio only)"),
+        ("long", "over the limit of 100"),
+    ],
+)
+def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
+    s3: Any, sfn: Any, tmp_path: Path, sample: Callable[[str], Path], kind: str, reason: str
+) -> None:
+    path = _bad_video(kind, tmp_path, sample)
+    key = f"videos/{path.name}"
+    s3.upload_file(str(path), INPUT, key)
+    record = _wait_for(s3, f"errors/{key}.json", timeout_s=120)
+    assert record["stage"] == "video_split"
+    assert reason in record["reason"], record
+    assert record["input"] == f"s3://{INPUT}/{key}"
+    written = [o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT, Prefix=f"{key}/").get("Contents", [])]
+    assert written == []
+    assert s3.head_object(Bucket=INPUT, Key=key)["ContentLength"] == path.stat().st_size  # input untouched
+    ours = _executions(sfn, path.name.replace(".", "-"))
+    deadline = time.monotonic() + 30
+    while ours[0]["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ours = [sfn.describe_execution(executionArn=ours[0]["executionArn"])]
+    assert [e["status"] for e in ours] == ["FAILED"]

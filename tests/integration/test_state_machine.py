@@ -1,0 +1,264 @@
+"""The one ASL definition: valid for asl-validator, and run by moto's real ASL engine.
+
+These tests drive the state machine's control flow (retries, catches, error records) with small
+stand-in functions and a container that fails on demand; the happy path with the real handlers
+and the real endpoint runs at the end of this file on a short real clip, and through
+``posepipe serve`` on vtest.avi in ``tests/e2e/test_serve.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from posepipe.cloud.http_servers import BackgroundServer, serve_in_background
+from posepipe.cloud.state_machine import PLACEHOLDERS, definition_template, render_definition
+from werkzeug.wrappers import Request, Response
+
+from tests.support.localaws import LocalAws, history, local_aws, run_execution
+from tests.support.paths import REPO
+
+# The real functions and endpoint behind moto's Step Functions: a local stack in this process.
+pytestmark = pytest.mark.stack
+
+INPUT, OUTPUT = "posepipe-input", "posepipe-output"
+
+
+def test_one_definition_with_every_placeholder_and_valid_asl(tmp_path: Path) -> None:
+    template = definition_template()
+    for name in PLACEHOLDERS:
+        assert "${" + name + "}" in template
+    rendered = render_definition(
+        {name: f"arn:aws:lambda:us-east-1:123456789012:function:{name}" for name in PLACEHOLDERS}
+    )
+    assert re.search(r"\$\{\w+\}", rendered) is None
+    (tmp_path / "definition.json").write_text(rendered)
+    validator = REPO / "node_modules" / ".bin" / "asl-validator"
+    assert validator.exists(), "run `npm ci` (make test does)"
+    run = subprocess.run(
+        [str(validator), "--json-path", str(tmp_path / "definition.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "is valid" in run.stdout
+    assert shutil.which("node") is not None
+
+
+def test_render_refuses_unknown_or_missing_placeholders() -> None:
+    with pytest.raises(ValueError, match="missing"):
+        render_definition({"EndpointName": "x"})
+
+
+class FlakyContainer:
+    """An endpoint container that answers 500 for its first ``failures`` invocations."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        with self.lock:
+            self.calls += 1
+            failing = self.calls <= self.failures
+        if failing:
+            response = Response(json.dumps({"error": "internal", "message": "boom"}), status=500)
+        else:
+            body = json.loads(request.get_data())
+            answer = {
+                "output": body["output"],
+                "chunk": body["chunk"]["index"],
+                "frames": 3,
+                "person_frames": 1,
+            }
+            response = Response(json.dumps(answer), content_type="application/json")
+        return response(environ, start_response)
+
+
+def split_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event["key"].endswith(".txt.mp4"):
+        raise ValueError(f"{event['key']}: not a video file: it is text")
+    request = {
+        "video": f"s3://{event['bucket']}/{event['key']}",
+        "chunk": {"index": 0, "start": 0, "stop": 3, "warmup_start": 0},
+        "output": f"s3://{OUTPUT}/work/job/chunks/00000.json",
+        "options": {"max_poses": 1},
+    }
+    return {"job": {"id": "job", "key": event["key"]}, "chunks": [{"request": request}], "manifest": None}
+
+
+def aggregate_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    failed = [r for r in event["chunk_results"] if r.get("failed")]
+    if len(failed) == len(event["chunk_results"]):
+        raise RuntimeError(f"{len(failed)} of {len(failed)} chunks failed")
+    return {"job": event["job"], "chunk_results": event["chunk_results"]}
+
+
+@pytest.fixture
+def flaky(request: pytest.FixtureRequest) -> Iterator[tuple[FlakyContainer, BackgroundServer]]:
+    container = FlakyContainer(failures=request.param)
+    server = serve_in_background(container, name="container")
+    yield container, server
+    server.stop()
+
+
+@pytest.fixture
+def aws(
+    monkeypatch: pytest.MonkeyPatch, flaky: tuple[FlakyContainer, BackgroundServer]
+) -> Iterator[LocalAws]:
+    import boto3
+
+    with local_aws(
+        monkeypatch, {"video_split": split_stub, "aggregate": aggregate_stub}, flaky[1].url
+    ) as stack:
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=INPUT)
+        s3.create_bucket(Bucket=OUTPUT)
+        yield stack
+
+
+@pytest.mark.parametrize("flaky", [2], indirect=True)
+def test_endpoint_failing_twice_is_retried_then_succeeds(
+    aws: LocalAws, flaky: tuple[FlakyContainer, BackgroundServer]
+) -> None:
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    done = run_execution(machine, "retry", {"bucket": INPUT, "key": "videos/clip.mp4", "etag": "e"})
+    assert done["status"] == "SUCCEEDED", done
+    output = json.loads(done["output"])
+    assert output["chunk_results"] == [
+        {"output": f"s3://{OUTPUT}/work/job/chunks/00000.json", "chunk": 0, "frames": 3, "person_frames": 1}
+    ]
+    assert flaky[0].calls == 3
+    events = history(done["executionArn"])
+    failed = [e for e in events if e["type"] == "TaskFailed"]
+    assert len(failed) == 2
+    assert all(e["taskFailedEventDetails"]["error"] == "SageMakerRuntime.ModelErrorException" for e in failed)
+    assert "Received server error (500)" in failed[0]["taskFailedEventDetails"]["cause"]
+
+
+@pytest.mark.parametrize("flaky", [1000], indirect=True)
+def test_endpoint_that_keeps_failing_is_caught_recorded_and_fails_the_execution(
+    aws: LocalAws, flaky: tuple[FlakyContainer, BackgroundServer]
+) -> None:
+    import boto3
+
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    done = run_execution(machine, "broken", {"bucket": INPUT, "key": "videos/clip.mp4", "etag": "e"})
+    assert done["status"] == "FAILED"
+    assert flaky[0].calls == 5  # the first try and four retries
+    record = json.loads(
+        boto3.client("s3").get_object(Bucket=OUTPUT, Key="errors/videos/clip.mp4.json")["Body"].read()
+    )
+    assert record["stage"] == "aggregate"
+    assert record["input"] == f"s3://{INPUT}/videos/clip.mp4"
+    assert "1 of 1 chunks failed" in record["reason"]
+    assert record["time"]
+
+
+@pytest.mark.parametrize("flaky", [0], indirect=True)
+def test_split_failure_is_recorded_with_its_reason(aws: LocalAws) -> None:
+    import boto3
+
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    done = run_execution(machine, "bad", {"bucket": INPUT, "key": "videos/notes.txt.mp4", "etag": "e"})
+    assert done["status"] == "FAILED"
+    record = json.loads(
+        boto3.client("s3").get_object(Bucket=OUTPUT, Key="errors/videos/notes.txt.mp4.json")["Body"].read()
+    )
+    assert record["stage"] == "video_split"
+    assert "not a video file: it is text" in record["reason"]
+    s3_keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=OUTPUT).get("Contents", [])]
+    assert s3_keys == ["errors/videos/notes.txt.mp4.json"]  # nothing else written
+
+
+@pytest.mark.parametrize("flaky", [0], indirect=True)
+def test_a_job_starts_once_per_object_version(aws: LocalAws) -> None:
+    """Executions are named from the key and ETag: a repeated start is the same execution (AWS
+    answers a repeated name with the same input idempotently), another input under it is refused."""
+    import boto3
+    from posepipe.cloud.keys import job_id
+
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    sfn = boto3.client("stepfunctions")
+    name = job_id("videos/clip.mp4", '"e1"')
+    assert name == job_id("videos/clip.mp4", "e1")  # quoted or not, as S3 and EventBridge send it
+    assert name != job_id("videos/clip.mp4", "e2")
+    payload = json.dumps({"bucket": INPUT, "key": "videos/clip.mp4", "etag": "e1"})
+    first = sfn.start_execution(stateMachineArn=machine, name=name, input=payload)["executionArn"]
+    again = sfn.start_execution(stateMachineArn=machine, name=name, input=payload)["executionArn"]
+    assert again == first
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps({"other": 1}))
+
+
+@pytest.mark.parametrize(
+    "manifest_threshold", ["100", "1"], ids=["inline-map", "distributed-map-from-manifest"]
+)
+def test_real_functions_and_endpoint_on_a_real_clip(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample: Callable[[str], Path], manifest_threshold: str
+) -> None:
+    """The deployed code path, in-process: the real split, endpoint and aggregate, several chunks."""
+    import boto3
+    import numpy as np
+    from PIL import Image
+    from posepipe.local_stack.stack import load_function
+    from posepipe.result import validate_result
+
+    from tests.support.clips import encode_frames
+
+    photo = np.asarray(Image.open(sample("messi5.jpg")).convert("RGB"))
+    clip = encode_frames(
+        tmp_path / "drift.mp4", [np.ascontiguousarray(np.roll(photo, 2 * i, axis=1)) for i in range(30)]
+    )
+    for name, value in {
+        "POSEPIPE_CHUNK_SECONDS": "1.5",
+        "POSEPIPE_WARMUP_SECONDS": "0.5",
+        "POSEPIPE_MANIFEST_THRESHOLD": manifest_threshold,
+        "POSEPIPE_INPUT_BUCKET": INPUT,
+        "POSEPIPE_OUTPUT_BUCKET": OUTPUT,
+    }.items():
+        monkeypatch.setenv(name, value)
+    from posepipe.cloud.endpoint.serve import start_background_server
+
+    with local_aws(monkeypatch) as stack:
+        container = start_background_server()
+        try:
+            stack.runtime_app.endpoints["posepipe-pose"] = container.url
+            stack.lambda_app.handlers.update(
+                {name: load_function(name).handler for name in ("video_split", "aggregate")}
+            )
+            s3 = boto3.client("s3")
+            s3.create_bucket(Bucket=INPUT)
+            s3.create_bucket(Bucket=OUTPUT)
+            s3.upload_file(str(clip), INPUT, "videos/drift.mp4")
+            etag = s3.head_object(Bucket=INPUT, Key="videos/drift.mp4")["ETag"]
+            machine = stack.create_pipeline(INPUT, OUTPUT)
+            done = run_execution(machine, "drift", {"bucket": INPUT, "key": "videos/drift.mp4", "etag": etag})
+            errors = s3.list_objects_v2(Bucket=OUTPUT, Prefix="errors/").get("Contents", [])
+            records = [s3.get_object(Bucket=OUTPUT, Key=e["Key"])["Body"].read() for e in errors]
+            assert done["status"] == "SUCCEEDED", records
+            keypoints = json.loads(
+                s3.get_object(Bucket=OUTPUT, Key="videos/drift.mp4/keypoints.json")["Body"].read()
+            )
+            summary = json.loads(
+                s3.get_object(Bucket=OUTPUT, Key="videos/drift.mp4/summary.json")["Body"].read()
+            )
+            work = [o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT, Prefix="work/")["Contents"]]
+        finally:
+            container.stop()
+    validate_result(keypoints)
+    assert [len(f["persons"]) for f in keypoints["frames"]] == [1] * 30
+    assert len(summary["chunks"]) >= 2
+    assert summary["failed_chunks"] == []
+    assert any(key.endswith("chunks.json") for key in work) == (manifest_threshold == "1")
