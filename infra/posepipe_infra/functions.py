@@ -115,7 +115,7 @@ def build_function(
             function,
             "AwsSolutions-L1",
             f"{LAYER_RUNTIME.name}, not the newest runtime: the layer's binary wheels (PyAV, NumPy,"
-            " pydantic-core) are built and tested for it (tests/test_layer_runtime.py runs these"
+            " pydantic-core) are built and tested for it (tests/integration/test_layer_runtime.py runs these"
             " functions from the staged assets under that CPython); same Amazon Linux 2023 and glibc",
         )
     else:

@@ -145,6 +145,13 @@ def test_the_staged_layer_runs_video_jobs_and_video_split_under_the_lambda_pytho
     stack = default_app.stack
     (layer,) = default_app.of_type("AWS::Lambda::LayerVersion").values()
     layer_python = default_app.outdir / layer["Metadata"]["aws:asset:path"] / "python"
+    # The layer ships what the zip functions import: not the local stack, the web app, the endpoint
+    # server or the torch engine (whose dependencies, moto, Streamlit, Flask and PyTorch, it lacks).
+    package = layer_python / "posepipe"
+    assert (package / "cloud" / "handlers" / "video_jobs.py").is_file()
+    assert (package / "media" / "probe.py").is_file()
+    for left_out in ("local_stack", "ui", "cloud/endpoint", "engines/torch"):
+        assert not (package / left_out).exists(), left_out
     function_dirs = {
         "video_jobs": default_app.asset_folder(stack.videos.jobs.function),
         "video_split": default_app.asset_folder(stack.videos.split.function),

@@ -47,7 +47,7 @@ def render_frames(
 
     ``decoded``: the source's frames of that range as :func:`posepipe.media.decode.read_frames`
     gave them, kept from inference; without it the range is decoded here. Returns timings in
-    seconds (decode, draw, encode).
+    seconds (decode, draw, encode) and ``decoded_frames``, the frames decoded here.
     """
     draw_options = draw_options or DrawOptions()
     if not frames:
@@ -86,7 +86,8 @@ def render_frames(
             writer.write(image, info.frame_pts[picture.index])
             mark = time.perf_counter()
             encode_s += mark - drawn_at
-    return {"decode_s": decode_s, "draw_s": draw_s, "encode_s": encode_s}
+    decoded_frames = 0.0 if decoded is not None else float(len(frames))
+    return {"decode_s": decode_s, "draw_s": draw_s, "encode_s": encode_s, "decoded_frames": decoded_frames}
 
 
 def join_segments(segments: Iterable[Path], destination: Path, audio_from: str | Path | None = None) -> int:

@@ -88,6 +88,8 @@ def video_summary(
             "smoothing": smoothing,
             "chunks": [{**c.to_dict(), "timings": t} for c, t in zip(chunks, chunk_timings, strict=True)],
             "boundary_repairs": sum(1 for t in chunk_timings if "repair_frames" in t),
+            # Frames decoded a second time to be drawn on (0 when inference kept them for that).
+            "frames_decoded_for_render": int(total(render_timings, "decoded_frames")),
             "stages_wall_s": {name: round(seconds, 3) for name, seconds in stages_wall_s.items()},
             "stages_cpu_s": {
                 "model_load": total(chunk_timings, "load_s"),

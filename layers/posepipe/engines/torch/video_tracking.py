@@ -78,7 +78,7 @@ runs; ``use_stream_mode`` is on in VIDEO mode):
 
 Person ids: -1, as posepipe's MediaPipe engine returns them (posepipe's own tracker assigns ids).
 
-Parity (``tests/test_torch_video.py``): tracking amplifies any numerical difference (a region
+Parity (``tests/unit/engines/test_torch_video.py``): tracking amplifies any numerical difference (a region
 moved by 1e-6 of the frame changes later landmarks by tenths of a pixel), so the torch engine
 follows MediaPipe's tracks as closely as that allows, not bit for bit.
 """
