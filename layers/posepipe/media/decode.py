@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,11 +44,52 @@ _SEEK_BACKOFF = 8
 
 @dataclass
 class VideoFrame:
-    """One decoded frame: ``rgb`` is upright (rotation applied), C-contiguous uint8 (H, W, 3)."""
+    """One decoded frame: ``rgb`` is upright (rotation applied), C-contiguous uint8 (H, W, 3).
+
+    ``compact`` (when :func:`read_frames` was asked for it) is the same frame as the decoder gave
+    it, to be kept in less memory and made RGB later (:func:`expand_frames`)."""
 
     index: int
     t: float
     rgb: RGBArray
+    compact: CompactFrame | None = None
+
+
+# The decoder formats a frame is kept in as they are (their planes in one array, as PyAV's
+# to_ndarray gives them); 4:2:0 is half the bytes of RGB.
+COMPACT_FORMATS = frozenset({"yuv420p", "yuvj420p", "nv12"})
+
+
+@dataclass(frozen=True)
+class CompactFrame:
+    """A decoded frame in the decoder's own pixel format, with the colour tags its conversion to
+    RGB reads: :func:`expand_frames` turns it into the very RGB :func:`read_frames` gave."""
+
+    index: int
+    t: float
+    planes: npt.NDArray[np.uint8]
+    pixel_format: str
+    colorspace: int
+    color_range: int
+
+    @classmethod
+    def of(cls, index: int, t: float, frame: av.VideoFrame) -> CompactFrame | None:
+        """The frame kept compact, or None when its format is not one of :data:`COMPACT_FORMATS`."""
+        name = frame.format.name
+        if name not in COMPACT_FORMATS:
+            return None
+        planes = np.asarray(frame.to_ndarray(), dtype=np.uint8)
+        return cls(index, t, planes, name, int(frame.colorspace), int(frame.color_range))
+
+
+def expand_frames(frames: Iterable[CompactFrame], rotation: int) -> Iterator[VideoFrame]:
+    """Compact frames back to upright RGB, pixel for pixel as :func:`read_frames` converted them."""
+    to_rgb = _RGBConverter(rotation)
+    for kept in frames:
+        frame = av.VideoFrame.from_ndarray(kept.planes, format=kept.pixel_format)
+        frame.colorspace = kept.colorspace
+        frame.color_range = kept.color_range
+        yield VideoFrame(index=kept.index, t=kept.t, rgb=to_rgb(frame))
 
 
 HWAccelChoice = Literal["none", "auto"]
@@ -118,8 +159,10 @@ def read_frames(
     threads: int = 0,
     hwaccel: HWAccelChoice = "none",
     report: DecodeReport | None = None,
+    compact: bool = False,
 ) -> Iterator[VideoFrame]:
-    """Yield frames ``[start, stop)`` in presentation order, upright RGB.
+    """Yield frames ``[start, stop)`` in presentation order, upright RGB (with ``compact``, each
+    also as a :class:`CompactFrame` where its format allows).
 
     Seeks to the keyframe at or before ``start`` and decodes forward, dropping earlier frames,
     so frames are bit-identical to a decode from the first frame. ``info`` (from
@@ -157,7 +200,9 @@ def read_frames(
             if index >= end:
                 break
             if index >= start:
-                yield VideoFrame(index=index, t=_frame_time(frame, info, index), rgb=to_rgb(frame))
+                t = _frame_time(frame, info, index)
+                kept = CompactFrame.of(index, t, frame) if compact else None
+                yield VideoFrame(index=index, t=t, rgb=to_rgb(frame), compact=kept)
     finally:
         container.close()
 

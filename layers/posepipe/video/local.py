@@ -30,6 +30,7 @@ from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult, SplitOptions, infer_chunk, plan_chunks
 from posepipe.video.workers import (
+    COSTLY_TO_DECODE,
     ChunkMessage,
     Progress,
     RenderOrder,
@@ -55,7 +56,8 @@ class VideoJobOptions:
     progress: bool = False
     keep_decoded_mb: int = 2048
     """Memory for keeping decoded frames from inference to rendering, shared by the workers (each
-    holds at most one chunk): a chunk over its worker's share is decoded again. 0: never keep."""
+    holds at most one chunk), for the codecs where that pays (:data:`COSTLY_TO_DECODE`): a chunk
+    over its worker's share, or of another codec, is decoded again. 0: never keep."""
 
 
 @dataclass
@@ -160,7 +162,10 @@ class _LocalChunks:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _keeps(self, chunk: Chunk) -> bool:
-        return chunk.frame_count * self.info.width * self.info.height * 3 <= self.keep_bytes
+        if self.info.codec not in COSTLY_TO_DECODE:
+            return False
+        # Kept as 4:2:0 planes: 1.5 bytes a pixel.
+        return chunk.frame_count * self.info.width * self.info.height * 3 // 2 <= self.keep_bytes
 
     def _submit(self, chunk: Chunk) -> None:
         args = (self.video, chunk, self.inference, self.info, self._keeps(chunk))

@@ -181,6 +181,7 @@ def infer_chunk(
     open_engine: Callable[[PoseEngineOptions], PoseEstimator] = open_pose_engine,
     hwaccel: HWAccelChoice = "none",
     on_frame: Callable[[VideoFrame], None] | None = None,
+    compact_frames: bool = False,
 ) -> ChunkResult:
     """Run the engine (``options.engine``) in VIDEO mode over the chunk's warm-up and frames;
     ``progress(n)`` per frame. The result's ``model`` names the engine that ran.
@@ -196,7 +197,8 @@ def infer_chunk(
     frames up to that point only.
 
     ``on_frame`` is handed each decoded frame of the chunk proper (not of its warm-up), after
-    inference: ``posepipe video`` keeps them to render the chunk without decoding it again.
+    inference: ``posepipe video`` keeps them (``compact_frames``: with their
+    :class:`~posepipe.media.decode.CompactFrame`) to render the chunk without decoding it again.
     """
     options = options or InferenceOptions()
     agreeing = 0
@@ -210,7 +212,7 @@ def infer_chunk(
         mark = time.perf_counter()
         for decoded in read_frames(
             video, chunk.warmup_start, chunk.stop, info=info, threads=options.decode_threads,
-            hwaccel=hwaccel, report=decoding,
+            hwaccel=hwaccel, report=decoding, compact=compact_frames,
         ):  # fmt: skip
             decoded_at = time.perf_counter()
             decode_s += decoded_at - mark

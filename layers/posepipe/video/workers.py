@@ -5,12 +5,12 @@ queue, one inbox per worker (each worker claims one at start-up) and an abort ev
 
 Decoding once: :func:`infer_task` runs :func:`posepipe.video.stages.infer_chunk` and puts the
 chunk's result on the results queue as soon as it has it. When the parent asked it to keep the
-chunk's decoded frames (the chunk fits the memory budget), the task then waits in its worker's
+chunk's decoded frames (a codec costly to decode, :data:`COSTLY_TO_DECODE`, and a chunk that
+fits the memory budget), the task then waits in its worker's
 inbox for a :class:`RenderOrder`, the chunk's final frames (ids set, smoothed), and draws them
-over the frames it kept: the source is decoded once, not again for rendering. Keeping frames
-costs their memory, nothing else, where decoding again costs about 1.8 ms a frame for H.264 at
-768x576 here (docs/PERFORMANCE.md). A chunk that does not fit is rendered by
-:func:`render_task`, which decodes it again.
+over the frames it kept, in the decoder's own 4:2:0 planes (half the memory of RGB, made RGB
+again exactly as decoding does): the source is decoded once. Any other chunk is
+rendered by :func:`render_task`, which decodes it again.
 
 A kept chunk's task holds its worker until the parent has aggregated the chunk, which needs only
 earlier chunks (submitted earlier, so running or done) and, for a boundary repair, the parent
@@ -32,12 +32,19 @@ from typing import Any
 from posepipe.annotation.drawing import DrawOptions
 from posepipe.annotation.render import render_frames
 from posepipe.engines.base import InferenceOptions, torch_installed
-from posepipe.media.decode import VideoFrame
+from posepipe.media.decode import CompactFrame, expand_frames
 from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame
 from posepipe.video.stages import Chunk, ChunkResult, infer_chunk
 
 _INBOX_POLL_S = 0.5  # how often a task waiting for its render order looks at the abort event
+
+# Codecs whose decoding costs more than keeping the frames does. Kept frames cannot reuse the
+# decoder's buffers: each costs fresh memory, about 0.9 ms for a 768x576 4:2:0 frame on the dev
+# machine (page faults), plus 0.15 ms to make it RGB again, where decoding it again costs 1.8 ms for
+# H.264 (HEVC, VP9 and AV1 cost more) but 0.4 ms for MPEG-4 part 2 (vtest.avi), which is then
+# decoded twice (docs/PERFORMANCE.md).
+COSTLY_TO_DECODE = frozenset({"h264", "hevc", "vp9", "av1"})
 
 
 @dataclass
@@ -135,23 +142,27 @@ def infer_task(
     Returns the render timings of a kept chunk, else None (also when the job was aborted).
     """
     assert _channels is not None, "infer_task runs in a worker started by init_worker"
-    kept: list[VideoFrame] = []
+    kept: list[CompactFrame | None] = []
     try:
         result = infer_chunk(
-            video, chunk, options, info=info, progress=report_progress, on_frame=kept.append if keep else None
-        )
+            video, chunk, options, info=info, progress=report_progress,
+            on_frame=(lambda frame: kept.append(frame.compact)) if keep else None, compact_frames=keep,
+        )  # fmt: skip
     except BaseException:
         _channels.results.put(ChunkMessage(chunk.index, -1, None))
         raise
+    # A frame of a format that is not kept compact: the chunk is decoded again after all.
+    keep = keep and all(frame is not None for frame in kept)
     _channels.results.put(ChunkMessage(chunk.index, _worker if keep else -1, result))
     if not keep:
         return None
     order = _wait_for_order(chunk.index)
     if order is None:
         return None
+    compact = [frame for frame in kept if frame is not None]
     return render_frames(
         video, info, order.frames, Path(order.destination), order.draw,
-        processing_fps=order.processing_fps, decoded=kept,
+        processing_fps=order.processing_fps, decoded=expand_frames(compact, info.rotation),
     )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from posepipe.errors import InputError
-from posepipe.media.decode import VideoFrame, read_frames
+from posepipe.media.decode import VideoFrame, expand_frames, read_frames
 from posepipe.media.encode import VideoWriter
 from posepipe.media.probe import VideoInfo, probe
 
@@ -636,3 +636,23 @@ def test_probe_refuses_a_still_image(tmp_path: Path) -> None:
         Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / name)
         with pytest.raises(InputError, match=r"a still image, not a video \(use `posepipe image`\)"):
             probe(tmp_path / name)
+
+
+@pytest.mark.parametrize("rotation", [None, 90])
+def test_compact_frames_expand_to_the_very_rgb_read_frames_gave(tmp_path: Path, rotation: int | None) -> None:
+    """What posepipe video keeps between inference and rendering: the decoder's 4:2:0 planes (half
+    the bytes of RGB), made RGB again pixel for pixel, rotation included."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, size=(96, 64), noise=True, rotation=rotation)
+    info = probe(clip)
+    frames = list(read_frames(clip, 3, 12, info=info, compact=True))
+    compact = [frame.compact for frame in frames]
+    assert all(
+        kept is not None and kept.planes.nbytes * 2 == frame.rgb.nbytes
+        for kept, frame in zip(compact, frames, strict=True)
+    )
+    again = list(expand_frames([kept for kept in compact if kept is not None], info.rotation))
+    assert [f.index for f in again] == [f.index for f in frames] == list(range(3, 12))
+    for original, expanded in zip(frames, again, strict=True):
+        assert expanded.t == original.t
+        np.testing.assert_array_equal(expanded.rgb, original.rgb)
+    assert all(frame.compact is None for frame in read_frames(clip, 0, 2, info=info))  # only when asked

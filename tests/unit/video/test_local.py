@@ -56,10 +56,9 @@ def test_decoding_once_gives_the_same_video_and_keypoints_as_decoding_twice(
 
 
 def test_a_budget_for_one_chunk_keeps_one_and_decodes_the_other(clip: Path, tmp_path: Path) -> None:
-    """A share of the budget that holds a chunk of 20 frames of 768x576 RGB (26.5 MB) but not more:
-    with 20-frame chunks both fit; with 30-frame chunks the first (30 frames) does not and the
-    second (10 frames) does."""
-    mb_per_worker = 30
+    """A worker's share of the budget holds 20 frames of 768x576 4:2:0 (13.3 MB) but not 30 (19.9
+    MB): with 30-frame chunks the first (30 frames) is decoded again, the second (10) is kept."""
+    mb_per_worker = 15
     report = run_video(
         clip,
         tmp_path / "out",
