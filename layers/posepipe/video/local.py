@@ -15,13 +15,12 @@ import queue
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from posepipe.annotation.drawing import DrawOptions
-from posepipe.annotation.render import join_segments
 from posepipe.assets.pose_model import resolve_model_path
 from posepipe.engines.base import InferenceOptions, require_torch
 from posepipe.media.probe import VideoInfo, probe
@@ -153,7 +152,6 @@ class _LocalChunks:
         )
         self.tasks: dict[int, Future[dict[str, float] | None]] = {}
         self.holders: dict[int, int] = {}  # chunk index -> the worker that kept its frames
-        self.joiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posepipe-join")
 
     def __enter__(self) -> _LocalChunks:
         return self
@@ -162,7 +160,6 @@ class _LocalChunks:
         if exc_type is not None:  # tasks waiting for a render order drop their frames and return
             self.channels.abort.set()
             self.pool.shutdown(wait=False, cancel_futures=True)
-        self.joiner.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
 
     def _keeps(self, chunk: Chunk) -> bool:
         if self.info.codec not in COSTLY_TO_DECODE:
@@ -227,48 +224,7 @@ class _LocalChunks:
         )
         task = self.tasks.pop(chunk.index)
         worker = self.holders.pop(chunk.index, None)
-        last = chunk.index == self.chunks[-1].index and len(self.chunks) > 1
-        if last and len(frames) >= 2 * _MIN_SPLIT_FRAMES:
-            # The last chunk's render is the job's tail, and other workers may be idle by then:
-            # split it, a share to another worker (which decodes its part again). The cut is the
-            # same whether frames were kept or not: the video does not depend on the memory budget.
-            cut = round(len(frames) * KEPT_RENDER_SHARE)
-            first, second = (segment.with_name(f"{segment.stem}-{part}.mp4") for part in ("a", "b"))
-            head = self._render_part(task, worker, chunk, frames[:cut], first, draw, fps)
-            tail = self.pool.submit(render_task, self.video, self.info, frames[cut:], str(second), draw, fps)
-            return self.joiner.submit(_join_parts, [head, tail], [first, second], segment)
-        return self._render_part(task, worker, chunk, frames, segment, draw, fps)
-
-    def _render_part(
-        self,
-        task: Future[dict[str, float] | None],
-        worker: int | None,
-        chunk: Chunk,
-        frames: list[Frame],
-        segment: Path,
-        draw: DrawOptions,
-        fps: float | None,
-    ) -> Future[dict[str, float]]:
         if worker is None:
             return self.pool.submit(render_task, self.video, self.info, frames, str(segment), draw, fps)
         self.channels.inboxes[worker].put(RenderOrder(chunk.index, frames, str(segment), draw, fps))
         return cast("Future[dict[str, float]]", task)
-
-
-# The last chunk's render is split when it has at least twice this many frames; the worker that
-# kept its frames takes this share (it only draws and encodes, the other worker decodes first:
-# about 2 ms a frame against 3.5 ms for H.264 at 768x576 here).
-_MIN_SPLIT_FRAMES = 8
-KEPT_RENDER_SHARE = 0.64
-
-
-def _join_parts(parts: list[Future[dict[str, float]]], files: list[Path], segment: Path) -> dict[str, float]:
-    """The parts' timings summed, once they are rendered and joined into ``segment``."""
-    timings: dict[str, float] = {}
-    for part in parts:
-        for name, value in part.result().items():
-            timings[name] = timings.get(name, 0.0) + value
-    join_segments(files, segment)
-    for file in files:
-        file.unlink()
-    return timings

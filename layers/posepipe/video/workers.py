@@ -159,8 +159,7 @@ def infer_task(
     order = _wait_for_order(chunk.index)
     if order is None:
         return None
-    wanted = {frame.index for frame in order.frames}  # the whole chunk, or its first part
-    compact = [frame for frame in kept if frame is not None and frame.index in wanted]
+    compact = [frame for frame in kept if frame is not None]
     return render_frames(
         video, info, order.frames, Path(order.destination), order.draw,
         processing_fps=order.processing_fps, decoded=expand_frames(compact, info.rotation),

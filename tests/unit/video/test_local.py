@@ -17,7 +17,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from posepipe.video.local import KEPT_RENDER_SHARE, VideoJobOptions, VideoJobReport, run_video
+from posepipe.video.local import VideoJobOptions, VideoJobReport, run_video
 
 from tests.support.uistack import write_people_clip
 
@@ -44,12 +44,8 @@ def test_decoding_once_gives_the_same_video_and_keypoints_as_decoding_twice(
 ) -> None:
     once = _run(clip, tmp_path / "once")
     twice = _run(clip, tmp_path / "twice", keep_decoded_mb=0)
-    # Kept: chunk 0 rendered from its frames; the last chunk's render split, its worker drawing
-    # its kept share, another worker decoding the rest again.
-    tail = 20 - round(20 * KEPT_RENDER_SHARE)
-    assert once.summary["frames_decoded_for_render"] == tail
-    assert twice.summary["frames_decoded_for_render"] == 40  # every frame decoded again
-    # The same segments either way (the last chunk cut at the same frame): the same video.
+    assert once.summary["frames_decoded_for_render"] == 0  # both chunks rendered from kept frames
+    assert twice.summary["frames_decoded_for_render"] == 40  # both decoded again
     assert once.summary["person_frames"] > 0
     keypoints = [json.loads((r.out_dir / "keypoints.json").read_text())["frames"] for r in (once, twice)]
     assert keypoints[0] == keypoints[1]
@@ -68,7 +64,7 @@ def test_a_budget_for_one_chunk_keeps_one_and_decodes_the_other(clip: Path, tmp_
         tmp_path / "out",
         VideoJobOptions(workers=2, chunk_frames=30, warmup_s=1.0, keep_decoded_mb=2 * mb_per_worker),
     )
-    assert report.summary["frames_decoded_for_render"] == 30  # the last chunk, 10 frames, is not split
+    assert report.summary["frames_decoded_for_render"] == 30
     assert len(_pictures(report.out_dir / "annotated.mp4")) == 40
 
 
