@@ -30,6 +30,10 @@ over all of them (one detector batch, one landmark batch) and hands each stream 
 Nothing here knows about HTTP: the endpoint's ``TorchChunkEngine`` opens one stream per
 invocation through :meth:`FrameBatcher.open_estimator`, which has
 :class:`posepipe.engines.base.PoseEstimator`'s interface for ``posepipe.video.stages.infer_chunk``.
+
+One module over 400 lines on purpose: the batcher's worker thread and the streams that wait on it
+share one lock, one condition and one queue, which only read safely in one place (its statistics are
+:mod:`posepipe.engines.torch.batch_stats`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import numpy as np
 import torch
 
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode, TorchDtype
+from posepipe.engines.torch.batch_stats import BatchStats, StreamStats
 from posepipe.engines.torch.blazepose import TorchBlazePose
 from posepipe.engines.torch.video_tracking import (
     MIN_TRACKING_CONFIDENCE,
@@ -65,79 +70,6 @@ _WORKER_CHECK_S = 1.0  # how often a waiting stream checks that the worker is st
 
 class BatcherClosedError(RuntimeError):
     """The batcher was closed: it takes no more frames."""
-
-
-@dataclass
-class StreamStats:
-    """The batches one stream's frames went into: ``mean_size`` is per frame of the stream."""
-
-    frames: int = 0
-    size_sum: int = 0
-    max_size: int = 0
-    wait_s: float = 0.0  # from handing a frame in to its batch starting, summed over the frames
-    timed_out: int = 0  # frames whose batch started because ``delay_s`` ran out
-
-    @property
-    def mean_size(self) -> float:
-        return self.size_sum / self.frames if self.frames else 0.0
-
-    def add(self, size: int, wait_s: float, timed_out: bool) -> None:
-        self.frames += 1
-        self.size_sum += size
-        self.max_size = max(self.max_size, size)
-        self.wait_s += wait_s
-        self.timed_out += timed_out
-
-    def copy(self) -> StreamStats:
-        return StreamStats(self.frames, self.size_sum, self.max_size, self.wait_s, self.timed_out)
-
-
-@dataclass
-class BatchStats:
-    """Batches run and their sizes (frames per batch); ``wait_s`` summed over their frames;
-    ``timed_out_batches``: those that started because ``delay_s`` ran out (rather than because
-    every open stream, or ``max_batch`` frames, had a frame waiting)."""
-
-    sizes: Counter[int] = field(default_factory=Counter)
-    failed_batches: int = 0
-    wait_s: float = 0.0
-    timed_out_batches: int = 0
-
-    @property
-    def batches(self) -> int:
-        return sum(self.sizes.values())
-
-    @property
-    def frames(self) -> int:
-        return sum(size * count for size, count in self.sizes.items())
-
-    @property
-    def mean_size(self) -> float:
-        return self.frames / self.batches if self.batches else 0.0
-
-    @property
-    def max_size(self) -> int:
-        return max(self.sizes, default=0)
-
-    def add(self, size: int, wait_s: float, timed_out: bool) -> None:
-        self.sizes[size] += 1
-        self.wait_s += wait_s
-        self.timed_out_batches += timed_out
-
-    def copy(self) -> BatchStats:
-        return BatchStats(Counter(self.sizes), self.failed_batches, self.wait_s, self.timed_out_batches)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "batches": self.batches,
-            "frames": self.frames,
-            "mean_size": round(self.mean_size, 3),
-            "max_size": self.max_size,
-            "sizes": {str(size): count for size, count in sorted(self.sizes.items())},
-            "failed_batches": self.failed_batches,
-            "wait_s": round(self.wait_s, 4),
-            "timed_out_batches": self.timed_out_batches,
-        }
 
 
 @dataclass(eq=False)

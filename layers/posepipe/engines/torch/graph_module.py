@@ -32,6 +32,9 @@ Constants become parameters (``requires_grad=False``) of the module, so ``.to(de
 ``.half()`` and ``channels_last`` inputs work; one parameter per TFLite tensor and layout,
 shared by every operator that reads it. An operator or attribute that has no exact mapping is
 refused when the module is built (:class:`UnsupportedGraphError`), never approximated.
+
+One module over 400 lines on purpose: it is one table, a converter per TFLite operator, that reads
+as a whole against the TFLite op list; split, each part would need the others' layout helpers.
 """
 
 from __future__ import annotations

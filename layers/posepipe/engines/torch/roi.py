@@ -50,6 +50,10 @@ Rules and constants, with their sources in google-ai-edge/mediapipe:
   ``GetBorderMode`` turns into ``BORDER_REPLICATE``; ``keep_aspect_ratio`` is left false there.
   The float range comes from the model's metadata normalisation (``(0 - mean) / std`` to
   ``(255 - mean) / std``): [0, 1] for posepipe's bundle.
+
+One module over 400 lines on purpose: MediaPipe's region arithmetic (rects from detections and
+landmarks) and the crops cut with it share the ``Rects`` type and its conventions, and are checked
+against MediaPipe together.
 """
 
 from __future__ import annotations

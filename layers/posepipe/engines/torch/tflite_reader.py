@@ -21,6 +21,9 @@ level ``i``: ``DENSE`` (all ``dense_size`` children present) or ``SPARSE_CSR`` (
 node ``p`` are ``array_indices[array_segments[p]:array_segments[p + 1]]``). The leaves, in
 storage order, are the buffer's values. The test suite checks the result against the values
 TFLite's own interpreter densifies.
+
+One module over 400 lines on purpose: one reader of one flatbuffer schema, from bytes to a plain
+graph, whose steps (tensors, sparsity, quantization, constant folding) all serve that one read.
 """
 
 from __future__ import annotations
