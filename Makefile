@@ -93,4 +93,4 @@ bench: model samples
 	$(BIN)/python bench/video_throughput.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
