@@ -9,7 +9,6 @@ The new environment gets the wheel alone (``--no-deps``); its dependencies are t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import sysconfig
@@ -23,7 +22,7 @@ import boto3
 import pytest
 
 from tests.support.paths import REPO
-from tests.support.uistack import PEOPLE_CLIP_FRAMES, write_people_clip
+from tests.support.uistack import PEOPLE_CLIP_FRAMES, STACK_ENV, serve_stack, write_people_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
@@ -66,29 +65,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def wheel_stack(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``posepipe serve --host 127.0.0.2`` run from the wheel, in a folder outside the checkout."""
+    """``posepipe serve --host 127.0.0.2`` run from the wheel, in a folder outside the checkout
+    (the environment without PYTHONPATH: nothing of the checkout on the path)."""
     folder = tmp_path_factory.mktemp("outside")
-    log = folder / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(installed), "serve", "--host", HOST],
-            cwd=folder,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "local stack is up" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
-        yield log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    assert "local stack stopped" in log.read_text()
+    env = {**STACK_ENV, "PYTHONPATH": ""}
+    with serve_stack(folder / "serve.log", env, command=[str(installed)], host=HOST, cwd=folder) as stack:
+        yield stack.log
 
 
 def test_post_images_answers_from_the_installed_package(

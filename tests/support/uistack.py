@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,23 +48,32 @@ class StackProcess:
         return self.log.read_text()
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex((host, port)) == 0
 
 
 @contextmanager
-def serve_stack(log: Path, env: Mapping[str, str] = STACK_ENV) -> Iterator[StackProcess]:
-    """``python -m posepipe.cli serve`` until the block ends; then it must stop every server."""
-    busy = [port for port in STACK_PORTS if port_open(port)]
-    assert not busy, f"a local stack (or something else) is already listening on {busy}"
+def serve_stack(
+    log: Path,
+    env: Mapping[str, str] = STACK_ENV,
+    *,
+    command: Sequence[str] = (sys.executable, "-m", "posepipe.cli"),
+    host: str = "127.0.0.1",
+    cwd: Path | None = None,
+) -> Iterator[StackProcess]:
+    """``python -m posepipe.cli serve`` (or ``command serve``) on ``host`` until the block ends;
+    then it must stop every server."""
+    busy = [port for port in STACK_PORTS if port_open(port, host)]
+    assert not busy, f"a local stack (or something else) is already listening on {host}: {busy}"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "posepipe.cli", "serve"],
+            [*command, "serve", "--host", host],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **env},
+            cwd=cwd,
         )
     stack = StackProcess(process, log)
     try:
@@ -78,7 +87,7 @@ def serve_stack(log: Path, env: Mapping[str, str] = STACK_ENV) -> Iterator[Stack
         process.terminate()
         process.wait(timeout=30)
     assert "local stack stopped" in stack.log_text()
-    assert not any(port_open(port) for port in STACK_PORTS)  # every server stopped
+    assert not any(port_open(port, host) for port in STACK_PORTS)  # every server stopped
 
 
 @pytest.fixture(scope="session")
