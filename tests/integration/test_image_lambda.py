@@ -7,7 +7,6 @@ and request ids, so the shared moto state needs no reset between tests.
 
 from __future__ import annotations
 
-import base64
 import copy
 import io
 import json
@@ -26,7 +25,14 @@ from moto import mock_aws
 from posepipe.errors import ModelError
 from posepipe.result import validate_result
 
-from tests.support.lambdas import REQUEST_ID, captured_logs, encoded_key, lambda_context, load_handler_module
+from tests.support.lambdas import (
+    REQUEST_ID,
+    captured_logs,
+    encoded_key,
+    lambda_context,
+    load_handler_module,
+    with_request,
+)
 from tests.support.localaws import FAKE_AWS_ENV
 from tests.support.paths import EVENTS
 
@@ -145,22 +151,9 @@ def api_event(
 ) -> dict[str, Any]:
     """``apigw_post_images.json`` with a body (bytes: base64 as API Gateway sends binary; str: as is)."""
     event = _event("apigw_post_images.json")
-    event["requestContext"]["requestId"] = str(uuid.uuid4())
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     event["path"] = path
-    if isinstance(body, bytes):
-        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
-    else:
-        event["body"], event["isBase64Encoded"] = body, False
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("Content-Type")
-    if content_type is not None:
-        event["headers"]["Content-Type"] = content_type
-        event["multiValueHeaders"]["Content-Type"] = [content_type]
-    if query:
-        event["queryStringParameters"] = query
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
-    return event
+    return with_request(event, body, content_type, query)
 
 
 def invoke(module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:

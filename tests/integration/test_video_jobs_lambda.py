@@ -7,7 +7,6 @@ loaded once, inside the mock; each test uses its own keys, so the shared state n
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import os
@@ -27,7 +26,13 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from posepipe.cloud.keys import job_id
 
-from tests.support.lambdas import captured_logs, encoded_key, lambda_context, load_handler_module
+from tests.support.lambdas import (
+    captured_logs,
+    encoded_key,
+    lambda_context,
+    load_handler_module,
+    with_request,
+)
 from tests.support.localaws import ACCOUNT, FAKE_AWS_ENV, create_video_state_machine
 from tests.support.paths import EVENTS, REPO
 
@@ -108,21 +113,7 @@ def post_videos(
     query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``video_jobs_post_videos.json`` with another body (bytes: base64-encoded, as for binary types)."""
-    event = _event("video_jobs_post_videos.json")
-    event["requestContext"]["requestId"] = str(uuid.uuid4())
-    if isinstance(body, bytes):
-        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
-    else:
-        event["body"], event["isBase64Encoded"] = body, False
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("Content-Type")
-    if content_type is not None:
-        event["headers"]["Content-Type"] = content_type
-        event["multiValueHeaders"]["Content-Type"] = [content_type]
-    if query:
-        event["queryStringParameters"] = query
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
-    return event
+    return with_request(_event("video_jobs_post_videos.json"), body, content_type, query)
 
 
 def get_job(job: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -49,3 +51,28 @@ def encoded_key(key: str, slash: bool = False) -> str:
     """``key`` as S3 puts it in an event: URL-encoded as forms are (space ``+``, ``+`` ``%2B``,
     UTF-8 bytes); AWS leaves ``/`` as it is, moto encodes it too (``slash``)."""
     return quote_plus(key, safe="" if slash else "/")
+
+
+def with_request(
+    event: dict[str, Any],
+    body: bytes | str | None,
+    content_type: str | None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway (REST, payload v1) event fixture given another request: a fresh request id;
+    ``body`` as API Gateway sends it (bytes base64-encoded, as for binary media types; str as is);
+    its Content-Type (None: none); query parameters."""
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    if isinstance(body, bytes):
+        event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    else:
+        event["body"], event["isBase64Encoded"] = body, False
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("Content-Type")
+    if content_type is not None:
+        event["headers"]["Content-Type"] = content_type
+        event["multiValueHeaders"]["Content-Type"] = [content_type]
+    if query:
+        event["queryStringParameters"] = query
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    return event
