@@ -110,7 +110,7 @@ class LocalStack:
         return f"http://{self.host}:{self.ports.api}"
 
     def start(self) -> None:
-        if not _is_loopback(self.host):
+        if not is_loopback(self.host):
             raise ValueError(f"the local stack listens on loopback only, not on {self.host}")
         self._environment()
         from moto import mock_aws
@@ -391,7 +391,7 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """``localhost`` or a loopback address (any of 127.0.0.0/8, ``::1``)."""
     if host == "localhost":
         return True
