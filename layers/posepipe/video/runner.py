@@ -201,9 +201,5 @@ def aggregate_video(
 def rendered_now(work: Callable[[], dict[str, float]]) -> Future[dict[str, float]]:
     """``work()`` run here, as a finished future (a renderer that runs in the caller's process)."""
     future: Future[dict[str, float]] = Future()
-    try:
-        future.set_result(work())
-    except BaseException as err:
-        future.set_exception(err)
-        raise
+    future.set_result(work())  # a failure raises here, in the caller
     return future

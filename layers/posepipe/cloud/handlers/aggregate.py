@@ -151,11 +151,11 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     if info.frame_count != job.frame_count:
         raise RuntimeError(f"{job.key}: {info.frame_count} frames now, {job.frame_count} when split")
     probed = time.perf_counter()
-    reader = _ChunkReader(job, chunks, failed)
     keypoints, annotated = folder / "keypoints.json", folder / "annotated.mp4"
     with keypoints.open("w", encoding="utf-8") as handle:
         aggregated = aggregate_video(
-            info, chunks, reader.results(), handle, options=AGGREGATE, segments_dir=folder,
+            info, chunks, read_chunk_results(job, chunks, failed), handle,
+            options=AGGREGATE, segments_dir=folder,
             rerun=lambda repair, agree_with: _repair(video, info, repair, agree_with),
             render=lambda chunk, frames, timings, segment: rendered_now(
                 lambda: render_frames(video, info, frames, segment, DRAW)
@@ -207,38 +207,34 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     }
 
 
-class _ChunkReader:
+def read_chunk_results(job: Job, chunks: list[Chunk], failed: dict[int, str]) -> Iterator[ChunkResult | None]:
     """The chunk results from the work prefix, in order: None for a chunk that failed, was not
     written or cannot be read (and the chunk is listed in ``failed`` with the reason)."""
+    for chunk in chunks:
+        yield _read_chunk_result(job, chunk, failed)
 
-    def __init__(self, job: Job, chunks: list[Chunk], failed: dict[int, str]) -> None:
-        self.job, self.chunks, self.failed = job, chunks, failed
 
-    def results(self) -> Iterator[ChunkResult | None]:
-        for chunk in self.chunks:
-            yield self._load(chunk)
-
-    def _load(self, chunk: Chunk) -> ChunkResult | None:
-        """The chunk's result from S3, or None (and the chunk listed as failed)."""
-        if chunk.index in self.failed:
-            return None
-        key = LAYOUT.chunk_result(self.job.id, chunk.index)
-        uri = s3_uri(self.job.output_bucket, key)
-        try:
-            result = ChunkResult.from_dict(get_json(S3, self.job.output_bucket, key))
-        except ClientError as err:
-            self.failed[chunk.index] = f"no chunk result at {uri}" if is_not_found(err) else str(err)
-            return None
-        except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a ChunkResult
-            self.failed[chunk.index] = f"unreadable chunk result at {uri}: {err!r}"[:300]
-            return None
-        if result.chunk != chunk or [f.index for f in result.frames] != list(range(chunk.start, chunk.stop)):
-            self.failed[chunk.index] = (
-                f"chunk result at {uri} holds frames {result.chunk.start}-{result.chunk.stop} "
-                f"({len(result.frames)} of them), expected {chunk.start}-{chunk.stop}"
-            )
-            return None
-        return result
+def _read_chunk_result(job: Job, chunk: Chunk, failed: dict[int, str]) -> ChunkResult | None:
+    """The chunk's result from S3, or None (and the chunk listed as failed)."""
+    if chunk.index in failed:
+        return None
+    key = LAYOUT.chunk_result(job.id, chunk.index)
+    uri = s3_uri(job.output_bucket, key)
+    try:
+        result = ChunkResult.from_dict(get_json(S3, job.output_bucket, key))
+    except ClientError as err:
+        failed[chunk.index] = f"no chunk result at {uri}" if is_not_found(err) else str(err)
+        return None
+    except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a ChunkResult
+        failed[chunk.index] = f"unreadable chunk result at {uri}: {err!r}"[:300]
+        return None
+    if result.chunk != chunk or [f.index for f in result.frames] != list(range(chunk.start, chunk.stop)):
+        failed[chunk.index] = (
+            f"chunk result at {uri} holds frames {result.chunk.start}-{result.chunk.stop} "
+            f"({len(result.frames)} of them), expected {chunk.start}-{chunk.stop}"
+        )
+        return None
+    return result
 
 
 def _repair(video: Path, info: VideoInfo, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
