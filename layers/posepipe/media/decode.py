@@ -82,9 +82,10 @@ class CompactFrame:
         return cls(index, t, planes, name, int(frame.colorspace), int(frame.color_range))
 
 
-def expand_frames(frames: Iterable[CompactFrame], rotation: int) -> Iterator[VideoFrame]:
-    """Compact frames back to upright RGB, pixel for pixel as :func:`read_frames` converted them."""
-    to_rgb = _RGBConverter(rotation)
+def expand_frames(frames: Iterable[CompactFrame], rotation: int, threads: int = 1) -> Iterator[VideoFrame]:
+    """Compact frames back to upright RGB, pixel for pixel as :func:`read_frames` converted them
+    (``threads``: swscale's, 0 for one per core; the pixels are the same with any number)."""
+    to_rgb = _RGBConverter(rotation, threads)
     for kept in frames:
         frame = av.VideoFrame.from_ndarray(kept.planes, format=kept.pixel_format)
         frame.colorspace = kept.colorspace
@@ -175,18 +176,44 @@ def read_frames(
     as any other, so they are the software decoder's pixels (H.264 and HEVC decoding is exact).
     ``report`` is filled in when decoding starts.
     """
+    if info is None:
+        info = probe(path)
+    to_rgb = _RGBConverter(info.rotation)
+    for index, t, frame in _decoded(path, start, stop, info, threads, hwaccel, report):
+        kept = CompactFrame.of(index, t, frame) if compact else None
+        yield VideoFrame(index=index, t=t, rgb=to_rgb(frame), compact=kept)
+
+
+def read_compact_frames(
+    path: str | Path, start: int = 0, stop: int | None = None, *, info: VideoInfo, threads: int = 0
+) -> Iterator[CompactFrame | VideoFrame]:
+    """Frames ``[start, stop)`` as :func:`read_frames` decodes them, each kept as the decoder gave
+    it (a :class:`CompactFrame`: no conversion to RGB) where its format allows, else upright RGB."""
+    to_rgb = _RGBConverter(info.rotation)
+    for index, t, frame in _decoded(path, start, stop, info, threads, "none", None):
+        kept = CompactFrame.of(index, t, frame)
+        yield kept if kept is not None else VideoFrame(index=index, t=t, rgb=to_rgb(frame))
+
+
+def _decoded(
+    path: str | Path,
+    start: int,
+    stop: int | None,
+    info: VideoInfo,
+    threads: int,
+    hwaccel: HWAccelChoice,
+    report: DecodeReport | None,
+) -> Iterator[tuple[int, float, av.VideoFrame]]:
+    """The decoder's frames ``[start, stop)`` with their index and time (see :func:`read_frames`)."""
     if start < 0 or (stop is not None and stop < 0):
         raise ValueError(f"start and stop must be >= 0, got {start}, {stop}")
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     if hwaccel not in HWACCEL_CHOICES:
         raise ValueError(f"hwaccel must be one of {', '.join(HWACCEL_CHOICES)}, not {hwaccel!r}")
-    if info is None:
-        info = probe(path)
     end = info.frame_count if stop is None else min(stop, info.frame_count)
     if start >= end:
         return
-    to_rgb = _RGBConverter(info.rotation)
     report = report if report is not None else DecodeReport()
     container, stream = _open_for_decoding(path, threads, hwaccel, report)
     try:
@@ -200,9 +227,7 @@ def read_frames(
             if index >= end:
                 break
             if index >= start:
-                t = _frame_time(frame, info, index)
-                kept = CompactFrame.of(index, t, frame) if compact else None
-                yield VideoFrame(index=index, t=t, rgb=to_rgb(frame), compact=kept)
+                yield index, _frame_time(frame, info, index), frame
     finally:
         container.close()
 
@@ -237,12 +262,13 @@ class _RGBConverter:
     swscale's own threads (the decoder already has the other core).
     """
 
-    def __init__(self, rotation: int) -> None:
+    def __init__(self, rotation: int, threads: int = 1) -> None:
         self._reformatter = VideoReformatter()
+        self._threads = threads
         self._turns = {0: 0, 90: -1, 180: 2, 270: 1}[rotation]  # np.rot90 turns (CCW positive)
 
     def __call__(self, frame: av.VideoFrame) -> RGBArray:
-        rgb = self._reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+        rgb = self._reformatter.reformat(frame, format="rgb24", threads=self._threads).to_ndarray()
         if self._turns:
             rgb = np.rot90(rgb, self._turns)
         # to_ndarray can return a strided view (row padding); consumers need dense rows.

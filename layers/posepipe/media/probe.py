@@ -48,6 +48,8 @@ class VideoInfo:
     ``frame_pts`` come from demuxing every packet, not from the header. ``exact_pts`` is
     False when the stream's packets lack usable timestamps (missing or repeated); then
     ``frame_pts`` are synthesised from ``fps`` and :func:`read_frames` does not seek.
+    ``colorspace`` and ``color_range`` are the first frame's tags (FFmpeg's ``AVColorSpace`` and
+    ``AVColorRange``; 2 and 0 when untagged).
     """
 
     uri: str
@@ -66,6 +68,8 @@ class VideoInfo:
     time_base: Fraction
     frame_pts: tuple[int, ...]
     exact_pts: bool = True
+    colorspace: int = 2
+    color_range: int = 0
 
     def to_source(self) -> Source:
         return Source(
@@ -150,6 +154,8 @@ def probe(path: str | Path) -> VideoInfo:
             time_base=time_base,
             frame_pts=tuple(pts),
             exact_pts=exact,
+            colorspace=int(first.colorspace),
+            color_range=int(first.color_range),
         )
 
 

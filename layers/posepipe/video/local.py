@@ -222,9 +222,13 @@ class _LocalChunks:
         draw = (
             DrawOptions(show_frame_index=True, show_fps=True) if self.options.overlay else self.options.draw
         )
+        # The last segment is the job's tail: inference is over and the other workers finish
+        # their segments, so it takes a thread per worker.
+        threads = max(1, self.options.workers) if chunk.index == self.chunks[-1].index else 1
         task = self.tasks.pop(chunk.index)
         worker = self.holders.pop(chunk.index, None)
         if worker is None:
-            return self.pool.submit(render_task, self.video, self.info, frames, str(segment), draw, fps)
-        self.channels.inboxes[worker].put(RenderOrder(chunk.index, frames, str(segment), draw, fps))
+            args = (self.video, self.info, frames, str(segment), draw, fps, threads)
+            return self.pool.submit(render_task, *args)
+        self.channels.inboxes[worker].put(RenderOrder(chunk.index, frames, str(segment), draw, fps, threads))
         return cast("Future[dict[str, float]]", task)

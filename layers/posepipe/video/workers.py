@@ -32,7 +32,7 @@ from typing import Any
 from posepipe.annotation.drawing import DrawOptions
 from posepipe.annotation.render import render_frames
 from posepipe.engines.base import InferenceOptions, torch_installed
-from posepipe.media.decode import CompactFrame, expand_frames
+from posepipe.media.decode import CompactFrame
 from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame
 from posepipe.video.stages import Chunk, ChunkResult, infer_chunk
@@ -80,13 +80,15 @@ class ChunkMessage:
 
 @dataclass(frozen=True)
 class RenderOrder:
-    """The final frames of a kept chunk, and how to draw and where to write its segment."""
+    """The final frames of a kept chunk, how to draw and where to write its segment, and how
+    many threads to render with."""
 
     chunk: int
     frames: list[Frame]
     destination: str
     draw: DrawOptions
     processing_fps: float | None
+    threads: int = 1
 
 
 _channels: WorkerChannels | None = None
@@ -162,7 +164,7 @@ def infer_task(
     compact = [frame for frame in kept if frame is not None]
     return render_frames(
         video, info, order.frames, Path(order.destination), order.draw,
-        processing_fps=order.processing_fps, decoded=expand_frames(compact, info.rotation),
+        processing_fps=order.processing_fps, decoded=compact, threads=order.threads,
     )  # fmt: skip
 
 
@@ -186,9 +188,10 @@ def render_task(
     destination: str,
     draw: DrawOptions,
     fps: float | None,
+    threads: int = 1,
 ) -> dict[str, float]:
     """Render a chunk that was not kept: its frames decoded again."""
-    return render_frames(video, info, frames, Path(destination), draw, processing_fps=fps)
+    return render_frames(video, info, frames, Path(destination), draw, processing_fps=fps, threads=threads)
 
 
 class Progress:
