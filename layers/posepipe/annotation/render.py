@@ -4,8 +4,8 @@ Rendering needs the final ids and smoothed landmarks, which exist only after agg
 pixels come from the frames inference decoded when the caller kept them (``decoded``), else from
 decoding the source a second time (memory stays flat). Frames stay in the decoder's 4:2:0
 samples where the source allows: only the regions persons are drawn in go through RGB
-(:mod:`posepipe.annotation.planes`), which took the cost of a segment from about 2.4 to 1.1 ms a
-frame here (768x576, one core: two full-frame conversions of about 0.7 ms each saved).
+(:mod:`posepipe.annotation.planes`), which took rendering from about 2.4 to 1.5 ms a frame here
+(768x576, one core: two full-frame conversions of about 0.7 ms each saved).
 A long video is rendered as independent segments, one per chunk, that run in parallel and are
 then joined by stream copy (:func:`join_segments`): no second encode. Segments are encoded
 without B-frames so that their decode timestamps join monotonically.
