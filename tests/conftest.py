@@ -30,6 +30,16 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def catalogue_models() -> dict[str, Path]:
+    """Every model of the catalogue, built (``make test`` builds them first; built here if missing)."""
+    from posepipe.assets import catalogue
+
+    for spec in catalogue.CATALOGUE.values():
+        catalogue.build(spec)
+    return {name: spec.built_path() for name, spec in catalogue.CATALOGUE.items()}
+
+
+@pytest.fixture(scope="session")
 def sample() -> Callable[[str], Path]:
     """``sample("vtest.avi")``: the verified path of a sample file."""
     from posepipe.assets.samples import sample_path

