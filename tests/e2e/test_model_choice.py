@@ -1,5 +1,6 @@
-"""Every model of the catalogue runs in ``posepipe image`` and ``posepipe video`` and gives
-plausible skeletons."""
+"""Every pose model of the catalogue that the engines run (the MediaPipe bundles, for now) runs in
+``posepipe image`` and ``posepipe video`` and gives plausible skeletons; the others are refused
+with a message that names those."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from posepipe.skeleton import LANDMARK_INDEX
 from tests.support.cli import CliRun, load_run
 from tests.support.clips import encode_frames
 
-MODELS = list(CATALOGUE)
+MODELS = [name for name, spec in CATALOGUE.items() if spec.file_name.endswith(".task")]
 
 
 def _point(person: dict[str, list[list[float]]], name: str) -> np.ndarray:
@@ -77,3 +78,16 @@ def test_each_model_runs_on_a_video(
     upright = sum(_point(p, "nose")[1] < _point(p, "left_hip")[1] for p in persons)
     assert upright >= 0.9 * len(persons)
     assert (tmp_path / "walkers" / "annotated.mp4").stat().st_size > 0
+
+
+def test_a_network_the_engines_cannot_run_yet_is_refused_clearly(
+    catalogue_models: dict[str, Path],
+    cli: Callable[..., CliRun],
+    sample: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    run = cli("image", sample("messi5.jpg"), "--model", "centernet", "-o", tmp_path)
+    assert run.returncode == 2
+    assert "model centernet (detector) is not a MediaPipe bundle" in run.stderr
+    assert "blazepose-lite, blazepose-full, blazepose-heavy" in run.stderr
+    assert not list(tmp_path.iterdir())

