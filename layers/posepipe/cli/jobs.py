@@ -16,7 +16,9 @@ def run_images(args: argparse.Namespace) -> int:
 
     job = ImageJob(
         ImageJobOptions(
-            inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
+            inference=InferenceOptions(
+                model_path=args.model, max_poses=args.max_poses, engine=args.engine, detector=args.detector
+            ),
             annotate=not args.no_annotate,
             max_pixels=int(args.max_megapixels * 1_000_000),
         )
@@ -43,7 +45,9 @@ def run_videos(args: argparse.Namespace) -> int:
     from posepipe.video.local import VideoJobOptions, run_video
 
     options = VideoJobOptions(
-        inference=InferenceOptions(model_path=args.model, max_poses=args.max_poses, engine=args.engine),
+        inference=InferenceOptions(
+            model_path=args.model, max_poses=args.max_poses, engine=args.engine, detector=args.detector
+        ),
         chunk_frames=args.chunk_frames,
         warmup_s=args.warmup_s,
         workers=args.workers,

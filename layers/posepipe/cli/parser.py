@@ -51,6 +51,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "on a CUDA GPU when there is one, else on the CPU, where it is 2-3x slower than mediapipe; "
         "auto: torch on a CUDA GPU, else mediapipe",
     )
+    parser.add_argument(
+        "--detector",
+        choices=("blazepose", "centernet"),  # posepipe.engines.base.DETECTORS
+        default="blazepose",
+        help="blazepose: BlazePose's own detector, made for near, single subjects (the default for "
+        "now); centernet: a general person detector that finds everyone, then the pose model on "
+        "each person",
+    )
 
 
 class _Parser(argparse.ArgumentParser):

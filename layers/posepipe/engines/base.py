@@ -99,6 +99,18 @@ def resolve_engine(choice: str) -> EngineName:
     return parsed
 
 
+DETECTORS = ("blazepose", "centernet")
+"""Person detectors: ``blazepose`` is BlazePose's own, inside the chosen engine (near, single
+subjects); ``centernet`` finds everyone, and BlazePose's landmark network then runs on each person
+(:mod:`posepipe.engines.topdown`)."""
+
+
+def parse_detector(text: str) -> str:
+    if text not in DETECTORS:
+        raise EngineError(f"unknown detector {text!r}: known detectors are {', '.join(DETECTORS)}")
+    return text
+
+
 @dataclass(frozen=True)
 class PoseEngineOptions:
     """Options of :func:`posepipe.engines.choice.open_pose_engine`; thresholds are MediaPipe's own.
@@ -116,6 +128,7 @@ class PoseEngineOptions:
     min_presence_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     engine: EngineChoice = "mediapipe"
+    detector: str = "blazepose"
     device: str | None = None
     dtype: TorchDtype | None = None
     result_callback: LiveResultCallback | None = None
@@ -131,6 +144,7 @@ class PoseEngineOptions:
 
     def __post_init__(self) -> None:
         parse_engine(self.engine)
+        parse_detector(self.detector)
         if self.dtype is not None and self.dtype not in TORCH_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, not {self.dtype!r}")
         if self.max_poses < 1:
@@ -182,9 +196,11 @@ class InferenceOptions:
     min_tracking_confidence: float = 0.5
     decode_threads: int = 1
     engine: EngineChoice = "mediapipe"
+    detector: str = "blazepose"
 
     def __post_init__(self) -> None:
         parse_engine(self.engine)
+        parse_detector(self.detector)
 
     def engine_options(self, mode: RunningMode) -> PoseEngineOptions:
         return PoseEngineOptions(
@@ -195,6 +211,7 @@ class InferenceOptions:
             min_presence_confidence=self.min_presence_confidence,
             min_tracking_confidence=self.min_tracking_confidence,
             engine=self.engine,
+            detector=self.detector,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,10 @@ def open_pose_engine(options: PoseEngineOptions) -> PoseEstimator:
     :class:`EngineError` when the torch engine is chosen but PyTorch is not installed, or with
     ``LIVE_STREAM`` (MediaPipe's only; :class:`TorchPoseEstimator` refuses it).
     """
+    if options.detector == "centernet":
+        from posepipe.engines.topdown.estimator import TopDownPoseEstimator
+
+        return TopDownPoseEstimator(options)
     if resolve_engine(options.engine) == "torch":
         require_torch()
         from posepipe.engines.torch.estimator import TorchPoseEstimator  # torch only when chosen

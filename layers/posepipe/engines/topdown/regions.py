@@ -1,0 +1,79 @@
+"""A person's region for BlazePose's landmark model: a rotated square in image pixels, from a
+detector's box (upright) or from the previous landmarks (as MediaPipe tracks one person), and
+the crop it gives (``cv2.warpPerspective``, as MediaPipe's ``ImageToTensorCalculator`` cuts it).
+
+The rules are MediaPipe's (and :mod:`posepipe.engines.torch.roi`'s, where they are sourced):
+from landmarks, the square is centred on auxiliary point 33 (the hips' midpoint), reaches twice
+as far as point 34, is turned so that point 34 is straight above, and is then grown 1.25 times.
+From a box, the square is centred on the box and its side is the box's longer side times
+``BOX_SCALE``: the box holds the whole body, which the landmark model wants with a margin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from posepipe.engines.base import RGBImage
+from posepipe.engines.topdown.person_boxes import PersonBox
+
+ROI_SCALE = 1.25  # RectTransformationCalculator in the pose landmark graphs
+BOX_SCALE = 1.25
+TARGET_ANGLE = math.pi / 2  # AlignmentPointsRectsCalculator: point 34 straight above point 33
+HIPS, BODY_TOP = 33, 34
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rotated square (or rectangle) in pixels: centre, width, height, rotation in radians."""
+
+    x_center: float
+    y_center: float
+    width: float
+    height: float
+    rotation: float = 0.0
+
+    def box(self) -> tuple[float, float, float, float]:
+        """The upright box around the region's corners."""
+        corners = self.corners()
+        return (
+            float(corners[:, 0].min()),
+            float(corners[:, 1].min()),
+            float(corners[:, 0].max()),
+            float(corners[:, 1].max()),
+        )
+
+    def corners(self) -> npt.NDArray[np.float32]:
+        """``cv2.boxPoints`` of the region: bottom left, top left, top right, bottom right."""
+        rect = ((self.x_center, self.y_center), (self.width, self.height), math.degrees(self.rotation))
+        return np.asarray(cv2.boxPoints(rect), dtype=np.float32)
+
+
+def region_from_box(box: PersonBox, scale: float = BOX_SCALE) -> Region:
+    side = max(box.width, box.height) * scale
+    return Region((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2, side, side, 0.0)
+
+
+def region_from_landmarks(points: npt.NDArray[np.floating]) -> Region:
+    """The next region from a pose's landmarks in pixels (``[39, >= 2]``, auxiliary points 33, 34)."""
+    x0, y0 = float(points[HIPS, 0]), float(points[HIPS, 1])
+    x1, y1 = float(points[BODY_TOP, 0]), float(points[BODY_TOP, 1])
+    side = 2.0 * math.hypot(x1 - x0, y1 - y0) * ROI_SCALE
+    angle = TARGET_ANGLE - math.atan2(-(y1 - y0), x1 - x0)
+    rotation = angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    return Region(x0, y0, side, side, rotation)
+
+
+def crop(rgb: RGBImage, region: Region, size: int) -> npt.NDArray[np.float32]:
+    """The region cut out of the image as a ``size`` x ``size`` float32 crop in [0, 1], edges
+    replicated where it leaves the image."""
+    destination = np.array([[0, size], [0, 0], [size, 0], [size, size]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(region.corners(), destination)
+    warped = cv2.warpPerspective(
+        rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return warped.astype(np.float32) / np.float32(255.0)
