@@ -17,7 +17,11 @@ def run_images(args: argparse.Namespace) -> int:
     job = ImageJob(
         ImageJobOptions(
             inference=InferenceOptions(
-                model_path=args.model, max_poses=args.max_poses, engine=args.engine, detector=args.detector
+                model_path=args.model,
+                max_poses=args.max_poses,
+                engine=args.engine,
+                detector=args.detector,
+                detect_every=args.detect_every,
             ),
             annotate=not args.no_annotate,
             max_pixels=int(args.max_megapixels * 1_000_000),
@@ -46,7 +50,11 @@ def run_videos(args: argparse.Namespace) -> int:
 
     options = VideoJobOptions(
         inference=InferenceOptions(
-            model_path=args.model, max_poses=args.max_poses, engine=args.engine, detector=args.detector
+            model_path=args.model,
+            max_poses=args.max_poses,
+            engine=args.engine,
+            detector=args.detector,
+            detect_every=args.detect_every,
         ),
         chunk_frames=args.chunk_frames,
         warmup_s=args.warmup_s,

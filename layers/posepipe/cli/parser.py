@@ -59,6 +59,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "now); centernet: a general person detector that finds everyone, then the pose model on "
         "each person",
     )
+    parser.add_argument(
+        "--detect-every", type=_positive_int, default=4, metavar="N",
+        help="video with --detector centernet: run the detector on every Nth frame, carrying each "
+        "person's region from their landmarks in between (4)",
+    )  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):

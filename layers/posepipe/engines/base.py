@@ -100,6 +100,9 @@ def resolve_engine(choice: str) -> EngineName:
 
 
 DETECTORS = ("blazepose", "centernet")
+DEFAULT_DETECT_EVERY = 4
+"""In VIDEO mode the ``centernet`` detector runs on every 4th frame (and whenever nobody is
+tracked); in between, each person's region is carried from their landmarks."""
 """Person detectors: ``blazepose`` is BlazePose's own, inside the chosen engine (near, single
 subjects); ``centernet`` finds everyone, and BlazePose's landmark network then runs on each person
 (:mod:`posepipe.engines.topdown`)."""
@@ -129,6 +132,7 @@ class PoseEngineOptions:
     min_tracking_confidence: float = 0.5
     engine: EngineChoice = "mediapipe"
     detector: str = "blazepose"
+    detect_every: int = DEFAULT_DETECT_EVERY
     device: str | None = None
     dtype: TorchDtype | None = None
     result_callback: LiveResultCallback | None = None
@@ -145,6 +149,8 @@ class PoseEngineOptions:
     def __post_init__(self) -> None:
         parse_engine(self.engine)
         parse_detector(self.detector)
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, not {self.detect_every}")
         if self.dtype is not None and self.dtype not in TORCH_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, not {self.dtype!r}")
         if self.max_poses < 1:
@@ -197,10 +203,13 @@ class InferenceOptions:
     decode_threads: int = 1
     engine: EngineChoice = "mediapipe"
     detector: str = "blazepose"
+    detect_every: int = DEFAULT_DETECT_EVERY
 
     def __post_init__(self) -> None:
         parse_engine(self.engine)
         parse_detector(self.detector)
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, not {self.detect_every}")
 
     def engine_options(self, mode: RunningMode) -> PoseEngineOptions:
         return PoseEngineOptions(
@@ -212,6 +221,7 @@ class InferenceOptions:
             min_tracking_confidence=self.min_tracking_confidence,
             engine=self.engine,
             detector=self.detector,
+            detect_every=self.detect_every,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -143,3 +143,39 @@ def test_an_unknown_detector_exits_2_naming_the_known_ones(
     assert "'yolo'" in run.stderr
     assert "blazepose" in run.stderr
     assert "centernet" in run.stderr
+
+
+def test_video_mode_tracks_between_detections(
+    catalogue_models: dict[str, Path], sample: Callable[[str], Path]
+) -> None:
+    from posepipe.engines.base import RunningMode
+
+    video = open_pose_engine(
+        PoseEngineOptions(detector="centernet", max_poses=20, running_mode=RunningMode.VIDEO, detect_every=4)
+    )
+    assert isinstance(video, TopDownPoseEstimator)
+    image = open_pose_engine(PoseEngineOptions(detector="centernet", max_poses=20))
+    detections = 0
+    detect = video.detector.detect
+
+    def counting(rgb: np.ndarray) -> list[PersonBox]:
+        nonlocal detections
+        detections += 1
+        return detect(rgb)
+
+    video.detector.detect = counting  # type: ignore[method-assign]
+    counts = []
+    for frame in read_frames(sample("vtest.avi"), 380, 404):
+        tracked = video.detect_for_video(frame.rgb, round(frame.t * 1000))
+        found = image.detect(frame.rgb)
+        counts.append((len(tracked), len(found)))
+    # The detector ran on frames 0, 4, 8, ... of the 24 (and never more often).
+    assert detections == 6
+    # Carried from their landmarks in between, the tracked persons are the ones IMAGE mode finds.
+    assert all(abs(tracked - found) <= 1 for tracked, found in counts), counts
+    assert sum(tracked for tracked, _ in counts) >= sum(found for _, found in counts) - 3
+    assert video.model_dict()["detector"]["detect_every"] == 4
+    with pytest.raises(ValueError, match="timestamps must increase"):
+        video.detect_for_video(frame.rgb, 0)
+    video.reset()
+    assert video.detect_for_video(frame.rgb, 0)  # a new video starts with a detection

@@ -6,8 +6,15 @@ once on the square around the box, and once on the region its own landmarks give
 the hips, turned upright), which is the region MediaPipe's tracking would give it on the next
 frame and fits the body better than a box does. A person is kept when the network's presence
 score is above ``min_presence_confidence``; of two persons whose landmark boxes overlap by more
-than ``MAX_DUPLICATE_IOU``, the less present one is dropped. VIDEO mode runs IMAGE mode on
-each frame (ids come from :mod:`posepipe.postprocess.ids`).
+than ``MAX_DUPLICATE_IOU``, the less present one is dropped.
+
+VIDEO mode tracks by detection, as MediaPipe tracks its one person: each person found on a frame
+gives the region for the next frame from their landmarks, so the landmark network runs once per
+tracked person. The detector runs on every ``detect_every``-th frame, and on any frame where
+nobody is tracked; a box that no tracked person's region already covers (IoU at most
+``NEW_PERSON_MAX_IOU`` with their landmark box) starts a new person, with the two passes of IMAGE
+mode. A tracked person whose presence falls to the threshold or below is dropped. Ids are given
+later, over the whole video, by :mod:`posepipe.postprocess.ids`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from posepipe.engines.topdown.person_boxes import (
     DEFAULT_MIN_SCORE,
     CenterNetPersonDetector,
     PersonBox,
+    box_iou,
     suppress_duplicates,
 )
 from posepipe.engines.topdown.regions import region_from_box, region_from_landmarks
@@ -32,6 +40,7 @@ from posepipe.errors import EngineError
 from posepipe.result import Person
 
 MAX_DUPLICATE_IOU = 0.5
+NEW_PERSON_MAX_IOU = 0.3
 
 
 class TopDownPoseEstimator:
@@ -47,6 +56,8 @@ class TopDownPoseEstimator:
         self.detector = CenterNetPersonDetector(self.detector_spec.built_path(), min_score=DEFAULT_MIN_SCORE)
         self.landmarks = BlazePoseLandmarks(bundle)
         self._last_timestamp: int | None = None
+        self._tracked: list[RegionLandmarks] = []  # the persons of the last frame (VIDEO mode)
+        self._frames = 0
 
     def model_dict(self) -> dict[str, Any]:
         return {
@@ -56,43 +67,64 @@ class TopDownPoseEstimator:
                 "name": self.detector_spec.name,
                 "sha256": self.detector_spec.sha256,
                 "min_score": self.detector.min_score,
+                "detect_every": self.options.detect_every,
             },
             **self.options.settings_dict(),
         }
 
     def detect(self, rgb: RGBImage) -> list[Person]:
         """Persons in one image (IMAGE mode), most present first."""
-        boxes = self.detector.detect(rgb)
-        first = self.landmarks.estimate(rgb, [region_from_box(box) for box in boxes])
-        found = [estimate for estimate in first if self._present(estimate)]
-        second = self.landmarks.estimate(rgb, [region_from_landmarks(estimate.points) for estimate in found])
-        return self._persons(boxes, [estimate for estimate in second if self._present(estimate)])
+        estimates = self._from_boxes(rgb, self.detector.detect(rgb))
+        return [self._person(estimate) for estimate in self._distinct(estimates)]
 
     def detect_for_video(self, rgb: RGBImage, timestamp_ms: int) -> list[Person]:
-        """Persons in the next frame of a video (every frame detected afresh, for now)."""
+        """Persons in the next frame of a video (VIDEO mode), tracked from the frame before."""
         if self._last_timestamp is not None and timestamp_ms <= self._last_timestamp:
             raise ValueError(f"timestamps must increase: {timestamp_ms} after {self._last_timestamp}")
         self._last_timestamp = timestamp_ms
-        return self.detect(rgb)
+        carried = self.landmarks.estimate(rgb, [region_from_landmarks(p.points) for p in self._tracked])
+        tracked = [estimate for estimate in carried if self._present(estimate)]
+        if not tracked or self._frames % self.options.detect_every == 0:
+            covered = [_extent(estimate) for estimate in tracked]
+            new_boxes = [
+                box
+                for box in self.detector.detect(rgb)
+                if all(
+                    box_iou((box.x0, box.y0, box.x1, box.y1), other) <= NEW_PERSON_MAX_IOU
+                    for other in covered
+                )
+            ]
+            tracked += self._from_boxes(rgb, new_boxes)
+        self._frames += 1
+        self._tracked = self._distinct(tracked)
+        return [self._person(estimate) for estimate in self._tracked]
+
+    def reset(self) -> None:
+        """Forget the tracked persons (a new video)."""
+        self._tracked, self._frames, self._last_timestamp = [], 0, None
+
+    def _from_boxes(self, rgb: RGBImage, boxes: list[PersonBox]) -> list[RegionLandmarks]:
+        """The persons in the detector's boxes: the landmark network on the square around each box,
+        then on the region its own landmarks give; those present in the second pass."""
+        first = self.landmarks.estimate(rgb, [region_from_box(box) for box in boxes])
+        found = [estimate for estimate in first if self._present(estimate)]
+        second = self.landmarks.estimate(rgb, [region_from_landmarks(estimate.points) for estimate in found])
+        return [estimate for estimate in second if self._present(estimate)]
 
     def _present(self, estimate: RegionLandmarks) -> bool:
         return estimate.presence > self.options.min_presence_confidence
 
-    def _persons(self, boxes: list[PersonBox], estimates: list[RegionLandmarks]) -> list[Person]:
-        extents = []
-        for estimate in estimates:
-            xy = estimate.points[:NUM_LANDMARKS, :2]
-            extents.append(
-                (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
-            )
-        kept = suppress_duplicates(extents, [estimate.presence for estimate in estimates], MAX_DUPLICATE_IOU)
-        persons = [
-            Person.from_landmarks(
-                np.asarray(estimates[i].points[:NUM_LANDMARKS]), np.asarray(estimates[i].world)
-            )
-            for i in kept
-        ]
-        return persons[: self.options.max_poses]
+    def _distinct(self, estimates: list[RegionLandmarks]) -> list[RegionLandmarks]:
+        """Without duplicates (landmark boxes overlapping by more than ``MAX_DUPLICATE_IOU``: the
+        more present is kept), most present first, at most ``max_poses``."""
+        kept = suppress_duplicates(
+            [_extent(estimate) for estimate in estimates], [e.presence for e in estimates], MAX_DUPLICATE_IOU
+        )
+        return [estimates[i] for i in kept][: self.options.max_poses]
+
+    @staticmethod
+    def _person(estimate: RegionLandmarks) -> Person:
+        return Person.from_landmarks(np.asarray(estimate.points[:NUM_LANDMARKS]), np.asarray(estimate.world))
 
     def close(self) -> None:
         return None
@@ -104,3 +136,9 @@ class TopDownPoseEstimator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _extent(estimate: RegionLandmarks) -> tuple[float, float, float, float]:
+    """The box around a person's 33 landmarks, in pixels."""
+    xy = estimate.points[:NUM_LANDMARKS, :2]
+    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
