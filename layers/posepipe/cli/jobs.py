@@ -5,24 +5,34 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from posepipe.cli.parser import EXIT_BAD_INPUT, report_error
 
+if TYPE_CHECKING:
+    from posepipe.engines.base import InferenceOptions
+
+
+def inference_options(args: argparse.Namespace) -> InferenceOptions:
+    """The engine options ``image`` and ``video`` share (``--model``, ``--max-poses``, ...)."""
+    from posepipe.engines.base import InferenceOptions
+
+    return InferenceOptions(
+        model_path=args.model,
+        max_poses=args.max_poses,
+        engine=args.engine,
+        detector=args.detector,
+        detect_every=args.detect_every,
+    )
+
 
 def run_images(args: argparse.Namespace) -> int:
-    from posepipe.engines.base import InferenceOptions
     from posepipe.errors import InputError
     from posepipe.image_job import ImageJob, ImageJobOptions
 
     job = ImageJob(
         ImageJobOptions(
-            inference=InferenceOptions(
-                model_path=args.model,
-                max_poses=args.max_poses,
-                engine=args.engine,
-                detector=args.detector,
-                detect_every=args.detect_every,
-            ),
+            inference=inference_options(args),
             annotate=not args.no_annotate,
             max_pixels=int(args.max_megapixels * 1_000_000),
         )
@@ -43,19 +53,12 @@ def run_images(args: argparse.Namespace) -> int:
 
 
 def run_videos(args: argparse.Namespace) -> int:
-    from posepipe.engines.base import InferenceOptions
     from posepipe.errors import InputError
     from posepipe.postprocess.smoothing import SmoothingOptions
     from posepipe.video.local import VideoJobOptions, run_video
 
     options = VideoJobOptions(
-        inference=InferenceOptions(
-            model_path=args.model,
-            max_poses=args.max_poses,
-            engine=args.engine,
-            detector=args.detector,
-            detect_every=args.detect_every,
-        ),
+        inference=inference_options(args),
         chunk_frames=args.chunk_frames,
         warmup_s=args.warmup_s,
         workers=args.workers,
