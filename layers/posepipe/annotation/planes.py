@@ -77,8 +77,9 @@ class PlaneAnnotator:
         expected = (height * 3 // 2, width)
         if planes.dtype != np.uint8 or planes.shape != expected:
             raise ValueError(f"expected uint8 4:2:0 planes of shape {expected}, got {planes.shape}")
-        boxes = drawn_boxes(self.frame_size, persons, options, frame_index=frame_index, fps=fps, note=note)
         own = [drawn_boxes(self.frame_size, [person], options) for person in persons]
+        overlay = drawn_boxes(self.frame_size, [], options, frame_index=frame_index, fps=fps, note=note)
+        boxes = [box for person_boxes in own for box in person_boxes] + overlay
         for region in even_disjoint_boxes(boxes, self.frame_size):
             inside = [p for p, its in zip(persons, own, strict=True) if any(_overlap(b, region) for b in its)]
             rgb = self._region_rgb(planes, region)

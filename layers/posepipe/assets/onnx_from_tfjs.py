@@ -217,10 +217,6 @@ def _const_value(b: _Builder, node: Node, name: str) -> npt.NDArray[Any]:
     return np.asarray(b.constants[name])
 
 
-def _as_input(b: _Builder, name: str) -> str:
-    return name
-
-
 def _conv_pads(node: Node) -> dict[str, Any]:
     padding = node.string("padding", "VALID")
     if padding == "SAME":
@@ -322,13 +318,7 @@ def _reduce(onnx_op: str) -> Callable[[_Builder, Node, list[str]], list[str]]:
 
 def _concat(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
     axis = int(_const_value(b, node, inputs[-1]))
-    parts = [_materialise(b, name) for name in inputs[:-1]]
-    return [b.one("Concat", parts, "concat", axis=axis)]
-
-
-def _materialise(b: _Builder, name: str) -> str:
-    """A folded constant used as an ONNX input keeps its name (it becomes an initialiser)."""
-    return name
+    return [b.one("Concat", inputs[:-1], "concat", axis=axis)]
 
 
 def _reshape(b: _Builder, node: Node, inputs: list[str]) -> list[str]:

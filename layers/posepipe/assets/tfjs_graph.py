@@ -69,12 +69,6 @@ class Graph:
     outputs: list[str]
     signature: dict[str, Any]
 
-    def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
-
 
 def _input_ref(text: str) -> tuple[str, int] | None:
     if text.startswith("^"):
