@@ -1,12 +1,14 @@
 """Recall and precision of posepipe's person finding against boxes labelled by eye.
 
 The labels are ``tests/fixtures/labels/persons.json`` (30 frames of vtest.avi and the sample
-photos; see the README beside it). Each detector runs in IMAGE mode on each labelled picture; a
-labelled box is found when a person's box (around their landmarks) overlaps it with IoU at least
-0.5, each person's box matched once, greedily by IoU. Persons matched to ignore regions count
-neither way.
+photos; see the README beside it). Each detector runs in IMAGE mode on each labelled picture, and
+with ``--video`` the whole of vtest.avi also goes through ``posepipe video`` (tracking, ids and
+smoothing as a user gets them). A labelled box is found when a person's box (``bbox``, clipped to
+the picture) overlaps it with IoU at least 0.5, each person's box matched once, greedily by IoU.
+Persons matched to ignore regions count neither way.
 
-    python bench/recall.py [--detector blazepose centernet] [--model blazepose-full] [--json out.json]
+    python bench/recall.py [--detector centernet blazepose] [--model blazepose-full ...] [--video]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -88,52 +90,98 @@ def pictures() -> list[tuple[str, Any, list[list[float]], list[list[float]]]]:
 
 
 def evaluate(detector: str, model: str, labelled: list[Any]) -> dict[str, Any]:
-    from posepipe.engines.base import InferenceOptions, RunningMode
+    """Each picture through the engine in IMAGE mode."""
+    from posepipe.engines.base import DEFAULT_MAX_POSES, InferenceOptions, RunningMode
     from posepipe.engines.choice import open_pose_engine
 
-    options = InferenceOptions(model_path=model, max_poses=50, detector=detector)
+    options = InferenceOptions(model_path=model, max_poses=DEFAULT_MAX_POSES[detector], detector=detector)
+    found: dict[str, list[list[float]]] = {}
     with open_pose_engine(options.engine_options(RunningMode.IMAGE)) as engine:
-        totals = {"vtest": [0, 0, 0], "photos": [0, 0, 0]}
-        per_picture = {}
         started = time.perf_counter()
-        for name, rgb, truth, ignore in labelled:
+        for name, rgb, _, _ in labelled:
             height, width = rgb.shape[:2]
-            found = [clip(list(p.bbox), width, height) for p in engine.detect(rgb)]
-            tp, fp, fn = match(found, truth, ignore)
-            counts = totals["vtest" if name.startswith("vtest") else "photos"]
-            counts[0] += tp
-            counts[1] += fp
-            counts[2] += fn
-            per_picture[name] = {"found": len(found), "labelled": len(truth), "tp": tp, "fp": fp, "fn": fn}
+            found[name] = [clip(list(p.bbox), width, height) for p in engine.detect(rgb)]
         seconds = time.perf_counter() - started
-    summary: dict[str, dict[str, float]] = {}
+    summary = score(found, labelled)
+    return {"detector": detector, "model": model, "mode": "image", "seconds": seconds, **summary}
+
+
+def evaluate_video(detector: str, model: str, labelled: list[Any]) -> dict[str, Any]:
+    """The labelled frames of vtest.avi as ``posepipe video`` finds them: the whole video through
+    the command, with its defaults (chunks, tracking, ids, smoothing), then its keypoints.json."""
+    import subprocess
+    import tempfile
+
+    from posepipe.assets.samples import sample_path
+
+    command = Path(sys.executable).with_name("posepipe")
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        subprocess.run(
+            [str(command), "video", str(sample_path("vtest.avi")), "-o", out, "--no-annotate",
+             "--no-progress", "--model", model, "--detector", detector],
+            check=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        frames = json.loads((Path(out) / "vtest" / "keypoints.json").read_text())["frames"]
+    by_index = {frame["index"]: frame["persons"] for frame in frames}
+    found: dict[str, list[list[float]]] = {}
+    videos = [picture for picture in labelled if picture[0].startswith("vtest")]
+    for name, rgb, _, _ in videos:
+        height, width = rgb.shape[:2]
+        persons = by_index.get(int(name.split("#")[1]), [])
+        found[name] = [clip(person["bbox"], width, height) for person in persons]
+    return {"detector": detector, "model": model, "mode": "video", "seconds": seconds, **score(found, videos)}
+
+
+def score(found: dict[str, list[list[float]]], labelled: list[Any]) -> dict[str, Any]:
+    """Recall and precision over the labelled pictures, for vtest.avi's frames and the photos."""
+    totals = {"vtest": [0, 0, 0], "photos": [0, 0, 0]}
+    per_picture = {}
+    for name, _, truth, ignore in labelled:
+        tp, fp, fn = match(found[name], truth, ignore)
+        counts = totals["vtest" if name.startswith("vtest") else "photos"]
+        counts[0] += tp
+        counts[1] += fp
+        counts[2] += fn
+        per_picture[name] = {"found": len(found[name]), "labelled": len(truth), "tp": tp, "fp": fp, "fn": fn}
+    summary: dict[str, Any] = {}
     for group, (tp, fp, fn) in totals.items():
-        summary[group] = {
-            "recall": tp / max(1, tp + fn),
-            "precision": tp / max(1, tp + fp),
-            "true_positives": tp,
-            "false_positives": fp,
-            "missed": fn,
-        }
-    return {"detector": detector, "model": model, "seconds": seconds, **summary, "pictures": per_picture}
+        if tp + fp + fn:
+            summary[group] = {
+                "recall": tp / max(1, tp + fn),
+                "precision": tp / max(1, tp + fp),
+                "true_positives": tp,
+                "false_positives": fp,
+                "missed": fn,
+            }
+    return {**summary, "pictures": per_picture}
 
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "layers"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detector", nargs="+", default=["blazepose", "centernet"])
-    parser.add_argument("--model", default="blazepose-full")
+    parser.add_argument("--detector", nargs="+", default=["centernet", "blazepose"])
+    parser.add_argument("--model", nargs="+", default=["blazepose-full"])
+    parser.add_argument("--video", action="store_true", help="also vtest.avi through `posepipe video`")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     labelled = pictures()
-    reports = [evaluate(detector, args.model, labelled) for detector in args.detector]
+    reports = []
+    for model in args.model:
+        for detector in args.detector:
+            reports.append(evaluate(detector, model, labelled))
+            if args.video:
+                reports.append(evaluate_video(detector, model, labelled))
     for report in reports:
         for group in ("vtest", "photos"):
+            if group not in report:
+                continue
             r = report[group]
             print(
-                f"{report['detector']:>10} + {report['model']}  {group:>6}: recall {r['recall']:.1%} "
-                f"precision {r['precision']:.1%}  ({r['true_positives']} found, {r['missed']} missed, "
-                f"{r['false_positives']} false)"
+                f"{report['detector']:>10} + {report['model']:<15} {report['mode']:>5} {group:>6}: "
+                f"recall {r['recall']:.1%} precision {r['precision']:.1%}  ({r['true_positives']} found, "
+                f"{r['missed']} missed, {r['false_positives']} false)"
             )
     if args.json:
         args.json.write_text(json.dumps(reports, indent=1))

@@ -76,6 +76,21 @@ def vtest_one_chunk(
     return load_run(out / "vtest")
 
 
+@pytest.fixture(scope="session")
+def vtest_single_subject(
+    tmp_path_factory: pytest.TempPathFactory, sample: Callable[[str], Path], model_path: Path
+) -> VideoRun:
+    """vtest.avi through BlazePose's own single-subject path (``--detector blazepose``, which the
+    cloud pipeline still runs), as one chunk."""
+    out = tmp_path_factory.mktemp("vtest-single-subject")
+    run = run_cli(
+        "video", sample("vtest.avi"), "-o", out, "--detector", "blazepose", "--workers", "1",
+        "--chunk-frames", "100000", "--no-annotate",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return load_run(out / "vtest")
+
+
 # Fixtures that make a test need the local stack or PyTorch, however deep in its fixtures.
 NEEDS = {"local_stack": "stack", "one_torch_thread": "torch"}
 

@@ -47,11 +47,53 @@ def _result(out: Path, stem: str) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize(("name", "persons"), [("messi5.jpg", 1), ("basketball1.png", 2)])
-def test_persons_found_and_landmarks_equal_mediapipe_direct(
+@pytest.fixture(scope="module")
+def single_subject_run(
+    tmp_path_factory: pytest.TempPathFactory, cli: Callable[..., CliRun], sample: Callable[[str], Path]
+) -> Path:
+    out = tmp_path_factory.mktemp("photos-blazepose")
+    run = cli("image", sample("messi5.jpg"), sample("basketball1.png"), "--detector", "blazepose", "-o", out)
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def _plausible_world(person: dict[str, Any]) -> None:
+    world = np.array(person["world_landmarks"])
+    assert world.shape == (33, 3)
+    assert 0.3 < np.linalg.norm(world[11] - world[27]) < 1.5  # shoulder to ankle, in metres (adults: 1.1-1.4)
+
+
+@pytest.mark.parametrize(
+    ("name", "persons"), [("messi5.jpg", 1), ("basketball1.png", 2), ("basketball2.png", 2)]
+)
+def test_the_default_finds_everyone_in_the_photos(
     photos_run: Path, model_path: Path, sample: Callable[[str], Path], name: str, persons: int
 ) -> None:
-    result = _result(photos_run, Path(name).stem)
+    found = _result(photos_run, Path(name).stem)["frames"][0]["persons"]
+    assert len(found) == persons
+    for person in found:
+        _plausible_world(person)
+    # The one person wholly in each picture (the footballer; the player on the left, head to
+    # feet) has the landmarks MediaPipe's own detector gives him, to 1.5% of his height
+    # (measured: 0.9%). The player on the right is cut off at the knees: there the two paths
+    # guess his legs differently.
+    agreeing = 0
+    for reference in _mediapipe_direct(model_path, sample(name), num_poses=4):
+        height = float(np.ptp(reference[:, 1]))
+        gaps = [
+            float(np.median(np.linalg.norm(np.array(person["landmarks"])[:, :2] - reference, axis=1)))
+            for person in found
+        ]
+        agreeing += min(gaps) <= 0.015 * height
+    assert agreeing >= 1
+
+
+@pytest.mark.parametrize(("name", "persons"), [("messi5.jpg", 1), ("basketball1.png", 2)])
+def test_detector_blazepose_gives_mediapipes_own_landmarks(
+    single_subject_run: Path, model_path: Path, sample: Callable[[str], Path], name: str, persons: int
+) -> None:
+    result = _result(single_subject_run, Path(name).stem)
+    assert result["model"]["engine"] == "mediapipe"
     found = result["frames"][0]["persons"]
     assert len(found) == persons
     direct = _mediapipe_direct(model_path, sample(name), num_poses=4)
@@ -59,9 +101,7 @@ def test_persons_found_and_landmarks_equal_mediapipe_direct(
     for person, reference in zip(found, direct, strict=True):
         ours = np.array(person["landmarks"])[:, :2]
         assert np.abs(ours - reference).max() <= 1.0
-        world = np.array(person["world_landmarks"])
-        assert world.shape == (33, 3)
-        assert 0.3 < np.linalg.norm(world[11] - world[27]) < 1.2  # shoulder to ankle, in metres
+        _plausible_world(person)
 
 
 def test_result_describes_the_source_and_model(photos_run: Path, sample: Callable[[str], Path]) -> None:

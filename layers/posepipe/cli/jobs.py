@@ -15,13 +15,23 @@ if TYPE_CHECKING:
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
     """The engine options ``image`` and ``video`` share (``--model``, ``--max-poses``, ...)."""
-    from posepipe.engines.base import InferenceOptions
+    from posepipe.engines.base import DEFAULT_DETECTOR, DEFAULT_MAX_POSES, InferenceOptions
+    from posepipe.errors import EngineError
 
+    detector = args.detector
+    if args.engine != "mediapipe":  # torch, auto: BlazePose's own path, ported to PyTorch
+        if detector not in (None, "blazepose"):
+            raise EngineError(
+                f"--engine {args.engine} runs BlazePose's own detector, not --detector {detector}: "
+                "leave out one of the two"
+            )
+        detector = "blazepose"
+    detector = detector or DEFAULT_DETECTOR
     return InferenceOptions(
         model_path=args.model,
-        max_poses=args.max_poses,
+        max_poses=args.max_poses or DEFAULT_MAX_POSES[detector],
         engine=args.engine,
-        detector=args.detector,
+        detector=detector,
         detect_every=args.detect_every,
     )
 

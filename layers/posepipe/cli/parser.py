@@ -41,8 +41,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "(default: $POSEPIPE_MODEL or blazepose-full)",
     )
     parser.add_argument(
-        "--max-poses", type=_positive_int, default=4, metavar="N", help="most persons per frame (4)"
-    )
+        "--max-poses", type=_positive_int, metavar="N",
+        help="most persons per frame (50 with --detector centernet, 4 with blazepose)",
+    )  # fmt: skip
     parser.add_argument(
         "--engine",
         choices=("mediapipe", "torch", "auto"),
@@ -54,10 +55,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detector",
         choices=("blazepose", "centernet"),  # posepipe.engines.base.DETECTORS
-        default="blazepose",
-        help="blazepose: BlazePose's own detector, made for near, single subjects (the default for "
-        "now); centernet: a general person detector that finds everyone, then the pose model on "
-        "each person",
+        help="centernet (the default): a general person detector that finds everyone, then the pose "
+        "model on each person; blazepose: BlazePose's own detector, made for one near subject, "
+        "faster where that is all there is (the default with --engine torch or auto, which run it)",
     )
     parser.add_argument(
         "--detect-every", type=_positive_int, default=4, metavar="N",

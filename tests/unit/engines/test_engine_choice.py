@@ -55,7 +55,9 @@ def test_image_with_the_torch_engine_gives_mediapipes_landmarks(
 ) -> None:
     photo = sample("messi5.jpg")
     torch_result = _image_result(cli, tmp_path / "torch", photo, "--engine", "torch")
-    mediapipe_result = _image_result(cli, tmp_path / "mediapipe", photo, "--engine", "mediapipe")
+    mediapipe_result = _image_result(
+        cli, tmp_path / "mediapipe", photo, "--engine", "mediapipe", "--detector", "blazepose"
+    )
 
     model = torch_result["model"]
     assert (model["engine"], model["device"], model["dtype"]) == ("torch", "cpu", "float32")

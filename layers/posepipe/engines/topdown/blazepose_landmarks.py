@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posepipe.engines.base import RGBImage
-from posepipe.engines.topdown.regions import Region, crop
+from posepipe.engines.topdown.regions import Region, crop, project
 
 LANDMARK_INPUT = 256
 NUM_POINTS = 39
@@ -103,17 +103,6 @@ def refine_from_heatmap(
         refined[index, 0] = float((weight * cols).sum()) / width / total
         refined[index, 1] = float((weight * rows).sum()) / height / total
     return refined
-
-
-def project(points: npt.NDArray[np.float32], region: Region) -> npt.NDArray[np.float32]:
-    """Crop-normalised points to image pixels (``LandmarkProjectionCalculator``; z scaled as x)."""
-    x, y = points[:, 0] - 0.5, points[:, 1] - 0.5
-    cos, sin = math.cos(region.rotation), math.sin(region.rotation)
-    out = points.copy()
-    out[:, 0] = (cos * x - sin * y) * region.width + region.x_center
-    out[:, 1] = (sin * x + cos * y) * region.height + region.y_center
-    out[:, 2] = points[:, 2] * region.width
-    return out.astype(np.float32)
 
 
 def rotate_world(world: npt.NDArray[np.float32], rotation: float) -> npt.NDArray[np.float32]:

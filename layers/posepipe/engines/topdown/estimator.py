@@ -5,16 +5,20 @@ For each box the detector gives (score at least ``min_score``), the landmark net
 once on the square around the box, and once on the region its own landmarks give (centred on
 the hips, turned upright), which is the region MediaPipe's tracking would give it on the next
 frame and fits the body better than a box does. A person is kept when the network's presence
-score is above ``min_presence_confidence``; of two persons whose landmark boxes overlap by more
-than ``MAX_DUPLICATE_IOU``, the less present one is dropped.
+score is above ``min_presence_confidence`` and MoveNet Lightning, a second opinion trained on
+other data, gives the person's box a mean keypoint score of at least
+:data:`~posepipe.engines.topdown.movenet.MIN_SECOND_OPINION_SCORE` (this drops pictures of
+people, such as the pictograms on an advertising board, and posts the detector took for a far
+walker); of two persons whose landmark boxes overlap by more than ``MAX_DUPLICATE_IOU``, the less
+present one is dropped.
 
 VIDEO mode tracks by detection, as MediaPipe tracks its one person: each person found on a frame
 gives the region for the next frame from their landmarks, so the landmark network runs once per
 tracked person. The detector runs on every ``detect_every``-th frame, and on any frame where
 nobody is tracked; a box that no tracked person's region already covers (IoU at most
-``NEW_PERSON_MAX_IOU`` with their landmark box) starts a new person, with the two passes of IMAGE
-mode. A tracked person whose presence falls to the threshold or below is dropped. Ids are given
-later, over the whole video, by :mod:`posepipe.postprocess.ids`.
+``NEW_PERSON_MAX_IOU`` with their landmark box) starts a new person, with the two passes and the
+second opinion of IMAGE mode. A tracked person whose presence falls to the threshold or below is
+dropped. Ids are given later, over the whole video, by :mod:`posepipe.postprocess.ids`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from posepipe.assets.catalogue import CATALOGUE, resolve_model
 from posepipe.assets.pose_model import model_info
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode
 from posepipe.engines.topdown.blazepose_landmarks import NUM_LANDMARKS, BlazePoseLandmarks, RegionLandmarks
+from posepipe.engines.topdown.movenet import MIN_SECOND_OPINION_SCORE, MoveNetKeypoints
 from posepipe.engines.topdown.person_boxes import (
     DEFAULT_MIN_SCORE,
     CenterNetPersonDetector,
@@ -35,9 +40,9 @@ from posepipe.engines.topdown.person_boxes import (
     box_iou,
     suppress_duplicates,
 )
-from posepipe.engines.topdown.regions import region_from_box, region_from_landmarks
+from posepipe.engines.topdown.regions import region_around, region_from_box, region_from_landmarks
 from posepipe.errors import EngineError
-from posepipe.result import Person
+from posepipe.result import Person, body_box
 
 MAX_DUPLICATE_IOU = 0.5
 NEW_PERSON_MAX_IOU = 0.3
@@ -55,6 +60,8 @@ class TopDownPoseEstimator:
         self.detector_spec = CATALOGUE["centernet"]
         self.detector = CenterNetPersonDetector(self.detector_spec.built_path(), min_score=DEFAULT_MIN_SCORE)
         self.landmarks = BlazePoseLandmarks(bundle)
+        self.second_opinion_spec = CATALOGUE["movenet-lightning"]
+        self.second_opinion = MoveNetKeypoints(self.second_opinion_spec.built_path())
         self._last_timestamp: int | None = None
         self._tracked: list[RegionLandmarks] = []  # the persons of the last frame (VIDEO mode)
         self._frames = 0
@@ -68,6 +75,11 @@ class TopDownPoseEstimator:
                 "sha256": self.detector_spec.sha256,
                 "min_score": self.detector.min_score,
                 "detect_every": self.options.detect_every,
+            },
+            "second_opinion": {
+                "name": self.second_opinion_spec.name,
+                "sha256": self.second_opinion_spec.sha256,
+                "min_score": MIN_SECOND_OPINION_SCORE,
             },
             **self.options.settings_dict(),
         }
@@ -105,11 +117,20 @@ class TopDownPoseEstimator:
 
     def _from_boxes(self, rgb: RGBImage, boxes: list[PersonBox]) -> list[RegionLandmarks]:
         """The persons in the detector's boxes: the landmark network on the square around each box,
-        then on the region its own landmarks give; those present in the second pass."""
+        then on the region its own landmarks give; those present in the second pass whom MoveNet
+        also sees."""
         first = self.landmarks.estimate(rgb, [region_from_box(box) for box in boxes])
         found = [estimate for estimate in first if self._present(estimate)]
         second = self.landmarks.estimate(rgb, [region_from_landmarks(estimate.points) for estimate in found])
-        return [estimate for estimate in second if self._present(estimate)]
+        present = [estimate for estimate in second if self._present(estimate)]
+        opinions = self.second_opinion.estimate(
+            rgb, [region_around(body_box(_extent(estimate))) for estimate in present]
+        )
+        return [
+            estimate
+            for estimate, opinion in zip(present, opinions, strict=True)
+            if opinion.score >= MIN_SECOND_OPINION_SCORE
+        ]
 
     def _present(self, estimate: RegionLandmarks) -> bool:
         return estimate.presence > self.options.min_presence_confidence

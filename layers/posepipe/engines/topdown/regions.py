@@ -54,8 +54,14 @@ class Region:
 
 
 def region_from_box(box: PersonBox, scale: float = BOX_SCALE) -> Region:
-    side = max(box.width, box.height) * scale
-    return Region((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2, side, side, 0.0)
+    return region_around((box.x0, box.y0, box.x1, box.y1), scale)
+
+
+def region_around(box: tuple[float, float, float, float], scale: float = BOX_SCALE) -> Region:
+    """The upright square centred on an (x0, y0, x1, y1) box, its side the box's longer side
+    times ``scale``."""
+    side = max(box[2] - box[0], box[3] - box[1]) * scale
+    return Region((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side, side, 0.0)
 
 
 def region_from_landmarks(points: npt.NDArray[np.floating]) -> Region:
@@ -71,9 +77,26 @@ def region_from_landmarks(points: npt.NDArray[np.floating]) -> Region:
 def crop(rgb: RGBImage, region: Region, size: int) -> npt.NDArray[np.float32]:
     """The region cut out of the image as a ``size`` x ``size`` float32 crop in [0, 1], edges
     replicated where it leaves the image."""
+    return crop_pixels(rgb, region, size).astype(np.float32) / np.float32(255.0)
+
+
+def crop_pixels(rgb: RGBImage, region: Region, size: int) -> npt.NDArray[np.uint8]:
+    """The region cut out of the image as a ``size`` x ``size`` uint8 crop (bilinear), edges
+    replicated where it leaves the image."""
     destination = np.array([[0, size], [0, 0], [size, 0], [size, size]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(region.corners(), destination)
     warped = cv2.warpPerspective(
         rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return warped.astype(np.float32) / np.float32(255.0)
+    return np.asarray(warped, dtype=np.uint8)
+
+
+def project(points: npt.NDArray[np.float32], region: Region) -> npt.NDArray[np.float32]:
+    """Crop-normalised points to image pixels (``LandmarkProjectionCalculator``; z scaled as x)."""
+    x, y = points[:, 0] - 0.5, points[:, 1] - 0.5
+    cos, sin = math.cos(region.rotation), math.sin(region.rotation)
+    out = points.copy()
+    out[:, 0] = (cos * x - sin * y) * region.width + region.x_center
+    out[:, 1] = (sin * x + cos * y) * region.height + region.y_center
+    out[:, 2] = points[:, 2] * region.width
+    return out.astype(np.float32)
