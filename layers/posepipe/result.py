@@ -1,7 +1,10 @@
-"""The one result format, ``posepipe.pose/1``, as dataclasses with JSON adapters.
+"""The one result format, ``posepipe.pose/2``, as dataclasses with JSON adapters.
 
-A :class:`Person` is the canonical keypoint type: 33 landmarks in pixels of the upright,
-displayed frame, plus 33 world landmarks in metres (origin between the hips). Every engine
+A :class:`Person` is the canonical keypoint type: landmarks in pixels of the upright, displayed
+frame, in the order of the result's keypoint set (:mod:`posepipe.skeleton`: BlazePose's 33, or
+COCO's 17 from MoveNet), plus world landmarks in metres (origin between the hips) where the
+model gives them (BlazePose's). Version 2 of the format adds the 17-keypoint set and makes world
+landmarks optional; a BlazePose result is shaped as in version 1, which is still read. Every engine
 builds it one way, :meth:`Person.from_landmarks` (its score: the mean landmark presence);
 adapters build it from MediaPipe's Tasks result (:meth:`Person.from_mediapipe`) and from JSON
 (:meth:`Person.from_dict`); everything else in posepipe works on it.
@@ -21,9 +24,10 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.skeleton import LANDMARK_NAMES, NUM_LANDMARKS
+from posepipe.skeleton import BLAZEPOSE, SKELETONS
 
-SCHEMA_ID = "posepipe.pose/1"
+SCHEMA_ID = "posepipe.pose/2"
+READABLE_SCHEMA_IDS = ("posepipe.pose/1", SCHEMA_ID)
 FloatArray = npt.NDArray[np.float32]
 
 # Landmarks sit on joints, the eyes and the toes; the body reaches beyond them (the top of the
@@ -81,9 +85,12 @@ class Source:
 class Person:
     """One detected person.
 
-    ``landmarks``: (33, 5) float32 of ``x_px, y_px, z, visibility, presence``; ``z`` is depth
-    relative to the hips' midpoint, in pixels at the scale of ``x`` (smaller is nearer).
-    ``world_landmarks``: (33, 3) float32 in metres, origin at the hips' midpoint.
+    ``landmarks``: (N, 5) float32 of ``x_px, y_px, z, visibility, presence``, N the size of the
+    result's keypoint set; ``z`` is depth relative to the hips' midpoint, in pixels at the scale
+    of ``x`` (smaller is nearer; 0 from models without depth). Models with one keypoint score
+    (MoveNet) give it as both visibility and presence.
+    ``world_landmarks``: (N, 3) float32 in metres, origin at the hips' midpoint; (0, 3) from
+    models without world landmarks.
     ``id`` is -1 until tracking gives one.
     """
 
@@ -153,20 +160,23 @@ class Person:
             ]
             for row in image.tolist()
         ]
-        world = np.round(self.world_landmarks.astype(np.float64), _WORLD_DECIMALS).tolist()
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "score": round(self.score, _SCORE_DECIMALS),
             "bbox": [round(v, _PIXEL_DECIMALS) for v in (x0, y0, x1, y1)],
             "landmarks": rows,
-            "world_landmarks": world,
         }
+        if len(self.world_landmarks):
+            data["world_landmarks"] = np.round(
+                self.world_landmarks.astype(np.float64), _WORLD_DECIMALS
+            ).tolist()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Person:
         return cls(
-            landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(NUM_LANDMARKS, 5),
-            world_landmarks=np.asarray(data["world_landmarks"], dtype=np.float32).reshape(NUM_LANDMARKS, 3),
+            landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(-1, 5),
+            world_landmarks=np.asarray(data.get("world_landmarks", []), dtype=np.float32).reshape(-1, 3),
             score=float(data["score"]),
             id=int(data.get("id", -1)),
         )
@@ -231,7 +241,7 @@ class PoseResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PoseResult:
-        if data.get("schema") != SCHEMA_ID:
+        if data.get("schema") not in READABLE_SCHEMA_IDS:
             raise ValueError(f"not a {SCHEMA_ID} result (schema={data.get('schema')!r})")
         return cls(
             source=Source.from_dict(data["source"]),
@@ -241,11 +251,14 @@ class PoseResult:
 
 
 def result_header(source: Source, model: dict[str, Any]) -> dict[str, Any]:
+    """The result's fields before its frames; ``landmark_names`` are those of the model's
+    keypoint set (``model["skeleton"]``, BlazePose's when it names none)."""
+    skeleton = SKELETONS[model.get("skeleton", BLAZEPOSE.name)]
     return {
         "schema": SCHEMA_ID,
         "source": source.to_dict(),
         "model": model,
-        "landmark_names": list(LANDMARK_NAMES),
+        "landmark_names": list(skeleton.landmark_names),
     }
 
 
@@ -270,14 +283,14 @@ def write_result_stream(
 
 @cache
 def pose_schema() -> dict[str, Any]:
-    """The JSON Schema of ``posepipe.pose/1``."""
+    """The JSON Schema of ``posepipe.pose/2``."""
     text = resources.files("posepipe").joinpath("schemas/pose.schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
 def validate_result(data: dict[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` when ``data`` is not a valid ``posepipe.pose/1`` result."""
+    """Raise ``jsonschema.ValidationError`` when ``data`` is not a valid ``posepipe.pose/2`` result."""
     import jsonschema
 
     jsonschema.Draft202012Validator(pose_schema()).validate(data)

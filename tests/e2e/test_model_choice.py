@@ -1,40 +1,58 @@
-"""Every pose model of the catalogue that the engines run (the MediaPipe bundles, for now) runs in
-``posepipe image`` and ``posepipe video`` and gives plausible skeletons; the others are refused
-with a message that names those."""
+"""Every pose model of the catalogue (BlazePose lite, full and heavy; MoveNet Lightning and
+Thunder) runs in ``posepipe image`` and ``posepipe video`` with the default detector and gives
+plausible skeletons in its own keypoint set; the detectors are refused as pose models with a
+message that names those."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from posepipe.assets.catalogue import CATALOGUE
+from posepipe.assets.catalogue import CATALOGUE, pose_model_names
+from posepipe.export.coco import to_coco
 from posepipe.media.decode import read_frames
-from posepipe.skeleton import LANDMARK_INDEX
+from posepipe.result import validate_result
 
 from tests.support.cli import CliRun, load_run
 from tests.support.clips import encode_frames
 
-MODELS = [name for name, spec in CATALOGUE.items() if spec.file_name.endswith(".task")]
+MODELS = pose_model_names()
+KEYPOINTS = {name: CATALOGUE[name].keypoints for name in MODELS}
 
 
-def _point(person: dict[str, list[list[float]]], name: str) -> np.ndarray:
-    return np.asarray(person["landmarks"][LANDMARK_INDEX[name]][:2], dtype=float)
+def _point(result: dict[str, Any], person: dict[str, Any], name: str) -> np.ndarray:
+    return np.asarray(person["landmarks"][result["landmark_names"].index(name)][:2], dtype=float)
 
 
-def _plausible(person: dict[str, list[list[float]]]) -> None:
+def _plausible(result: dict[str, Any], person: dict[str, Any]) -> None:
     """Nose above the hips, hips above the ankles, each wrist within an arm's reach of its shoulder."""
-    nose = _point(person, "nose")
-    hips = (_point(person, "left_hip") + _point(person, "right_hip")) / 2
-    shoulders = (_point(person, "left_shoulder") + _point(person, "right_shoulder")) / 2
-    ankles = (_point(person, "left_ankle") + _point(person, "right_ankle")) / 2
+
+    def point(name: str) -> np.ndarray:
+        return _point(result, person, name)
+
+    nose = point("nose")
+    hips = (point("left_hip") + point("right_hip")) / 2
+    shoulders = (point("left_shoulder") + point("right_shoulder")) / 2
+    ankles = (point("left_ankle") + point("right_ankle")) / 2
     assert nose[1] < shoulders[1] < hips[1] < ankles[1]
     torso = float(np.linalg.norm(hips - shoulders))
     for side in ("left", "right"):
-        reach = float(np.linalg.norm(_point(person, f"{side}_wrist") - _point(person, f"{side}_shoulder")))
+        reach = float(np.linalg.norm(point(f"{side}_wrist") - point(f"{side}_shoulder")))
         assert reach <= 1.5 * torso, (side, reach, torso)
+
+
+def test_the_pose_models_are_blazepose_and_movenet() -> None:
+    assert KEYPOINTS == {
+        "blazepose-lite": 33,
+        "blazepose-full": 33,
+        "blazepose-heavy": 33,
+        "movenet-lightning": 17,
+        "movenet-thunder": 17,
+    }
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -46,12 +64,22 @@ def test_each_model_runs_on_the_sample_photos(
     run = cli("image", *photos, "--model", model, "-o", tmp_path)
     assert run.returncode == 0, run.stderr
     messi = json.loads((tmp_path / "messi5.pose.json").read_text())
+    validate_result(messi)
     assert messi["model"]["path"] == str(catalogue_models[model])
     assert messi["model"]["sha256"] == CATALOGUE[model].sha256
+    assert len(messi["landmark_names"]) == KEYPOINTS[model]
     (person,) = messi["frames"][0]["persons"]
-    _plausible(person)
+    assert len(person["landmarks"]) == KEYPOINTS[model]
+    assert ("world_landmarks" in person) == (KEYPOINTS[model] == 33)  # MoveNet gives none
+    _plausible(messi, person)
     players = json.loads((tmp_path / "basketball1.pose.json").read_text())["frames"][0]["persons"]
     assert len(players) == 2
+    # COCO's 17 keypoints from either keypoint set, the footballer's wrists where his are.
+    (annotation,) = to_coco(messi)["annotations"]
+    keypoints = np.asarray(annotation["keypoints"], dtype=float).reshape(17, 3)
+    wrist = _point(messi, person, "left_wrist")
+    assert np.allclose(keypoints[9, :2], wrist, atol=0.01)
+    assert annotation["num_keypoints"] >= 15
     assert (tmp_path / "messi5.annotated.jpg").stat().st_size > 0
 
 
@@ -72,15 +100,18 @@ def test_each_model_runs_on_a_video(
     assert run.returncode == 0, run.stderr
     result = load_run(tmp_path / "walkers")
     assert result.summary["frames"] == 60
-    assert result.keypoints["model"]["sha256"] == CATALOGUE[model].sha256
-    persons = [p for frame in result.keypoints["frames"] for p in frame["persons"]]
-    assert len(persons) >= 30  # someone is tracked through most of the clip
-    upright = sum(_point(p, "nose")[1] < _point(p, "left_hip")[1] for p in persons)
+    keypoints = result.keypoints
+    validate_result(keypoints)
+    assert keypoints["model"]["sha256"] == CATALOGUE[model].sha256
+    assert len(keypoints["landmark_names"]) == KEYPOINTS[model]
+    persons = [p for frame in keypoints["frames"] for p in frame["persons"]]
+    assert len(persons) >= 4 * 60  # the four or five people in view, through most of the clip
+    upright = sum(_point(keypoints, p, "nose")[1] < _point(keypoints, p, "left_hip")[1] for p in persons)
     assert upright >= 0.9 * len(persons)
     assert (tmp_path / "walkers" / "annotated.mp4").stat().st_size > 0
 
 
-def test_a_network_the_engines_cannot_run_yet_is_refused_clearly(
+def test_a_detector_is_refused_as_a_pose_model_clearly(
     catalogue_models: dict[str, Path],
     cli: Callable[..., CliRun],
     sample: Callable[[str], Path],
@@ -88,6 +119,24 @@ def test_a_network_the_engines_cannot_run_yet_is_refused_clearly(
 ) -> None:
     run = cli("image", sample("messi5.jpg"), "--model", "centernet", "-o", tmp_path)
     assert run.returncode == 2
-    assert "model centernet (detector) is not a MediaPipe bundle" in run.stderr
-    assert "blazepose-lite, blazepose-full, blazepose-heavy" in run.stderr
+    assert "model centernet is a person detector, not a pose model" in run.stderr
+    assert "blazepose-lite, blazepose-full, blazepose-heavy, movenet-lightning, movenet-thunder" in run.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["image", "video"])
+def test_movenet_with_blazeposes_own_detector_is_refused_clearly(
+    command: str,
+    catalogue_models: dict[str, Path],
+    cli: Callable[..., CliRun],
+    sample: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    media = sample("messi5.jpg" if command == "image" else "vtest.avi")
+    run = cli(command, media, "--model", "movenet-lightning", "--detector", "blazepose", "-o", tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        "posepipe: error: model movenet-lightning runs in the top-down engine, with --detector "
+        "centernet (the default), not with BlazePose's own detector"
+    )
     assert not list(tmp_path.iterdir())

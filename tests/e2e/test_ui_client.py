@@ -203,7 +203,7 @@ def recorder() -> Iterator[RecordingServer]:
 
 
 IMAGE_ANSWER = {
-    "schema": "posepipe.pose/1",
+    "schema": "posepipe.pose/2",
     "frames": [{"index": 0, "t": 0.0, "persons": []}],
 }
 

@@ -153,7 +153,7 @@ def test_export_of_something_else_is_a_clear_error(tmp_path: Path, cli: Callable
     assert run.returncode == 2
     assert (
         run.stderr.strip()
-        == f"posepipe: error: {bogus}: not a posepipe result (not a posepipe.pose/1 result)"
+        == f"posepipe: error: {bogus}: not a posepipe result (not a posepipe.pose/2 result)"
     )
 
 

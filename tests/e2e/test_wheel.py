@@ -81,7 +81,7 @@ def test_post_images_answers_from_the_installed_package(
     )
     with urllib.request.urlopen(request, timeout=120) as response:
         result = json.load(response)
-    assert result["schema"] == "posepipe.pose/1"
+    assert result["schema"] == "posepipe.pose/2"
     assert len(result["frames"][0]["persons"]) == 1
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posepipe.result import Person
-from posepipe.skeleton import SKELETON
+from posepipe.skeleton import SKELETONS, skeleton_of
 
 # Well-separated, saturated colours (RGB) that read on both dark and light footage.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -53,7 +53,8 @@ NEUTRAL_COLOR: tuple[int, int, int] = (220, 220, 220)
 
 _SHIFT = 4  # OpenCV fractional bits: coordinates are drawn to 1/16 px
 _ONE = 1 << _SHIFT
-_SEGMENTS = np.asarray(SKELETON, dtype=np.intp)
+# Each keypoint set's segments (BlazePose's 33 landmarks, COCO's 17), by landmark count.
+_SEGMENTS = {skeleton.size: np.asarray(skeleton.segments, dtype=np.intp) for skeleton in SKELETONS.values()}
 _TEXT_COLOR = (255, 255, 255)
 _BOX_COLOR = (24, 24, 24)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -63,7 +64,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 class DrawOptions:
     """How persons are drawn; ``None`` sizes scale with the image."""
 
-    min_visibility: float = 0.5
+    min_visibility: float | None = None  # None: the keypoint set's own (Skeleton.min_visibility)
     line_thickness: int | None = None
     point_radius: int | None = None
     show_frame_index: bool = False
@@ -118,9 +119,10 @@ def draw_persons(
     offset = np.array(origin, dtype=np.int32) * _ONE
     for person in persons:
         color = color_for_id(person.id)
-        fixed, finite, visible, visibility = _points(person, options.min_visibility, limit)
+        min_visibility = _min_visibility(options, person)
+        fixed, finite, visible, visibility = _points(person, min_visibility, limit)
         _draw_person(
-            image, fixed - offset, finite, visible, visibility, color, options.min_visibility,
+            image, fixed - offset, finite, visible, visibility, color, min_visibility,
             thickness, radius, line_type,
         )  # fmt: skip
     text = _overlay_text(options, frame_index, fps, note)
@@ -150,7 +152,7 @@ def drawn_boxes(
     margin = max(radius, (thickness + 1) // 2) + 2
     boxes: list[Box] = []
     for person in persons:
-        fixed, finite, _, _ = _points(person, options.min_visibility, limit)
+        fixed, finite, _, _ = _points(person, _min_visibility(options, person), limit)
         if not finite.any():
             continue
         xy = fixed[finite]
@@ -167,6 +169,12 @@ def drawn_boxes(
 def _sizes(options: DrawOptions, height: int, width: int) -> tuple[int, int]:
     thickness = options.line_thickness or max(1, round(min(height, width) / 300))
     return thickness, options.point_radius or thickness + 1
+
+
+def _min_visibility(options: DrawOptions, person: Person) -> float:
+    if options.min_visibility is not None:
+        return options.min_visibility
+    return skeleton_of(len(person.landmarks)).min_visibility
 
 
 def _points(
@@ -195,9 +203,10 @@ def _draw_person(
     radius: int,
     line_type: int,
 ) -> None:
-    shown = visible[_SEGMENTS[:, 0]] & visible[_SEGMENTS[:, 1]]
+    segments = _SEGMENTS[len(fixed)]
+    shown = visible[segments[:, 0]] & visible[segments[:, 1]]
     if shown.any():
-        cv2.polylines(image, list(fixed[_SEGMENTS[shown]]), False, color, thickness, line_type, _SHIFT)
+        cv2.polylines(image, list(fixed[segments[shown]]), False, color, thickness, line_type, _SHIFT)
     # Dots: a light tint of the person's colour, from 60 % of the radius at min_visibility to 100 %
     # at visibility 1; landmarks below min_visibility are small hollow circles.
     tint = tuple((c + 255) // 2 for c in color)

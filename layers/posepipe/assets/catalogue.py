@@ -270,17 +270,25 @@ def build(spec: ModelSpec, force: bool = False) -> bool:
     return True
 
 
-def resolve_model(chosen: str | os.PathLike[str] | None = None) -> Path:
+def resolve_model(chosen: str | os.PathLike[str] | None = None, *, networks: bool = False) -> Path:
     """The model file a job runs: a catalogue name (its built, checked file), else a path to a
     MediaPipe ``.task`` bundle, else ``$POSEPIPE_MODEL`` or the built BlazePose Full (see
-    :func:`posepipe.assets.pose_model.resolve_model_path`)."""
+    :func:`posepipe.assets.pose_model.resolve_model_path`). Pose networks that are not MediaPipe
+    bundles (MoveNet) are taken only with ``networks`` (the top-down engine runs them)."""
+    spec = spec_of(chosen)
+    if spec is not None and networks and spec.kind == "pose":
+        return spec.built_path()
     if chosen is not None and str(chosen) in CATALOGUE:
         spec = CATALOGUE[str(chosen)]
-        if not spec.file_name.endswith(TASK_SUFFIX):
-            bundles = ", ".join(name for name, s in CATALOGUE.items() if s.file_name.endswith(TASK_SUFFIX))
+        if spec.kind == "detector":
             raise ModelError(
-                f"model {spec.name} ({spec.kind}) is not a MediaPipe bundle, which is what the engines "
-                f"run for now: choose one of {bundles}"
+                f"model {spec.name} is a person detector, not a pose model: choose one of "
+                f"{', '.join(pose_model_names())}"
+            )
+        if not spec.file_name.endswith(TASK_SUFFIX):
+            raise ModelError(
+                f"model {spec.name} runs in the top-down engine, with --detector centernet (the "
+                "default), not with BlazePose's own detector"
             )
         return spec.built_path()
     if chosen is not None and _looks_like_a_name(str(chosen)) and not Path(chosen).expanduser().exists():
@@ -289,6 +297,24 @@ def resolve_model(chosen: str | os.PathLike[str] | None = None) -> Path:
             "(or give the path of a MediaPipe .task bundle)"
         )
     return resolve_model_path(chosen)
+
+
+def spec_of(chosen: str | os.PathLike[str] | None) -> ModelSpec | None:
+    """The catalogue's model named ``chosen``, or whose built file it is; None otherwise."""
+    if chosen is None:
+        return None
+    if str(chosen) in CATALOGUE:
+        return CATALOGUE[str(chosen)]
+    path = Path(chosen).expanduser()
+    for spec in CATALOGUE.values():
+        if path == spec.path:
+            return spec
+    return None
+
+
+def pose_model_names() -> list[str]:
+    """The catalogue's pose models (what ``--model`` takes by name)."""
+    return [name for name, spec in CATALOGUE.items() if "pose" in spec.kind]
 
 
 def _looks_like_a_name(text: str) -> bool:

@@ -1,1 +1,1 @@
-"""Exports of ``posepipe.pose/1`` results to other formats."""
+"""Exports of ``posepipe.pose/2`` results to other formats."""

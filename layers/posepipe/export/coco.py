@@ -1,11 +1,11 @@
-"""Exports of ``posepipe.pose/1`` results to other formats: COCO-17 person keypoints."""
+"""Exports of ``posepipe.pose/2`` results to other formats: COCO-17 person keypoints."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from posepipe.result import SCHEMA_ID
-from posepipe.skeleton import COCO_FROM_BLAZEPOSE, COCO_KEYPOINT_NAMES, COCO_SKELETON
+from posepipe.result import READABLE_SCHEMA_IDS, SCHEMA_ID
+from posepipe.skeleton import COCO_KEYPOINT_NAMES, COCO_SKELETON
 
 # COCO visibility flags: 2 labelled and visible, 1 labelled but occluded, 0 not labelled.
 _VISIBLE = 0.5
@@ -14,14 +14,20 @@ _VISIBLE = 0.5
 def to_coco(result: dict[str, Any]) -> dict[str, Any]:
     """A COCO keypoint-detection document: one image per frame, one annotation per person.
 
-    BlazePose's 33 landmarks map to COCO's 17 by name (nose, eyes, ears, shoulders, elbows,
-    wrists, hips, knees, ankles). A keypoint is flagged visible (2) when BlazePose's visibility is
-    at least 0.5, occluded (1) when below but inside the image, unlabelled (0, at 0,0) otherwise.
+    Either keypoint set maps to COCO's 17 by name: BlazePose's 33 landmarks (nose, eyes, ears,
+    shoulders, elbows, wrists, hips, knees, ankles; the rest are left out), and MoveNet's 17, which
+    are COCO's. A keypoint is flagged visible (2) when the model's visibility (MoveNet: its score)
+    is at least 0.5, occluded (1) when below but inside the image, unlabelled (0, at 0,0) otherwise.
     A frame that was not processed (``"processed": false``: its chunk failed) is left out: in
     COCO an image without annotations says that nobody is there.
     """
-    if result.get("schema") != SCHEMA_ID:
+    if result.get("schema") not in READABLE_SCHEMA_IDS:
         raise ValueError(f"not a {SCHEMA_ID} result")
+    names = result.get("landmark_names") or []
+    missing = [name for name in COCO_KEYPOINT_NAMES if name not in names]
+    if missing:
+        raise ValueError(f"the result's landmarks lack COCO's {', '.join(missing)}")
+    coco_rows = [names.index(name) for name in COCO_KEYPOINT_NAMES]
     source = result["source"]
     width, height = int(source["width"]), int(source["height"])
     images: list[dict[str, Any]] = []
@@ -43,7 +49,7 @@ def to_coco(result: dict[str, Any]) -> dict[str, Any]:
         for person in frame["persons"]:
             keypoints: list[float] = []
             labelled = 0
-            for index in COCO_FROM_BLAZEPOSE:
+            for index in coco_rows:
                 x, y, _z, visibility, _presence = person["landmarks"][index]
                 inside = 0 <= x < width and 0 <= y < height
                 flag = 2 if visibility >= _VISIBLE and inside else 1 if inside else 0

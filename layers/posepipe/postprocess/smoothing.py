@@ -111,7 +111,8 @@ class LandmarkSmoother:
             # Speeds in person sizes per second: beta means the same for near and far people.
             image = person.landmarks[:, :3].astype(np.float64)
             person.landmarks[:, :3] = filters.image(image, t, 1.0 / person.scale).astype(np.float32)
-            world = person.world_landmarks.astype(np.float64)
-            person.world_landmarks = filters.world(world, t).astype(np.float32)
+            if len(person.world_landmarks):  # models without world landmarks (MoveNet) give none
+                world = person.world_landmarks.astype(np.float64)
+                person.world_landmarks = filters.world(world, t).astype(np.float32)
             filters.last_t = t
         return frame

@@ -4,5 +4,5 @@ The app is a client of the HTTP API (``posepipe serve``'s at http://127.0.0.1:30
 a deployed stack's), so everything it shows went through the real pipeline. The modules other
 than ``app`` and the ``*_mode`` pages know nothing of Streamlit: ``settings`` (what the sidebar
 chooses), ``client`` (the HTTP client), ``angles`` (joint angles), ``monitor`` (frame timings),
-``results`` (tables, drawings and time series of ``posepipe.pose/1`` results).
+``results`` (tables, drawings and time series of ``posepipe.pose/2`` results).
 """

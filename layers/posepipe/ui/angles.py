@@ -68,7 +68,7 @@ def joint_angles(
 def person_joint_angles(
     person: Mapping[str, Any], space: Space = "world", min_visibility: float = DEFAULT_MIN_VISIBILITY
 ) -> dict[str, float | None]:
-    """:func:`joint_angles` of a person of a ``posepipe.pose/1`` result (its JSON object)."""
+    """:func:`joint_angles` of a person of a ``posepipe.pose/2`` result (its JSON object)."""
     return joint_angles(Person.from_dict(dict(person)), space, min_visibility)
 
 

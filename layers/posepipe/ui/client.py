@@ -42,7 +42,7 @@ class ApiProblem(Exception):  # noqa: N818  (a problem to show, not only an erro
 
 @dataclass(frozen=True)
 class ImageAnswer:
-    """The ``posepipe.pose/1`` result of one image and how long it took.
+    """The ``posepipe.pose/2`` result of one image and how long it took.
 
     ``total_s``: the whole request, as the client saw it; ``inference_s``: the server's own time
     for the image (its ``Server-Timing``), ``None`` when the API does not say; ``network_s``: the

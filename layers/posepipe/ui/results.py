@@ -1,4 +1,4 @@
-"""What the web app shows of ``posepipe.pose/1`` results, as plain data: the annotated picture,
+"""What the web app shows of ``posepipe.pose/2`` results, as plain data: the annotated picture,
 tables of landmarks and angles, and a video's time series per person. No Streamlit here."""
 
 from __future__ import annotations

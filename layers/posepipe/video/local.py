@@ -78,9 +78,8 @@ def run_video(
     started = time.perf_counter()
     info = probe(video)
     probe_s = time.perf_counter() - started
-    inference = InferenceOptions(
-        **{**options.inference.to_dict(), "model_path": str(resolve_model(options.inference.model_path))}
-    )
+    model = resolve_model(options.inference.model_path, networks=options.inference.detector == "centernet")
+    inference = InferenceOptions(**{**options.inference.to_dict(), "model_path": str(model)})
     workers = max(1, options.workers)
     chunks = plan_chunks(
         info.frame_count,

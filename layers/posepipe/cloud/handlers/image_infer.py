@@ -8,7 +8,7 @@ One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
   ``images/<name>/pose.json`` to the output bucket. A bad image gets ``errors/<input key>.json``
   and no retry; objects elsewhere are skipped.
 - API Gateway (REST, payload v1) ``POST /images`` with the image as the body: answers the
-  ``posepipe.pose/1`` result; ``?annotate=1`` also stores the annotated image (and its
+  ``posepipe.pose/2`` result; ``?annotate=1`` also stores the annotated image (and its
   ``pose.json``) under ``images/api/<request id>/`` and adds a presigned ``annotated_url``;
   ``?max_poses=N`` (1..10); the ``Server-Timing`` header's ``inference`` metric is the
   server's time for the image in milliseconds. Errors are ``{"error": code, "message": ...}``

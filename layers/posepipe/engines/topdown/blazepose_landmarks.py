@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from posepipe.engines.base import RGBImage
-from posepipe.engines.topdown.regions import Region, crop, project
+from posepipe.engines.topdown.regions import Region, RegionLandmarks, crop, project, region_from_landmarks
+from posepipe.skeleton import BLAZEPOSE, Skeleton
 
 LANDMARK_INPUT = 256
 NUM_POINTS = 39
@@ -31,16 +31,6 @@ HEATMAP_MIN_CONFIDENCE = 0.5
 LANDMARKS_MEMBER = "pose_landmarks_detector.tflite"
 
 
-@dataclass(frozen=True)
-class RegionLandmarks:
-    """The network's answer for one region: ``points`` ``[39, 5]`` in image pixels (x, y, z scaled
-    as x, visibility, presence), ``world`` ``[33, 3]`` in metres, and the pose's ``presence``."""
-
-    points: npt.NDArray[np.float32]
-    world: npt.NDArray[np.float32]
-    presence: float
-
-
 def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     result: npt.NDArray[np.float32] = (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)  # no overflow
     return result
@@ -48,6 +38,9 @@ def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 class BlazePoseLandmarks:
     """The landmark network of a MediaPipe pose bundle (lite, full or heavy) on LiteRT."""
+
+    skeleton: Skeleton = BLAZEPOSE
+    presence_threshold: float | None = None  # the engine's min_presence_confidence
 
     def __init__(self, bundle: str | Path, *, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -67,6 +60,11 @@ class BlazePoseLandmarks:
         """The landmarks of the person in each region of one image (one network run per region:
         on the CPU batching gains nothing, measured)."""
         return [self._one(rgb, region) for region in regions]
+
+    @staticmethod
+    def next_region(estimate: RegionLandmarks) -> Region:
+        """The region the person's landmarks give for the next frame (MediaPipe's tracking)."""
+        return region_from_landmarks(estimate.points)
 
     def _one(self, rgb: RGBImage, region: Region) -> RegionLandmarks:
         interpreter = self._interpreter

@@ -1,5 +1,12 @@
-"""The top-down engine: CenterNet finds every person, BlazePose's landmark network runs on each
-person's region, regions with no person in them are dropped and duplicates suppressed.
+"""The top-down engine: CenterNet finds every person, the pose network runs on each person's
+region, regions with no person in them are dropped and duplicates suppressed.
+
+The pose network is BlazePose's landmark network of the chosen bundle (``blazepose-lite``,
+``-full``, ``-heavy``: 33 landmarks and world landmarks) or MoveNet (``movenet-lightning``,
+``movenet-thunder``: COCO's 17 keypoints). Who is a person is decided the same way whichever pose
+network is chosen, by BlazePose (the chosen bundle, else Full) and MoveNet Lightning, as below;
+with MoveNet chosen, MoveNet then runs on each person found, its regions are the upright squares
+around its keypoints, and its presence is its mean keypoint score.
 
 For each box the detector gives (score at least ``min_score``), the landmark network runs twice:
 once on the square around the box, and once on the region its own landmarks give (centred on
@@ -28,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from posepipe.assets.catalogue import CATALOGUE, resolve_model
+from posepipe.assets.catalogue import CATALOGUE, resolve_model, spec_of
 from posepipe.assets.pose_model import model_info
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode
-from posepipe.engines.topdown.blazepose_landmarks import NUM_LANDMARKS, BlazePoseLandmarks, RegionLandmarks
-from posepipe.engines.topdown.movenet import MIN_SECOND_OPINION_SCORE, MoveNetKeypoints
+from posepipe.engines.topdown.blazepose_landmarks import BlazePoseLandmarks
+from posepipe.engines.topdown.movenet import MIN_SECOND_OPINION_SCORE, MoveNetKeypoints, MoveNetLandmarks
 from posepipe.engines.topdown.person_boxes import (
     DEFAULT_MIN_SCORE,
     CenterNetPersonDetector,
@@ -40,10 +47,12 @@ from posepipe.engines.topdown.person_boxes import (
     box_iou,
     suppress_duplicates,
 )
-from posepipe.engines.topdown.regions import region_around, region_from_box, region_from_landmarks
+from posepipe.engines.topdown.regions import RegionLandmarks, region_around, region_from_box
 from posepipe.errors import EngineError
 from posepipe.result import Person, body_box
 
+MOVENET_MODELS = ("movenet-lightning", "movenet-thunder")
+FINDER_MODEL = "blazepose-full"  # who is a person, when MoveNet is the pose network
 MAX_DUPLICATE_IOU = 0.5
 NEW_PERSON_MAX_IOU = 0.3
 
@@ -55,21 +64,32 @@ class TopDownPoseEstimator:
         if options.running_mode is RunningMode.LIVE_STREAM:
             raise EngineError("the top-down engine has no LIVE_STREAM mode: use VIDEO mode")
         self.options = options
-        bundle = resolve_model(options.model_path)
-        self.model = model_info(bundle)
         self.detector_spec = CATALOGUE["centernet"]
         self.detector = CenterNetPersonDetector(self.detector_spec.built_path(), min_score=DEFAULT_MIN_SCORE)
-        self.landmarks = BlazePoseLandmarks(bundle)
         self.second_opinion_spec = CATALOGUE["movenet-lightning"]
         self.second_opinion = MoveNetKeypoints(self.second_opinion_spec.built_path())
+        self.landmarks: BlazePoseLandmarks | MoveNetLandmarks
+        spec = spec_of(options.model_path)
+        if spec is not None and spec.name in MOVENET_MODELS:
+            built = spec.built_path()
+            self.model_block: dict[str, Any] = {"name": spec.name, "path": str(built), "sha256": spec.sha256}
+            self.finder = BlazePoseLandmarks(CATALOGUE[FINDER_MODEL].built_path())
+            self.landmarks = MoveNetLandmarks(built)
+        else:
+            bundle = resolve_model(options.model_path)
+            self.model_block = model_info(bundle).to_dict()
+            self.finder = BlazePoseLandmarks(bundle)
+            self.landmarks = self.finder
+        self.skeleton = self.landmarks.skeleton
         self._last_timestamp: int | None = None
         self._tracked: list[RegionLandmarks] = []  # the persons of the last frame (VIDEO mode)
         self._frames = 0
 
     def model_dict(self) -> dict[str, Any]:
         return {
-            **self.model.to_dict(),
+            **self.model_block,
             "engine": "topdown",
+            "skeleton": self.skeleton.name,
             "detector": {
                 "name": self.detector_spec.name,
                 "sha256": self.detector_spec.sha256,
@@ -94,10 +114,10 @@ class TopDownPoseEstimator:
         if self._last_timestamp is not None and timestamp_ms <= self._last_timestamp:
             raise ValueError(f"timestamps must increase: {timestamp_ms} after {self._last_timestamp}")
         self._last_timestamp = timestamp_ms
-        carried = self.landmarks.estimate(rgb, [region_from_landmarks(p.points) for p in self._tracked])
+        carried = self.landmarks.estimate(rgb, [self.landmarks.next_region(p) for p in self._tracked])
         tracked = [estimate for estimate in carried if self._present(estimate)]
         if not tracked or self._frames % self.options.detect_every == 0:
-            covered = [_extent(estimate) for estimate in tracked]
+            covered = [_extent(estimate, self.skeleton.size) for estimate in tracked]
             new_boxes = [
                 box
                 for box in self.detector.detect(rgb)
@@ -116,36 +136,48 @@ class TopDownPoseEstimator:
         self._tracked, self._frames, self._last_timestamp = [], 0, None
 
     def _from_boxes(self, rgb: RGBImage, boxes: list[PersonBox]) -> list[RegionLandmarks]:
-        """The persons in the detector's boxes: the landmark network on the square around each box,
-        then on the region its own landmarks give; those present in the second pass whom MoveNet
-        also sees."""
-        first = self.landmarks.estimate(rgb, [region_from_box(box) for box in boxes])
-        found = [estimate for estimate in first if self._present(estimate)]
-        second = self.landmarks.estimate(rgb, [region_from_landmarks(estimate.points) for estimate in found])
-        present = [estimate for estimate in second if self._present(estimate)]
-        opinions = self.second_opinion.estimate(
-            rgb, [region_around(body_box(_extent(estimate))) for estimate in present]
-        )
-        return [
-            estimate
-            for estimate, opinion in zip(present, opinions, strict=True)
+        """The persons in the detector's boxes: BlazePose on the square around each box, then on the
+        region its own landmarks give; those present in the second pass whom MoveNet Lightning
+        also sees. With MoveNet chosen, MoveNet's keypoints of each of them."""
+        finder = self.finder
+        first = finder.estimate(rgb, [region_from_box(box) for box in boxes])
+        found = [estimate for estimate in first if self._found(estimate)]
+        second = finder.estimate(rgb, [finder.next_region(estimate) for estimate in found])
+        present = [estimate for estimate in second if self._found(estimate)]
+        regions = [region_around(body_box(_extent(estimate, finder.skeleton.size))) for estimate in present]
+        opinions = self.second_opinion.estimate(rgb, regions)
+        confirmed = [
+            (estimate, region)
+            for estimate, region, opinion in zip(present, regions, opinions, strict=True)
             if opinion.score >= MIN_SECOND_OPINION_SCORE
         ]
+        if self.landmarks is finder:
+            return [estimate for estimate, _ in confirmed]
+        return self.landmarks.estimate(rgb, [region for _, region in confirmed])
+
+    def _found(self, estimate: RegionLandmarks) -> bool:
+        """Whether BlazePose says a person is in the region (its presence score)."""
+        return estimate.presence > self.options.min_presence_confidence
 
     def _present(self, estimate: RegionLandmarks) -> bool:
-        return estimate.presence > self.options.min_presence_confidence
+        """Whether a tracked person is still there, by the pose network's own presence."""
+        threshold = self.landmarks.presence_threshold
+        return estimate.presence > (self.options.min_presence_confidence if threshold is None else threshold)
 
     def _distinct(self, estimates: list[RegionLandmarks]) -> list[RegionLandmarks]:
         """Without duplicates (landmark boxes overlapping by more than ``MAX_DUPLICATE_IOU``: the
         more present is kept), most present first, at most ``max_poses``."""
         kept = suppress_duplicates(
-            [_extent(estimate) for estimate in estimates], [e.presence for e in estimates], MAX_DUPLICATE_IOU
+            [_extent(estimate, self.skeleton.size) for estimate in estimates],
+            [e.presence for e in estimates],
+            MAX_DUPLICATE_IOU,
         )
         return [estimates[i] for i in kept][: self.options.max_poses]
 
-    @staticmethod
-    def _person(estimate: RegionLandmarks) -> Person:
-        return Person.from_landmarks(np.asarray(estimate.points[:NUM_LANDMARKS]), np.asarray(estimate.world))
+    def _person(self, estimate: RegionLandmarks) -> Person:
+        return Person.from_landmarks(
+            np.asarray(estimate.points[: self.skeleton.size]), np.asarray(estimate.world)
+        )
 
     def close(self) -> None:
         return None
@@ -159,7 +191,8 @@ class TopDownPoseEstimator:
         self.close()
 
 
-def _extent(estimate: RegionLandmarks) -> tuple[float, float, float, float]:
-    """The box around a person's 33 landmarks, in pixels."""
-    xy = estimate.points[:NUM_LANDMARKS, :2]
+def _extent(estimate: RegionLandmarks, size: int) -> tuple[float, float, float, float]:
+    """The box around a person's first ``size`` points (BlazePose's 33 landmarks, not its
+    auxiliary points; MoveNet's 17), in pixels."""
+    xy = estimate.points[:size, :2]
     return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())

@@ -20,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from posepipe.engines.base import RGBImage
-from posepipe.engines.topdown.regions import Region, crop_pixels, project
+from posepipe.engines.topdown.regions import Region, RegionLandmarks, crop_pixels, project, region_around
+from posepipe.result import body_box
+from posepipe.skeleton import COCO, Skeleton
 
 NUM_KEYPOINTS = 17
 
@@ -29,6 +31,10 @@ NUM_KEYPOINTS = 17
 # person the detector and BlazePose found scored 0.26 or more; the things they took for persons
 # (the pictograms on messi5.jpg's advertising boards, a sign post in vtest.avi) scored 0.07-0.14.
 MIN_SECOND_OPINION_SCORE = 0.2
+# Keypoints MoveNet scores below this are guesses: the region for the next frame leaves them out
+# (0.3 is the threshold of MoveNet's own demos and of TensorFlow.js pose-detection's tracker).
+MIN_KEYPOINT_SCORE = 0.3
+REGION_SCALE = 1.25  # the next frame's square: the body's box grown as a detector's box is
 
 
 @dataclass(frozen=True)
@@ -69,3 +75,33 @@ class MoveNetKeypoints:
         image_xy = project(crop_xy.astype(np.float32), region)
         points = np.concatenate([image_xy[:, :2], raw[:, 2:3]], axis=1).astype(np.float32)
         return RegionKeypoints(points)
+
+
+class MoveNetLandmarks:
+    """MoveNet as the top-down engine's pose network: its 17 keypoints as landmark rows (x, y,
+    z = 0, visibility = presence = the keypoint's score), no world landmarks, and the pose's
+    presence the mean keypoint score (kept from :data:`MIN_SECOND_OPINION_SCORE`)."""
+
+    skeleton: Skeleton = COCO
+    presence_threshold: float | None = MIN_SECOND_OPINION_SCORE
+
+    def __init__(self, model_path: str | Path, *, threads: int = 1) -> None:
+        self.network = MoveNetKeypoints(model_path, threads=threads)
+
+    def estimate(self, rgb: RGBImage, regions: list[Region]) -> list[RegionLandmarks]:
+        poses = []
+        for keypoints in self.network.estimate(rgb, regions):
+            points = np.zeros((NUM_KEYPOINTS, 5), np.float32)
+            points[:, :2] = keypoints.points[:, :2]
+            points[:, 3] = points[:, 4] = keypoints.points[:, 2]
+            poses.append(RegionLandmarks(points, np.zeros((0, 3), np.float32), keypoints.score))
+        return poses
+
+    @staticmethod
+    def next_region(estimate: RegionLandmarks) -> Region:
+        """The upright square around the body's box of the keypoints MoveNet is sure of (all of
+        them when it is sure of fewer than two), grown by :data:`REGION_SCALE`."""
+        sure = estimate.points[estimate.points[:, 4] >= MIN_KEYPOINT_SCORE, :2]
+        xy = sure if len(sure) >= 2 else estimate.points[:, :2]
+        extent = (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
+        return region_around(body_box(extent), REGION_SCALE)

@@ -53,6 +53,18 @@ class Region:
         return np.asarray(cv2.boxPoints(rect), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class RegionLandmarks:
+    """A pose network's answer for one region: ``points`` ``[N, 5]`` in image pixels (x, y, z
+    scaled as x, visibility, presence; BlazePose's 33 landmarks and its 6 auxiliary points,
+    MoveNet's 17 keypoints), ``world`` ``[33, 3]`` in metres (``[0, 3]`` from MoveNet), and the
+    pose's ``presence``."""
+
+    points: npt.NDArray[np.float32]
+    world: npt.NDArray[np.float32]
+    presence: float
+
+
 def region_from_box(box: PersonBox, scale: float = BOX_SCALE) -> Region:
     return region_around((box.x0, box.y0, box.x1, box.y1), scale)
 

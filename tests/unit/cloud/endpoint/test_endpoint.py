@@ -229,7 +229,7 @@ def test_invocation_writes_the_chunk_result_infer_chunk_gives(
     assert result.chunk == Chunk.from_dict(CHUNK)
     assert result.person_frames == answer["person_frames"] > 30
     assert stored["model"]["name"] == "pose_landmarker_full"
-    # A chunk result's frames are posepipe.pose/1 frames whose persons have no ids yet (aggregate
+    # A chunk result's frames are posepipe.pose/2 frames whose persons have no ids yet (aggregate
     # gives those): validate them as a whole result would hold them, numbered in order.
     info = probe(sample("vtest.avi"))
     source = Source(uri=VIDEO_URI, width=info.width, height=info.height, fps=info.fps,
