@@ -1,4 +1,4 @@
-"""Throughput of multi-person ``posepipe video --detector centernet`` against a naive top-down loop.
+"""Throughput of ``posepipe video`` per pose model and detector against a naive top-down loop.
 
 The naive loop is what a first multi-person script looks like: OpenCV decodes; the same person
 detector (posepipe's CenterNet, the same threshold) runs on every frame; then MediaPipe's
@@ -6,10 +6,13 @@ detector (posepipe's CenterNet, the same threshold) runs on every frame; then Me
 its longer side), one at a time; OpenCV draws and ``cv2.VideoWriter`` writes MPEG-4 part 2; no
 keypoints are kept. posepipe runs the detector every ``--detect-every`` frames and carries each
 person's region from their landmarks in between, in worker processes, and writes H.264 and
-keypoints.json. Both run as fresh processes; runs alternate; medians are reported, with the
-persons per second each program gives.
+keypoints.json. Each pose model runs with the default detector (``centernet``), and the BlazePose
+bundles also with ``--detector blazepose`` (BlazePose's own, single-subject path). All run as
+fresh processes; runs alternate; medians are reported, with the persons per second each gives,
+and each configuration's ratio of frames a second to the naive loop's.
 
-    python bench/topdown_throughput.py [--video FILE] [--frames N] [--repeat 3] [--json out.json]
+    python bench/topdown_throughput.py [--video FILE] [--frames N] [--repeat 3]
+        [--models blazepose-full movenet-lightning ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,12 +87,12 @@ def run_naive(video: Path, frames: int, scratch: Path, bundle: Path, centernet: 
     return {**stats, "wall_s": wall}
 
 
-def run_posepipe(video: Path, scratch: Path, extra: list[str]) -> dict[str, Any]:
+def run_posepipe(video: Path, scratch: Path, model: str, detector: str, extra: list[str]) -> dict[str, Any]:
     out = scratch / "posepipe"
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "posepipe.cli", "video", str(video), "-o", str(out), "--detector", "centernet",
-         "--max-poses", "50", "--no-progress", *extra],
+        [sys.executable, "-m", "posepipe.cli", "video", str(video), "-o", str(out), "--model", model,
+         "--detector", detector, "--no-progress", *extra],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -99,7 +101,7 @@ def run_posepipe(video: Path, scratch: Path, extra: list[str]) -> dict[str, Any]
 
 
 def main() -> int:
-    from posepipe.assets.catalogue import CATALOGUE
+    from posepipe.assets.catalogue import CATALOGUE, pose_model_names
     from posepipe.assets.samples import sample_path
     from posepipe.media.decode import read_frames
     from posepipe.media.encode import VideoWriter
@@ -109,16 +111,21 @@ def main() -> int:
     parser.add_argument("--video", type=Path, default=None, help="video to time (default: vtest.avi)")
     parser.add_argument("--frames", type=int, default=200, help="frames from the start to time (200)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=None, help="pose models (default: all)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("posepipe_args", nargs="*", help="extra options for posepipe video (after --)")
     args = parser.parse_args()
     source = args.video or sample_path("vtest.avi")
     bundle, centernet = CATALOGUE["blazepose-full"].built_path(), CATALOGUE["centernet"].built_path()
+    models = args.models or pose_model_names()
+    configs = [(model, "centernet") for model in models] + [
+        (model, "blazepose") for model in models if model.startswith("blazepose")
+    ]
     naive: list[dict[str, Any]] = []
-    ours: list[dict[str, Any]] = []
+    ours: dict[tuple[str, str], list[dict[str, Any]]] = {config: [] for config in configs}
     with tempfile.TemporaryDirectory(prefix="posepipe-bench-topdown-") as folder:
         scratch = Path(folder)
-        # Both programs get the same first frames: a clip of them, re-encoded as H.264 at CRF 0.
+        # Every program gets the same first frames: a clip of them, re-encoded as H.264 at CRF 0.
         info = probe(source)
         clip = scratch / f"{source.stem}-{args.frames}.mp4"
         with VideoWriter(clip, width=info.width, height=info.height, time_base=info.time_base,
@@ -127,40 +134,48 @@ def main() -> int:
                 writer.write(frame.rgb, info.frame_pts[frame.index])
         for _ in range(args.repeat):
             naive.append(run_naive(clip, args.frames, scratch, bundle, centernet))
-            ours.append(run_posepipe(clip, scratch, args.posepipe_args))
-    slow = sorted(naive, key=lambda r: r["wall_s"])[len(naive) // 2]
-    mine = sorted(ours, key=lambda r: r["wall_s"])[len(ours) // 2]
+            for model, detector in configs:
+                ours[(model, detector)].append(
+                    run_posepipe(clip, scratch, model, detector, args.posepipe_args)
+                )
+
+    def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        run = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+        return {**run, "fps": run["frames"] / run["wall_s"], "poses_per_s": run["persons"] / run["wall_s"]}
+
+    slow = median_run(naive)
+    rows = [("naive top-down loop (CenterNet + PoseLandmarker per crop)", slow, None)]
+    for (model, detector), runs in ours.items():
+        mine = median_run(runs)
+        rows.append(
+            (f"posepipe video --model {model} --detector {detector}", mine, mine["fps"] / slow["fps"])
+        )
     report = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "video": str(source),
-        "frames": mine["frames"],
-        "naive": {
-            **slow,
-            "fps": slow["frames"] / slow["wall_s"],
-            "poses_per_s": slow["persons"] / slow["wall_s"],
-        },
-        "posepipe": {
-            **mine,
-            "fps": mine["frames"] / mine["wall_s"],
-            "poses_per_s": mine["persons"] / mine["wall_s"],
-        },
-        "all_wall_s": {
-            "naive": [round(r["wall_s"], 2) for r in naive],
-            "posepipe": [round(r["wall_s"], 2) for r in ours],
-        },
+        "frames": slow["frames"],
+        "repeat": args.repeat,
+        "naive": slow,
+        "posepipe": [
+            {
+                "model": model,
+                "detector": detector,
+                **median_run(runs),
+                "ratio": median_run(runs)["fps"] / slow["fps"],
+                "all_wall_s": [round(r["wall_s"], 2) for r in runs],
+            }
+            for (model, detector), runs in ours.items()
+        ],
+        "naive_all_wall_s": [round(r["wall_s"], 2) for r in naive],
     }
-    report["ratio"] = report["posepipe"]["fps"] / report["naive"]["fps"]
-    print(f"video: {source.name}, first {mine['frames']} frames, median of {args.repeat} runs each")
-    for name in ("naive", "posepipe"):
-        r = report[name]
+    print(f"video: {source.name}, first {slow['frames']} frames, median of {args.repeat} runs each")
+    width = max(len(name) for name, _, _ in rows)
+    for name, r, ratio in rows:
+        against = f"  {ratio:5.2f}x the naive loop" if ratio is not None else ""
         print(
-            f"{name:>9}: {r['wall_s']:6.2f} s  {r['fps']:6.1f} frames/s  {r['poses_per_s']:7.1f} "
-            f"person-poses/s  ({r['persons']} person-poses)"
+            f"{name:<{width}}  {r['wall_s']:6.2f} s  {r['fps']:6.1f} frames/s  {r['poses_per_s']:7.1f} "
+            f"person-poses/s  ({r['persons']} person-poses){against}"
         )
-    ours_fps = statistics.median(o["frames"] / o["wall_s"] for o in ours)
-    naive_fps = statistics.median(n["frames"] / n["wall_s"] for n in naive)
-    print(f"ratio    : {report['ratio']:.2f}x (ratio of median frames/s {ours_fps / naive_fps:.2f}x)")
-    print("all runs (s): " + json.dumps(report["all_wall_s"]))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -24,7 +24,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.skeleton import BLAZEPOSE, SKELETONS
+from posepipe.skeleton import BLAZEPOSE, SKELETONS, skeleton_of
 
 SCHEMA_ID = "posepipe.pose/2"
 READABLE_SCHEMA_IDS = ("posepipe.pose/1", SCHEMA_ID)
@@ -109,8 +109,10 @@ class Person:
 
     @property
     def landmark_box(self) -> tuple[float, float, float, float]:
-        """Box around the landmarks MediaPipe reports present (all of them if none is)."""
-        present = self.landmarks[:, 4] >= 0.5
+        """Box around the landmarks the model reports present (all of them if none is): presence
+        at least 0.5 from BlazePose, a keypoint score at least 0.3 from MoveNet (the keypoint
+        set's ``min_visibility``)."""
+        present = self.landmarks[:, 4] >= skeleton_of(len(self.landmarks)).min_visibility
         points = self.xy[present] if present.any() else self.xy
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)

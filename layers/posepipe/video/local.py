@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,6 +42,9 @@ from posepipe.video.workers import (
     render_task,
     torch_threads,
 )
+
+# How long a chunk's result may take to arrive after its task returned (see _LocalChunks._message).
+MESSAGE_GRACE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,9 @@ class _LocalChunks:
         if exc_type is not None:  # tasks waiting for a render order drop their frames and return
             self.channels.abort.set()
             self.pool.shutdown(wait=False, cancel_futures=True)
+            # A worker cannot exit while its queue still holds a result for this process: read
+            # and drop them until the process ends, so that shutting the pool down cannot hang.
+            threading.Thread(target=_drain, args=(self.channels.results,), daemon=True).start()
 
     def _keeps(self, chunk: Chunk) -> bool:
         if self.info.codec not in COSTLY_TO_DECODE:
@@ -197,15 +204,26 @@ class _LocalChunks:
             yield message.result
 
     def _message(self, chunk: Chunk, arrived: dict[int, ChunkMessage]) -> ChunkMessage:
-        """The chunk's message from the results queue (others that come first are kept)."""
+        """The chunk's message from the results queue (others that come first are kept).
+
+        A task that failed raises here. One that returned has put its message on the queue, but
+        the worker's feeder thread pickles and sends it after the task returns: seconds for a
+        chunk of many persons on a busy machine. Its message is awaited for up to
+        ``MESSAGE_GRACE_S`` more."""
+        waited_after_done = 0.0
         while chunk.index not in arrived:
             try:
                 message: ChunkMessage = self.channels.results.get(timeout=1.0)
             except queue.Empty:
                 task = self.tasks[chunk.index]
-                if task.done():  # a worker that died sends nothing
-                    task.result()
-                    raise RuntimeError(f"chunk {chunk.index}: its task ended without a result") from None
+                if task.done():
+                    task.result()  # a task that failed (or a worker that died) raises here
+                    waited_after_done += 1.0
+                    if waited_after_done > MESSAGE_GRACE_S:
+                        raise RuntimeError(
+                            f"chunk {chunk.index}: its task ended, its result did not come "
+                            f"in {MESSAGE_GRACE_S:.0f} s"
+                        ) from None
                 continue
             arrived[message.chunk] = message
         return arrived.pop(chunk.index)
@@ -231,3 +249,14 @@ class _LocalChunks:
             return self.pool.submit(render_task, *args)
         self.channels.inboxes[worker].put(RenderOrder(chunk.index, frames, str(segment), draw, fps, threads))
         return cast("Future[dict[str, float]]", task)
+
+
+def _drain(results: Any) -> None:
+    """Read and drop chunk messages for ever (a daemon thread, after a job has failed)."""
+    while True:
+        try:
+            results.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        except (EOFError, OSError):
+            return

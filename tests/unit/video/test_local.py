@@ -99,3 +99,44 @@ def test_a_chunk_that_fails_fails_the_job_without_hanging(
     assert isinstance(outcome["error"], RuntimeError)
     assert "chunk 0 cannot be read" in str(outcome["error"])
     assert not (tmp_path / "out" / clip.stem).exists()
+
+
+def test_a_result_still_on_its_way_when_its_task_returns_is_waited_for(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker puts a chunk's result on the results queue and its task returns; the queue's
+    feeder thread pickles and sends the result afterwards, which for a chunk of many persons on a
+    busy machine takes seconds. Here sending takes 3 s: the parent, finding the task done and no
+    result yet, must wait for it rather than call the worker dead (which also left the job
+    hanging, the worker unable to exit with its result unsent)."""
+    import time
+
+    from posepipe.video.workers import ChunkMessage
+
+    class SlowToSend(ChunkMessage):
+        def __reduce__(self) -> tuple[Any, ...]:
+            time.sleep(3.0)
+            return (_chunk_message, (self.chunk, self.worker, self.result))
+
+    monkeypatch.setattr("posepipe.video.workers.ChunkMessage", SlowToSend)
+    outcome: dict[str, Any] = {}
+
+    def job() -> None:
+        try:
+            outcome["report"] = _run(clip, tmp_path / "out", annotate=False)
+        except BaseException as err:
+            outcome["error"] = err
+
+    thread = threading.Thread(target=job, daemon=True)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the job hangs"
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].summary["frames"] == 40
+
+
+def _chunk_message(chunk: int, worker: int, result: Any) -> Any:
+    """Unpickles a chunk message (as whatever class posepipe.video.workers names ChunkMessage)."""
+    from posepipe.video import workers
+
+    return workers.ChunkMessage(chunk, worker, result)
