@@ -6,8 +6,9 @@ detector (posepipe's CenterNet, the same threshold) runs on every frame; then Me
 its longer side), one at a time; OpenCV draws and ``cv2.VideoWriter`` writes MPEG-4 part 2; no
 keypoints are kept. posepipe runs the detector every ``--detect-every`` frames and carries each
 person's region from their landmarks in between, in worker processes, and writes H.264 and
-keypoints.json. Each pose model runs with the default detector (``centernet``), and the BlazePose
-bundles also with ``--detector blazepose`` (BlazePose's own, single-subject path). All run as
+keypoints.json. Each pose model runs with the default detector (``centernet``), BlazePose Full
+also with ``nanodet``, and the BlazePose bundles with ``--detector blazepose`` (BlazePose's own,
+single-subject path). All run as
 fresh processes; runs alternate; medians are reported, with the persons per second each gives,
 and each configuration's ratio of frames a second to the naive loop's.
 
@@ -118,9 +119,11 @@ def main() -> int:
     source = args.video or sample_path("vtest.avi")
     bundle, centernet = CATALOGUE["blazepose-full"].built_path(), CATALOGUE["centernet"].built_path()
     models = args.models or pose_model_names()
-    configs = [(model, "centernet") for model in models] + [
-        (model, "blazepose") for model in models if model.startswith("blazepose")
-    ]
+    configs = (
+        [(model, "centernet") for model in models]
+        + [("blazepose-full", "nanodet")] * ("blazepose-full" in models)
+        + [(model, "blazepose") for model in models if model.startswith("blazepose")]
+    )
     naive: list[dict[str, Any]] = []
     ours: dict[tuple[str, str], list[dict[str, Any]]] = {config: [] for config in configs}
     with tempfile.TemporaryDirectory(prefix="posepipe-bench-topdown-") as folder:

@@ -54,10 +54,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--detector",
-        choices=("blazepose", "centernet"),  # posepipe.engines.base.DETECTORS
+        choices=("blazepose", "centernet", "nanodet"),  # posepipe.engines.base.DETECTORS
         help="centernet (the default): a general person detector that finds everyone, then the pose "
-        "model on each person; blazepose: BlazePose's own detector, made for one near subject, "
-        "faster where that is all there is (the default with --engine torch or auto, which run it)",
+        "model on each person; nanodet: another general detector; blazepose: BlazePose's own "
+        "detector, made for one near subject, faster where that is all there is (the default with "
+        "--engine torch or auto, which run it)",
     )
     parser.add_argument(
         "--detect-every", type=_positive_int, default=4, metavar="N",

@@ -99,16 +99,17 @@ def resolve_engine(choice: str) -> EngineName:
     return parsed
 
 
-DETECTORS = ("blazepose", "centernet")
+DETECTORS = ("blazepose", "centernet", "nanodet")
 """Person detectors: ``blazepose`` is BlazePose's own, inside the chosen engine (near, single
-subjects); ``centernet`` finds everyone, and BlazePose's landmark network then runs on each person
-(:mod:`posepipe.engines.topdown`)."""
+subjects); ``centernet`` (the default) and ``nanodet`` find everyone, and the pose network then
+runs on each person (:mod:`posepipe.engines.topdown`)."""
+GENERAL_DETECTORS = ("centernet", "nanodet")
 DEFAULT_DETECTOR = "centernet"
 """What ``posepipe image`` and ``posepipe video`` run unless told otherwise: everyone in the frame."""
 DEFAULT_DETECT_EVERY = 4
 """In VIDEO mode the ``centernet`` detector runs on every 4th frame (and whenever nobody is
 tracked); in between, each person's region is carried from their landmarks."""
-DEFAULT_MAX_POSES = {"blazepose": 4, "centernet": 50}
+DEFAULT_MAX_POSES = {"blazepose": 4, "centernet": 50, "nanodet": 50}
 """The most persons per frame unless told otherwise: BlazePose's own detector is made for one
 near subject (and MediaPipe's cost grows with the number it looks for); the top-down engine
 finds everyone, and pays only for the persons it finds."""

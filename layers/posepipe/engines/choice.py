@@ -8,7 +8,13 @@ both, imports it, and only when it is chosen.
 
 from __future__ import annotations
 
-from posepipe.engines.base import PoseEngineOptions, PoseEstimator, require_torch, resolve_engine
+from posepipe.engines.base import (
+    GENERAL_DETECTORS,
+    PoseEngineOptions,
+    PoseEstimator,
+    require_torch,
+    resolve_engine,
+)
 from posepipe.engines.mediapipe import MediaPipePoseEstimator
 
 
@@ -18,7 +24,7 @@ def open_pose_engine(options: PoseEngineOptions) -> PoseEstimator:
     :class:`EngineError` when the torch engine is chosen but PyTorch is not installed, or with
     ``LIVE_STREAM`` (MediaPipe's only; :class:`TorchPoseEstimator` refuses it).
     """
-    if options.detector == "centernet":
+    if options.detector in GENERAL_DETECTORS:
         from posepipe.engines.topdown.estimator import TopDownPoseEstimator
 
         return TopDownPoseEstimator(options)

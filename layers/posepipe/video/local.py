@@ -82,7 +82,7 @@ def run_video(
     started = time.perf_counter()
     info = probe(video)
     probe_s = time.perf_counter() - started
-    model = resolve_model(options.inference.model_path, networks=options.inference.detector == "centernet")
+    model = resolve_model(options.inference.model_path, networks=options.inference.detector != "blazepose")
     inference = InferenceOptions(**{**options.inference.to_dict(), "model_path": str(model)})
     workers = max(1, options.workers)
     chunks = plan_chunks(

@@ -74,6 +74,28 @@ def test_the_player_in_messi5_is_found_whole(
     assert engine.model_dict()["detector"]["name"] == "centernet"
 
 
+@pytest.fixture(scope="module")
+def nanodet_engine(catalogue_models: dict[str, Path]) -> TopDownPoseEstimator:
+    opened = open_pose_engine(PoseEngineOptions(detector="nanodet", max_poses=20))
+    assert isinstance(opened, TopDownPoseEstimator)
+    return opened
+
+
+def test_nanodet_finds_the_players_of_basketball1_and_nobody_on_the_grass(
+    nanodet_engine: TopDownPoseEstimator, sample: Callable[[str], Path]
+) -> None:
+    boxes = nanodet_engine.detector.detect(load_image(sample("basketball1.png")).rgb)
+    # NanoDet's own boxes, decoded from its distance distributions, fit the labelled players
+    # (tests/fixtures/labels: [36, 84, 154, 476] and [436, 25, 640, 480]) by IoU 0.7 or more
+    # (measured: 0.73 and 0.81; the left player's feet are left out).
+    for label in ((36.0, 84.0, 154.0, 476.0), (436.0, 25.0, 640.0, 480.0)):
+        assert max(box_iou((b.x0, b.y0, b.x1, b.y1), label) for b in boxes) >= 0.7
+    assert len(nanodet_engine.detect(load_image(sample("basketball1.png")).rgb)) == 2
+    (frame,) = read_frames(sample("vtest.avi"), 100, 101)
+    assert nanodet_engine.detect(np.ascontiguousarray(frame.rgb[380:, :420])) == []
+    assert nanodet_engine.model_dict()["detector"]["name"] == "nanodet"
+
+
 def test_duplicates_are_suppressed_best_first() -> None:
     boxes = [(0.0, 0.0, 10.0, 10.0), (1.0, 1.0, 11.0, 11.0), (20.0, 20.0, 30.0, 30.0)]
     assert box_iou(boxes[0], boxes[1]) == pytest.approx(81 / 119)
@@ -143,6 +165,7 @@ def test_an_unknown_detector_exits_2_naming_the_known_ones(
     assert "'yolo'" in run.stderr
     assert "blazepose" in run.stderr
     assert "centernet" in run.stderr
+    assert "nanodet" in run.stderr
 
 
 def test_video_mode_tracks_between_detections(

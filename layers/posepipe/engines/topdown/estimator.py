@@ -1,5 +1,6 @@
-"""The top-down engine: CenterNet finds every person, the pose network runs on each person's
-region, regions with no person in them are dropped and duplicates suppressed.
+"""The top-down engine: a general person detector (CenterNet, or NanoDet with ``--detector
+nanodet``) finds every person, the pose network runs on each person's region, regions with no
+person in them are dropped and duplicates suppressed.
 
 The pose network is BlazePose's landmark network of the chosen bundle (``blazepose-lite``,
 ``-full``, ``-heavy``: 33 landmarks and world landmarks) or MoveNet (``movenet-lightning``,
@@ -43,6 +44,7 @@ from posepipe.engines.topdown.movenet import MIN_SECOND_OPINION_SCORE, MoveNetKe
 from posepipe.engines.topdown.person_boxes import (
     DEFAULT_MIN_SCORE,
     CenterNetPersonDetector,
+    NanoDetPersonDetector,
     PersonBox,
     box_iou,
     suppress_duplicates,
@@ -58,14 +60,16 @@ NEW_PERSON_MAX_IOU = 0.3
 
 
 class TopDownPoseEstimator:
-    """A :class:`posepipe.engines.base.PoseEstimator`: CenterNet, then BlazePose on each person."""
+    """A :class:`posepipe.engines.base.PoseEstimator`: a person detector, then the pose network on
+    each person."""
 
     def __init__(self, options: PoseEngineOptions) -> None:
         if options.running_mode is RunningMode.LIVE_STREAM:
             raise EngineError("the top-down engine has no LIVE_STREAM mode: use VIDEO mode")
         self.options = options
-        self.detector_spec = CATALOGUE["centernet"]
-        self.detector = CenterNetPersonDetector(self.detector_spec.built_path(), min_score=DEFAULT_MIN_SCORE)
+        self.detector_spec = CATALOGUE[options.detector]
+        detector_class = NanoDetPersonDetector if options.detector == "nanodet" else CenterNetPersonDetector
+        self.detector = detector_class(self.detector_spec.built_path(), min_score=DEFAULT_MIN_SCORE)
         self.second_opinion_spec = CATALOGUE["movenet-lightning"]
         self.second_opinion = MoveNetKeypoints(self.second_opinion_spec.built_path())
         self.landmarks: BlazePoseLandmarks | MoveNetLandmarks

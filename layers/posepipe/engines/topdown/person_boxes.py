@@ -1,5 +1,6 @@
 """Person boxes: what a general detector finds, their overlap, duplicate suppression, and the
-CenterNet person detector (``centernet`` in the model catalogue) on ONNX Runtime.
+two general detectors of the model catalogue on ONNX Runtime: CenterNet (``centernet``, the
+default) and NanoDet (``nanodet``).
 
 CenterNet (MobileNetV3 backbone, 512x512 input, pixel values 0-255) outputs a class heatmap at a
 stride of 4 (128x128x80, COCO's 80 classes, class 0 a person) and, at each cell, the distances
@@ -26,6 +27,10 @@ CENTERNET_INPUT = 512
 CENTERNET_STRIDE = 4
 PERSON_CLASS = 0
 DEFAULT_MIN_SCORE = 0.3  # the score the first trial used (../shared/NOTES.md); not tuned yet
+NANODET_INPUT = 416
+NANODET_STRIDES = (8, 16, 32)
+NANODET_BINS = 11  # each side's distance is a distribution over 0..10 strides (GFL's reg_max 10)
+NANODET_MAX_IOU = 0.5  # neighbouring cells find the same person: the best of them is kept
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,71 @@ def decode_centernet(
         )
     boxes = [box for box in boxes if box.width > 1 and box.height > 1]
     return sorted(boxes, key=lambda box: -box.score)
+
+
+class NanoDetPersonDetector:
+    """NanoDet (``nanodet``) on ONNX Runtime, over RGB images.
+
+    The picture is resized to 416x416 (stretched, as the TensorFlow.js application the graph
+    comes with feeds it), pixel values scaled to [0, 1], channels first. For each stride (8, 16,
+    32: a 52x52, 26x26 and 13x13 grid) the network gives each cell 80 class probabilities and,
+    for each side of the box, a distribution over 0 to 10 strides from the cell's centre (as
+    Generalized Focal Loss heads do): the distance is its expectation. Cells whose person
+    probability is at least ``min_score`` give boxes; of boxes overlapping by more than
+    ``NANODET_MAX_IOU`` the most probable is kept."""
+
+    def __init__(
+        self, model_path: str | Path, *, threads: int = 1, min_score: float = DEFAULT_MIN_SCORE
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.min_score = min_score
+        self._input = self.session.get_inputs()[0].name
+
+    def detect(self, rgb: RGBImage) -> list[PersonBox]:
+        """The persons in one image, best score first."""
+        height, width = rgb.shape[:2]
+        resized = cv2.resize(rgb, (NANODET_INPUT, NANODET_INPUT), interpolation=cv2.INTER_LINEAR)
+        planes = np.ascontiguousarray((resized.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1))
+        outputs = self.session.run(None, {self._input: planes[None]})
+        return decode_nanodet(outputs, (width / NANODET_INPUT, height / NANODET_INPUT), self.min_score)
+
+
+def decode_nanodet(
+    outputs: list[npt.NDArray[np.float32]], scale: tuple[float, float], min_score: float
+) -> list[PersonBox]:
+    """Person boxes from NanoDet's six outputs (per stride: ``[1, cells, 80]`` probabilities and
+    ``[1, cells, 44]`` side distributions), scaled to the picture by ``scale`` (x, y)."""
+    boxes: list[PersonBox] = []
+    for stride in NANODET_STRIDES:
+        side = NANODET_INPUT // stride
+        cells = side * side
+        scores = next(o for o in outputs if o.shape[1] == cells and o.shape[2] == 80)[0][:, PERSON_CLASS]
+        sides = next(o for o in outputs if o.shape[1] == cells and o.shape[2] == 4 * NANODET_BINS)[0]
+        chosen = np.nonzero(scores >= min_score)[0]
+        if not len(chosen):
+            continue
+        logits = sides[chosen].reshape(-1, 4, NANODET_BINS).astype(np.float64)
+        weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+        distances = (weights / weights.sum(axis=2, keepdims=True)) @ np.arange(NANODET_BINS) * stride
+        cx = (chosen % side + 0.5) * stride
+        cy = (chosen // side + 0.5) * stride
+        for index, (left, top, right, bottom) in enumerate(distances.tolist()):
+            boxes.append(
+                PersonBox(
+                    x0=max(0.0, (cx[index] - left) * scale[0]),
+                    y0=max(0.0, (cy[index] - top) * scale[1]),
+                    x1=min(NANODET_INPUT * scale[0], (cx[index] + right) * scale[0]),
+                    y1=min(NANODET_INPUT * scale[1], (cy[index] + bottom) * scale[1]),
+                    score=float(scores[chosen[index]]),
+                )
+            )
+    boxes = [box for box in boxes if box.width > 1 and box.height > 1]
+    kept = suppress_duplicates(
+        [(b.x0, b.y0, b.x1, b.y1) for b in boxes], [b.score for b in boxes], NANODET_MAX_IOU
+    )
+    return [boxes[i] for i in kept]
