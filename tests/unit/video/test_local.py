@@ -34,6 +34,24 @@ def _run(clip: Path, out: Path, **options: Any) -> VideoJobReport:
     return run_video(clip, out, VideoJobOptions(workers=2, chunk_frames=20, warmup_s=1.0, **options))
 
 
+def _run_in_a_thread(job: Callable[[], VideoJobReport]) -> dict[str, Any]:
+    """Run a job on a thread, failing the test if it is still running after 300 s: its report, or
+    the error it raised (``error`` None when it raised none)."""
+    outcome: dict[str, Any] = {"error": None}
+
+    def run() -> None:
+        try:
+            outcome["report"] = job()
+        except BaseException as err:
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the job hangs"
+    return outcome
+
+
 def _pictures(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as video:
         return [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
@@ -83,19 +101,7 @@ def test_a_chunk_that_fails_fails_the_job_without_hanging(
         return real(video, chunk, *args, **kwargs)
 
     monkeypatch.setattr("posepipe.video.workers.infer_chunk", failing)
-    outcome: dict[str, BaseException | None] = {}
-
-    def job() -> None:
-        try:
-            _run(clip, tmp_path / "out")
-            outcome["error"] = None
-        except BaseException as err:
-            outcome["error"] = err
-
-    thread = threading.Thread(target=job, daemon=True)
-    thread.start()
-    thread.join(timeout=300)
-    assert not thread.is_alive(), "the job hangs"
+    outcome = _run_in_a_thread(lambda: _run(clip, tmp_path / "out"))
     assert isinstance(outcome["error"], RuntimeError)
     assert "chunk 0 cannot be read" in str(outcome["error"])
     assert not (tmp_path / "out" / clip.stem).exists()
@@ -119,19 +125,8 @@ def test_a_result_still_on_its_way_when_its_task_returns_is_waited_for(
             return (_chunk_message, (self.chunk, self.worker, self.result))
 
     monkeypatch.setattr("posepipe.video.workers.ChunkMessage", SlowToSend)
-    outcome: dict[str, Any] = {}
-
-    def job() -> None:
-        try:
-            outcome["report"] = _run(clip, tmp_path / "out", annotate=False)
-        except BaseException as err:
-            outcome["error"] = err
-
-    thread = threading.Thread(target=job, daemon=True)
-    thread.start()
-    thread.join(timeout=300)
-    assert not thread.is_alive(), "the job hangs"
-    assert "error" not in outcome, outcome.get("error")
+    outcome = _run_in_a_thread(lambda: _run(clip, tmp_path / "out", annotate=False))
+    assert outcome["error"] is None, outcome["error"]
     assert outcome["report"].summary["frames"] == 40
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posepipe.engines.base import RGBImage
+from posepipe.engines.topdown.onnx_session import onnx_session
 from posepipe.engines.topdown.regions import Region, RegionLandmarks, crop_pixels, project, region_around
 from posepipe.result import body_box
 from posepipe.skeleton import COCO, Skeleton
@@ -54,15 +55,8 @@ class MoveNetKeypoints:
     """A MoveNet SinglePose network (ONNX) on regions of RGB images."""
 
     def __init__(self, model_path: str | Path, *, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        entry = self.session.get_inputs()[0]
-        self._input = entry.name
-        self.input_size = int(entry.shape[1])
+        self.session, self._input = onnx_session(model_path, threads)
+        self.input_size = int(self.session.get_inputs()[0].shape[1])
 
     def estimate(self, rgb: RGBImage, regions: list[Region]) -> list[RegionKeypoints]:
         """The keypoints of the person in each region of one image."""

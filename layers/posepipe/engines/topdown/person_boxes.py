@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posepipe.engines.base import RGBImage
+from posepipe.engines.topdown.onnx_session import onnx_session
 
 CENTERNET_INPUT = 512
 CENTERNET_STRIDE = 4
@@ -80,14 +81,8 @@ class CenterNetPersonDetector:
     def __init__(
         self, model_path: str | Path, *, threads: int = 1, min_score: float = DEFAULT_MIN_SCORE
     ) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session, self._input = onnx_session(model_path, threads)
         self.min_score = min_score
-        self._input = self.session.get_inputs()[0].name
 
     def find_people(self, images: list[RGBImage], max_people: int) -> list[list[PersonBox]]:
         return [self.detect(rgb)[:max_people] for rgb in images]
@@ -153,14 +148,8 @@ class NanoDetPersonDetector:
     def __init__(
         self, model_path: str | Path, *, threads: int = 1, min_score: float = DEFAULT_MIN_SCORE
     ) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session, self._input = onnx_session(model_path, threads)
         self.min_score = min_score
-        self._input = self.session.get_inputs()[0].name
 
     def detect(self, rgb: RGBImage) -> list[PersonBox]:
         """The persons in one image, best score first."""
