@@ -432,6 +432,64 @@ def test_api_invalid_parameters_are_400(
     assert_api_error(response, 400, "invalid_parameter")
 
 
+def test_api_model_parameter_runs_movenet_on_everyone(
+    handler: ModuleType, photo: Callable[[str], bytes], catalogue_models: dict[str, Path]
+) -> None:
+    status, body = api_call(
+        handler, api_event(photo("basketball1.png"), query={"model": "movenet-lightning"})
+    )
+    assert status == 200
+    validate_result(body)
+    assert (body["model"]["name"], body["model"]["engine"], body["model"]["skeleton"]) == (
+        "movenet-lightning",
+        "topdown",
+        "coco-17",
+    )
+    assert len(body["landmark_names"]) == 17
+    assert persons(body) == 2
+
+
+def test_api_detector_parameter_finds_both_players_with_blazepose(
+    handler: ModuleType, photo: Callable[[str], bytes], catalogue_models: dict[str, Path]
+) -> None:
+    status, body = api_call(handler, api_event(photo("basketball2.png"), query={"detector": "centernet"}))
+    assert status == 200
+    assert (body["model"]["name"], body["model"]["detector"]["name"]) == ("pose_landmarker_full", "centernet")
+    assert persons(body) == 2  # BlazePose's own detector finds one of them
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        (
+            {"model": "yolo"},
+            "blazepose-lite, blazepose-full, blazepose-heavy, movenet-lightning, movenet-thunder",
+        ),
+        ({"model": "centernet"}, "movenet-lightning"),
+        ({"detector": "yolo"}, "blazepose, centernet, nanodet"),
+        ({"model": "movenet-lightning", "detector": "blazepose"}, "general detector"),
+    ],
+)
+def test_api_unknown_or_incompatible_models_are_400_naming_the_known_ones(
+    handler: ModuleType, photo: Callable[[str], bytes], query: dict[str, str], names: str
+) -> None:
+    response = api_call(handler, api_event(photo("messi5.jpg"), "image/jpeg", query))
+    assert_api_error(response, 400, "invalid_parameter")
+    assert names in response[1]["message"]
+
+
+def test_api_a_model_this_deployment_has_not_built_is_400(
+    handler: ModuleType, photo: Callable[[str], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the container image, which carries BlazePose Full only."""
+    monkeypatch.setattr(handler, "_built", lambda name: name == "blazepose-full")
+    response = api_call(handler, api_event(photo("messi5.jpg"), "image/jpeg", {"model": "movenet-thunder"}))
+    assert_api_error(response, 400, "model_unavailable")
+    assert response[1]["message"] == (
+        "this deployment has not built centernet, movenet-lightning, movenet-thunder (it has blazepose-full)"
+    )
+
+
 @pytest.mark.parametrize("body", [b"", "", None])
 def test_api_empty_body_is_400(handler: ModuleType, body: bytes | str | None) -> None:
     assert_api_error(api_call(handler, api_event(body, "image/jpeg")), 400, "empty_body")

@@ -37,6 +37,7 @@ class PipelineConfig:
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 10 * 1024 * 1024
     max_poses: int = 4
+    detector: str = "blazepose"
     chunk_seconds: float = 60.0
     warmup_seconds: float = 5.0
     manifest_threshold: int = 200
@@ -51,6 +52,8 @@ class PipelineConfig:
         ``POSEPIPE_ENDPOINT_NAME``, ``POSEPIPE_STATE_MACHINE_ARN``, ``POSEPIPE_MAX_VIDEO_SECONDS``,
         ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_ALLOWED_CODECS`` (comma-separated),
         ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
+        ``POSEPIPE_DETECTOR`` (``blazepose``, BlazePose's own: the container images carry only
+        BlazePose Full for now; ``centernet`` where the cache holds the catalogue's networks),
         ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_MANIFEST_THRESHOLD``,
         ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``, ``POSEPIPE_MODEL_URI``.
 
@@ -83,6 +86,7 @@ class PipelineConfig:
             max_image_pixels=int(text("MAX_IMAGE_PIXELS", str(base.max_image_pixels))),
             max_image_bytes=int(text("MAX_IMAGE_BYTES", str(base.max_image_bytes))),
             max_poses=int(text("MAX_POSES", str(base.max_poses))),
+            detector=text("DETECTOR", base.detector),
             chunk_seconds=float(text("CHUNK_SECONDS", str(base.chunk_seconds))),
             warmup_seconds=float(text("WARMUP_SECONDS", str(base.warmup_seconds))),
             manifest_threshold=int(text("MANIFEST_THRESHOLD", str(base.manifest_threshold))),

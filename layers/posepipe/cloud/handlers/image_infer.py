@@ -10,7 +10,11 @@ One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
 - API Gateway (REST, payload v1) ``POST /images`` with the image as the body: answers the
   ``posepipe.pose/2`` result; ``?annotate=1`` also stores the annotated image (and its
   ``pose.json``) under ``images/api/<request id>/`` and adds a presigned ``annotated_url``;
-  ``?max_poses=N`` (1..10); the ``Server-Timing`` header's ``inference`` metric is the
+  ``?max_poses=N`` (1..10); ``?model=NAME`` (a pose model of the catalogue: ``blazepose-lite``,
+  ``-full``, ``-heavy``, ``movenet-lightning``, ``-thunder``) and ``?detector=NAME``
+  (``blazepose``, ``centernet``, ``nanodet``), among those this deployment has built (400
+  ``model_unavailable`` otherwise; the container image carries BlazePose Full only, ``posepipe
+  serve`` the whole cache); the ``Server-Timing`` header's ``inference`` metric is the
   server's time for the image in milliseconds. Errors are ``{"error": code, "message": ...}``
   with a 4xx status.
 
@@ -23,6 +27,7 @@ verified, else ``POSEPIPE_MODEL``'s or the one built into the image
 from __future__ import annotations
 
 import time
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -33,6 +38,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from posepipe.assets.catalogue import CATALOGUE, pose_model_names
 from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.api_requests import media_type, request_body
 from posepipe.cloud.config import PipelineConfig
@@ -40,7 +46,8 @@ from posepipe.cloud.events import ObjectEvent, dispatch_event
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri, write_error_record
-from posepipe.engines.base import InferenceOptions
+from posepipe.engines.base import DETECTORS, InferenceOptions, parse_detector
+from posepipe.engines.topdown.estimator import MOVENET_MODELS, required_models
 from posepipe.errors import InputError
 from posepipe.image_job import ImageJob, ImageJobOptions
 from posepipe.result import PoseResult
@@ -68,18 +75,24 @@ metrics = Metrics(namespace="posepipe", service=STAGE)
 app = APIGatewayRestResolver()
 model_path = function_model(config, s3, logger)  # POSEPIPE_MODEL_URI fetched and verified, or local
 
-_jobs: dict[int, ImageJob] = {}
+parse_detector(config.detector)  # a bad POSEPIPE_DETECTOR fails the cold start, naming the known ones
+
+_jobs: dict[tuple[int, str | None, str], ImageJob] = {}
 
 
-def image_job(max_poses: int) -> ImageJob:
-    """The job for ``max_poses`` (MediaPipe fixes it at load): built once per container and value."""
-    job = _jobs.get(max_poses)
+def image_job(max_poses: int, model: str | None = None, detector: str | None = None) -> ImageJob:
+    """The job for ``max_poses``, pose model ``model`` (a catalogue name; None: this container's
+    model) and ``detector`` (None: the configured one): built once per container and values."""
+    key = (max_poses, model, detector or config.detector)
+    job = _jobs.get(key)
     if job is None:
         options = ImageJobOptions(
-            inference=InferenceOptions(max_poses=max_poses, model_path=str(model_path)),
+            inference=InferenceOptions(
+                max_poses=max_poses, model_path=model or str(model_path), detector=key[2]
+            ),
             max_pixels=config.max_image_pixels,
         )
-        job = _jobs[max_poses] = ImageJob(options)
+        job = _jobs[key] = ImageJob(options)
     return job
 
 
@@ -178,10 +191,12 @@ def _too_large_reason(size: int) -> str:
 
 
 @tracer.capture_method(capture_response=False)
-def infer(data: bytes, uri: str, max_poses: int) -> tuple[PoseResult, bytes | None, str]:
+def infer(
+    data: bytes, uri: str, max_poses: int, model: str | None = None, detector: str | None = None
+) -> tuple[PoseResult, bytes | None, str]:
     """``ImageJob.run`` with its metrics."""
     started = time.perf_counter()
-    result, annotated, suffix = image_job(max_poses).run(data, uri)
+    result, annotated, suffix = image_job(max_poses, model, detector).run(data, uri)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=round(elapsed_ms, 1))
     metrics.add_metric(name="Persons", unit=MetricUnit.Count, value=len(result.frames[0].persons))
@@ -197,9 +212,12 @@ def post_image() -> Response[dict[str, Any]]:
     request_id = event.request_context.request_id
     annotate = _annotate_param(event.get_query_string_value("annotate"))
     max_poses = _max_poses_param(event.get_query_string_value("max_poses"))
+    model, detector = _model_params(
+        event.get_query_string_value("model"), event.get_query_string_value("detector")
+    )
     data = _request_image(event)
     started = time.perf_counter()
-    result, annotated, suffix = infer(data, f"api://{request_id}", max_poses)
+    result, annotated, suffix = infer(data, f"api://{request_id}", max_poses, model, detector)
     inference_ms = (time.perf_counter() - started) * 1000.0
     body = result.to_dict()
     if annotate and annotated is not None:
@@ -259,6 +277,47 @@ def _max_poses_param(value: str | None) -> int:
             400, "invalid_parameter", f"max_poses must be an integer from 1 to {API_MAX_POSES}, not {value!r}"
         )
     return max_poses
+
+
+def _model_params(model: str | None, detector: str | None) -> tuple[str | None, str | None]:
+    """``?model`` and ``?detector``, checked: known, able to run together, and built here."""
+    if model is not None and model not in pose_model_names():
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"unknown model {model!r}: known models are {', '.join(pose_model_names())}",
+        )
+    if detector is not None and detector not in DETECTORS:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"unknown detector {detector!r}: known detectors are {', '.join(DETECTORS)}",
+        )
+    if model in MOVENET_MODELS:
+        if detector == "blazepose":
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"model {model} runs with a general detector (centernet), not blazepose",
+            )
+        detector = detector or "centernet"
+    chosen = detector or config.detector
+    if chosen != "blazepose" or model is not None:
+        needed = required_models(model or "blazepose-full", chosen) if chosen != "blazepose" else [str(model)]
+        missing = [name for name in needed if not _built(name)]
+        if missing:
+            built = [name for name in CATALOGUE if _built(name)]
+            raise ApiError(
+                400, "model_unavailable",
+                f"this deployment has not built {', '.join(missing)} (it has {', '.join(built) or 'none'})",
+            )  # fmt: skip
+    return model, detector
+
+
+@cache
+def _built(name: str) -> bool:
+    """Whether this container's cache holds the catalogue's model ``name``, checked (once)."""
+    return CATALOGUE[name].is_built()
 
 
 register_error_handlers(

@@ -200,3 +200,11 @@ def _extent(estimate: RegionLandmarks, size: int) -> tuple[float, float, float, 
     auxiliary points; MoveNet's 17), in pixels."""
     xy = estimate.points[:size, :2]
     return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+
+
+def required_models(model: str, detector: str) -> list[str]:
+    """The catalogue's models the top-down engine loads for pose model ``model`` (a catalogue
+    name) with general detector ``detector``: the detector, MoveNet Lightning (the second
+    opinion), BlazePose Full (who is a person, when the pose model is MoveNet) and the model."""
+    names = [detector, "movenet-lightning"] + [FINDER_MODEL] * (model in MOVENET_MODELS) + [model]
+    return list(dict.fromkeys(names))
