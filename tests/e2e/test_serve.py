@@ -90,13 +90,11 @@ def test_uploaded_video_and_image_get_complete_valid_results(s3: Any, uploaded: 
     assert s3.head_object(Bucket=INPUT, Key="videos/vtest.avi")["ContentLength"] > 0  # input left alone
 
 
-def test_cloud_results_equal_the_cli(
-    s3: Any, uploaded: dict[str, Any], vtest_single_subject: VideoRun
-) -> None:
+def test_cloud_results_equal_the_cli(s3: Any, uploaded: dict[str, Any], vtest_default: VideoRun) -> None:
     cloud = json.loads(s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/keypoints.json")["Body"].read())[
         "frames"
     ]
-    local = vtest_single_subject.keypoints["frames"]  # the cloud still runs BlazePose's own detector
+    local = vtest_default.keypoints["frames"]
     assert len(cloud) == len(local) == 795
     assert [f["t"] for f in cloud] == [f["t"] for f in local]
     assert [len(f["persons"]) for f in cloud] == [len(f["persons"]) for f in local]

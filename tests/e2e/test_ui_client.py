@@ -56,6 +56,18 @@ def test_post_image_passes_max_poses(client: ApiClient, sample: Callable[[str], 
     assert one.result["model"]["max_poses"] == 1
 
 
+def test_post_image_passes_the_model_and_the_detector(
+    client: ApiClient, sample: Callable[[str], Path]
+) -> None:
+    data = sample("basketball2.png").read_bytes()
+    assert len(client.post_image(data, "image/png").persons) == 2  # the stack finds everyone
+    answer = client.post_image(data, "image/png", model="movenet-lightning", detector="centernet")
+    assert (answer.result["model"]["name"], len(answer.result["landmark_names"])) == ("movenet-lightning", 17)
+    assert len(answer.persons) == 2
+    single = client.post_image(data, "image/png", detector="blazepose")
+    assert len(single.persons) == 1  # BlazePose's own detector finds the nearer player only
+
+
 def test_annotated_image_is_downloadable(client: ApiClient, sample: Callable[[str], Path]) -> None:
     answer = client.post_image(sample("messi5.jpg").read_bytes(), "image/jpeg", annotate=True)
     assert answer.annotated_url is not None

@@ -156,7 +156,7 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
             "chunk": chunk.to_dict(),
             "output": f"s3://{OUTPUT}/work/{job_name}/chunks/{chunk.index:05d}.json",
             "options": {"max_poses": 4, "min_detection_confidence": 0.5, "min_presence_confidence": 0.5,
-                        "min_tracking_confidence": 0.5},
+                        "min_tracking_confidence": 0.5, "detector": "blazepose", "detect_every": 4},
         }  # fmt: skip
     assert leftovers("posepipe-split-") == before  # the download is gone
 

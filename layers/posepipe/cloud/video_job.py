@@ -58,7 +58,7 @@ def plan_video_chunks(frame_count: int, fps: float, config: PipelineConfig) -> l
 
 def inference_options(config: PipelineConfig) -> InferenceOptions:
     """What the endpoint runs (and ``aggregate``'s boundary repairs, which must agree with it)."""
-    return InferenceOptions(max_poses=config.max_poses)
+    return InferenceOptions(max_poses=config.max_poses, detector=config.detector)
 
 
 def request_options(config: PipelineConfig) -> dict[str, Any]:
@@ -69,6 +69,8 @@ def request_options(config: PipelineConfig) -> dict[str, Any]:
         "min_detection_confidence": options.min_detection_confidence,
         "min_presence_confidence": options.min_presence_confidence,
         "min_tracking_confidence": options.min_tracking_confidence,
+        "detector": options.detector,
+        "detect_every": options.detect_every,
     }
 
 

@@ -6,6 +6,8 @@
 - the Lambda Invoke API over the real handlers of ``functions/`` (``host:9001``),
 - the endpoint container's server (``host:8080``) behind a SageMaker Runtime front (``host:8081``),
   serving the engine ``$POSEPIPE_ENGINE`` names (``mediapipe`` unless set: the functions' engine),
+  and, like the functions, the person detector ``$POSEPIPE_DETECTOR`` names (``centernet`` unless
+  set: everyone in the frame, as ``posepipe image`` and ``video`` find them),
 - a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
   video-jobs function, which starts the state machine (executions named from the key and ETag),
   retrying a failed delivery as the EventBridge rules do and then writing the input's error record
@@ -164,6 +166,10 @@ class LocalStack:
             # The endpoint's engine (torch, auto or mediapipe). The image function and the
             # aggregate's boundary repairs run MediaPipe: so does the endpoint unless asked otherwise.
             "POSEPIPE_ENGINE": "mediapipe",
+            # Everyone in the frame, as `posepipe image` and `video` find them: this machine's model
+            # cache has the networks the top-down engine runs (the cloud images do not, yet).
+            "POSEPIPE_DETECTOR": "centernet",
+            "POSEPIPE_MAX_POSES": "20",
         }
         for name, value in defaults.items():
             os.environ.setdefault(name, value)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posepipe.result import Person
-from posepipe.skeleton import LANDMARK_INDEX
+from posepipe.skeleton import LANDMARK_INDEX, skeleton_of
 
 Space = Literal["world", "image"]
 DEFAULT_MIN_VISIBILITY = 0.5
@@ -53,20 +53,26 @@ JOINT_NAMES: tuple[str, ...] = tuple(joint.name for joint in JOINTS)
 
 
 def joint_angles(
-    person: Person, space: Space = "world", min_visibility: float = DEFAULT_MIN_VISIBILITY
+    person: Person, space: Space = "world", min_visibility: float | None = None
 ) -> dict[str, float | None]:
     """Every joint's angle (:data:`JOINT_NAMES` order) in degrees, ``None`` where not visible enough.
 
-    ``space="world"`` uses the 3D world landmarks, ``"image"`` the 2D pixel positions; visibility
-    always comes from the image landmarks (the world landmarks carry none).
+    ``space="world"`` uses the 3D world landmarks (all ``None`` from a model without them),
+    ``"image"`` the 2D pixel positions; visibility always comes from the image landmarks (the
+    world landmarks carry none), at least ``min_visibility`` (default: the keypoint set's own,
+    0.5 for BlazePose, 0.3 for MoveNet's scores).
     """
+    if space == "world" and not len(person.world_landmarks):  # a model without them (MoveNet)
+        return dict.fromkeys(JOINT_NAMES)
     points = person.world_landmarks[:, :3] if space == "world" else person.landmarks[:, :2]
-    series = joint_angle_series(points[None], person.landmarks[None, :, 3], min_visibility)
+    skeleton = skeleton_of(len(person.landmarks))
+    threshold = skeleton.min_visibility if min_visibility is None else min_visibility
+    series = joint_angle_series(points[None], person.landmarks[None, :, 3], threshold, skeleton.index)
     return {name: None if np.isnan(values[0]) else float(values[0]) for name, values in series.items()}
 
 
 def person_joint_angles(
-    person: Mapping[str, Any], space: Space = "world", min_visibility: float = DEFAULT_MIN_VISIBILITY
+    person: Mapping[str, Any], space: Space = "world", min_visibility: float | None = None
 ) -> dict[str, float | None]:
     """:func:`joint_angles` of a person of a ``posepipe.pose/2`` result (its JSON object)."""
     return joint_angles(Person.from_dict(dict(person)), space, min_visibility)
@@ -76,8 +82,11 @@ def joint_angle_series(
     points: npt.NDArray[np.floating[Any]],
     visibility: npt.NDArray[np.floating[Any]],
     min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    index: Mapping[str, int] = LANDMARK_INDEX,
 ) -> dict[str, npt.NDArray[np.float64]]:
-    """Every joint's angle over frames: ``points`` (frames, 33, 2 or 3), ``visibility`` (frames, 33).
+    """Every joint's angle over frames: ``points`` (frames, N, 2 or 3), ``visibility`` (frames, N),
+    landmarks found by name in ``index`` (BlazePose's 33 unless told; COCO's 17 have the same
+    names for the joints measured here).
 
     Degrees (0 to 180) per frame; NaN where one of the joint's three landmarks is below
     ``min_visibility``, a segment has no length, or a coordinate is not finite.
@@ -86,7 +95,7 @@ def joint_angle_series(
     seen = np.nan_to_num(np.asarray(visibility, dtype=np.float64), nan=0.0) >= min_visibility
     series: dict[str, npt.NDArray[np.float64]] = {}
     for joint in JOINTS:
-        i, j, k = LANDMARK_INDEX[joint.first], LANDMARK_INDEX[joint.vertex], LANDMARK_INDEX[joint.second]
+        i, j, k = index[joint.first], index[joint.vertex], index[joint.second]
         a = points[:, i] - points[:, j]
         b = points[:, k] - points[:, j]
         if points.shape[2] == 3:

@@ -15,7 +15,15 @@ import streamlit as st
 from posepipe.ui.client import ApiClient, ApiProblem
 from posepipe.ui.image_mode import render_image_mode
 from posepipe.ui.monitor import PerfMonitor
-from posepipe.ui.settings import MAX_POSES_LIMIT, ApiAuth, AuthKind, LiveSource, UiSettings
+from posepipe.ui.settings import (
+    DETECTORS,
+    MAX_POSES_LIMIT,
+    POSE_MODELS,
+    ApiAuth,
+    AuthKind,
+    LiveSource,
+    UiSettings,
+)
 from posepipe.ui.video_mode import render_video_mode
 
 Mode = Literal["Image", "Video", "Live"]
@@ -58,6 +66,33 @@ def sidebar(initial: UiSettings) -> tuple[UiSettings, Mode]:
         help="Sent to POST /images (?max_poses) for photos and live cloud frames. Videos use the "
         "stack's own setting (POSEPIPE_MAX_POSES): POST /videos takes no options.",
     )
+    models = ["", *POSE_MODELS]
+    model = (
+        bar.selectbox(
+            "Model",
+            models,
+            index=models.index(initial.model) if initial.model in models else 0,
+            format_func=lambda name: name or "the API's own",
+            key="model",
+            help="Sent to POST /images (?model) for photos and live cloud frames: BlazePose (33 "
+            "landmarks and world landmarks) or MoveNet (COCO's 17 keypoints). The API refuses a "
+            "model it has not built.",
+        )
+        or ""
+    )
+    detectors = ["", *DETECTORS]
+    detector = (
+        bar.selectbox(
+            "Person detector",
+            detectors,
+            index=detectors.index(initial.detector) if initial.detector in detectors else 0,
+            format_func=lambda name: name or "the API's own",
+            key="detector",
+            help="Sent to POST /images (?detector): centernet or nanodet find everyone; blazepose finds one "
+            "near subject. `posepipe serve` uses centernet unless told otherwise.",
+        )
+        or ""
+    )
     smoothing = bar.toggle(
         "Smoothing",
         value=initial.smoothing,
@@ -93,6 +128,8 @@ def sidebar(initial: UiSettings) -> tuple[UiSettings, Mode]:
         api_url=api_url or initial.api_url,
         auth=ApiAuth(kind=kind, profile=profile, region=region, api_key=api_key or None),
         max_poses=max_poses,
+        model=model,
+        detector=detector,
         live_source=live_source,
         jpeg_quality=jpeg_quality,
         max_in_flight=max_in_flight,

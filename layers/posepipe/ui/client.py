@@ -138,11 +138,18 @@ class ApiClient:
         annotate: bool = False,
         *,
         name: str = "the image",
+        model: str = "",
+        detector: str = "",
     ) -> ImageAnswer:
-        """``POST /images``: the persons in one image (``name`` is how errors call it)."""
+        """``POST /images``: the persons in one image (``name`` is how errors call it); ``model``
+        and ``detector`` are sent when given (empty: the API's own)."""
         query: dict[str, str] = {}
         if max_poses is not None:
             query["max_poses"] = str(max_poses)
+        if model:
+            query["model"] = model
+        if detector:
+            query["detector"] = detector
         if annotate:
             query["annotate"] = "1"
         started = time.perf_counter()

@@ -34,7 +34,10 @@ def render_image_mode(client: ApiClient, settings: UiSettings, monitor: PerfMoni
     for file in files or []:
         data = file.getvalue()
         content_type = file.type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        key = (file.file_id, len(data), settings.api_url, settings.auth, settings.max_poses)
+        key = (
+            file.file_id, len(data), settings.api_url, settings.auth, settings.max_poses,
+            settings.model, settings.detector,
+        )  # fmt: skip
         st.divider()
         render_image(client, settings, monitor, file.name, data, content_type, key)
     with monitor_area.container():
@@ -57,7 +60,10 @@ def render_image(
         monitor.frame_sent()
         with st.spinner(f"Finding people in {name}…"):
             try:
-                answers[key] = client.post_image(data, content_type, max_poses=settings.max_poses, name=name)
+                answers[key] = client.post_image(
+                    data, content_type, max_poses=settings.max_poses, name=name,
+                    model=settings.model, detector=settings.detector,
+                )  # fmt: skip
             except ApiProblem as problem:
                 answers[key] = problem
         while len(answers) > _KEPT_ANSWERS:

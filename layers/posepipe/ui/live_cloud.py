@@ -58,7 +58,13 @@ class CloudFrameSender:
             small, factor = scale_down(rgb, options.max_side)
             data = encode_jpeg(small, options.jpeg_quality)
             encode_s = time.perf_counter() - started
-            answer = self.client.post_image(data, "image/jpeg", max_poses=options.max_poses)
+            answer = self.client.post_image(
+                data,
+                "image/jpeg",
+                max_poses=options.max_poses,
+                model=options.model,
+                detector=options.detector,
+            )
             persons = unscale([Person.from_dict(p) for p in answer.persons], factor)
             self._deliver(
                 PoseAnswer(

@@ -30,7 +30,14 @@ class ImagePoster(Protocol):
     """What the cloud path needs of :class:`posepipe.ui.client.ApiClient`."""
 
     def post_image(
-        self, data: bytes, content_type: str, max_poses: int | None = None, annotate: bool = False
+        self,
+        data: bytes,
+        content_type: str,
+        max_poses: int | None = None,
+        annotate: bool = False,
+        *,
+        model: str = "",
+        detector: str = "",
     ) -> ImageAnswer: ...
 
 
@@ -54,6 +61,8 @@ class LiveOptions:
     jpeg_quality: int = 80
     max_in_flight: int = 3
     max_poses: int = 4
+    model: str = ""  # the cloud source's POST /images ?model= ("": the API's own)
+    detector: str = ""
     smoothing: bool = True
     max_side: int = DEFAULT_MAX_SIDE
     max_age_s: float = DEFAULT_MAX_AGE_S
@@ -79,6 +88,8 @@ class LiveOptions:
             jpeg_quality=settings.jpeg_quality,
             max_in_flight=min(settings.max_in_flight, MAX_IN_FLIGHT_LIMIT),
             max_poses=settings.max_poses,
+            model=settings.model,
+            detector=settings.detector,
             smoothing=settings.smoothing,
         )
 

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from posepipe.annotation.drawing import color_for_id, draw_persons
 from posepipe.media.images import load_image
 from posepipe.result import Person
-from posepipe.skeleton import LANDMARK_INDEX, LANDMARK_NAMES, NUM_LANDMARKS
+from posepipe.skeleton import LANDMARK_INDEX, NUM_LANDMARKS, skeleton_of
 from posepipe.ui.angles import DEFAULT_MIN_VISIBILITY, JOINT_NAMES, joint_angle_series, joint_angles
 
 # Landmarks whose paths the video page offers (the extremities and the head move the most).
@@ -40,28 +40,28 @@ def color_hex(person_id: int) -> str:
 
 
 def landmark_rows(person: Person) -> list[dict[str, Any]]:
-    """One row per landmark: name, pixel position, depth, visibility, presence, world position."""
+    """One row per landmark: name, pixel position, depth, visibility, presence, and the world
+    position where the model gives one (BlazePose; MoveNet's 17 keypoints have none)."""
+    names = skeleton_of(len(person.landmarks)).landmark_names
+    world = person.world_landmarks.tolist()
     rows = []
-    for name, image, world in zip(
-        LANDMARK_NAMES, person.landmarks.tolist(), person.world_landmarks.tolist(), strict=True
-    ):
-        rows.append(
-            {
-                "landmark": name,
-                "x (px)": round(image[0], 1),
-                "y (px)": round(image[1], 1),
-                "z": round(image[2], 1),
-                "visibility": round(image[3], 3),
-                "presence": round(image[4], 3),
-                "x (m)": round(world[0], 3),
-                "y (m)": round(world[1], 3),
-                "z (m)": round(world[2], 3),
-            }
-        )
+    for index, (name, image) in enumerate(zip(names, person.landmarks.tolist(), strict=True)):
+        row = {
+            "landmark": name,
+            "x (px)": round(image[0], 1),
+            "y (px)": round(image[1], 1),
+            "z": round(image[2], 1),
+            "visibility": round(image[3], 3),
+            "presence": round(image[4], 3),
+        }
+        if world:
+            row.update({"x (m)": round(world[index][0], 3), "y (m)": round(world[index][1], 3),
+                        "z (m)": round(world[index][2], 3)})  # fmt: skip
+        rows.append(row)
     return rows
 
 
-def angle_rows(person: Person, min_visibility: float = DEFAULT_MIN_VISIBILITY) -> list[dict[str, Any]]:
+def angle_rows(person: Person, min_visibility: float | None = None) -> list[dict[str, Any]]:
     """One row per joint: the 3D angle (world landmarks) and the 2D angle (as seen), in degrees."""
     world = joint_angles(person, "world", min_visibility)
     image = joint_angles(person, "image", min_visibility)

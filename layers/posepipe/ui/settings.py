@@ -11,10 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, cast, get_args
 
+from posepipe.assets.catalogue import pose_model_names
+from posepipe.engines.base import DETECTORS as ENGINE_DETECTORS
+
 AuthKind = Literal["none", "iam", "apikey"]
 LiveSource = Literal["cloud", "local"]
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
+# What POST /images takes as ?model and ?detector (the API refuses those it has not built).
+POSE_MODELS: tuple[str, ...] = tuple(pose_model_names())
+DETECTORS: tuple[str, ...] = ENGINE_DETECTORS
 MAX_POSES_LIMIT = 10  # the image API's own bound on ?max_poses
 
 ENV_API_URL = "POSEPIPE_UI_API_URL"
@@ -66,6 +72,8 @@ class UiSettings:
     api_url: str = DEFAULT_API_URL
     auth: ApiAuth = field(default_factory=ApiAuth)
     max_poses: int = 4
+    model: str = ""  # POST /images ?model= ("": the API's own model)
+    detector: str = ""  # POST /images ?detector= ("": the API's own detector)
     live_source: LiveSource = "cloud"
     jpeg_quality: int = 80
     max_in_flight: int = 3

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 from posepipe.annotation.drawing import color_for_id
+from posepipe.engines.base import InferenceOptions
 from posepipe.image_job import ImageJob, ImageJobOptions
 from posepipe.media.images import load_image
-from posepipe.skeleton import LANDMARK_INDEX, NUM_LANDMARKS
+from posepipe.skeleton import COCO_KEYPOINT_NAMES, LANDMARK_INDEX, NUM_LANDMARKS
 from posepipe.ui.results import angle_rows, color_hex, draw_result, image_persons, landmark_rows, video_series
 
 
@@ -70,6 +71,29 @@ def _person(person_id: int, x: float, visibility: float = 0.9) -> dict[str, Any]
         "landmarks": landmarks,
         "world_landmarks": world,
     }
+
+
+def test_tables_of_a_movenet_person_have_17_keypoints_and_2d_angles_only(
+    sample: Callable[[str], Path], catalogue_models: dict[str, Path]
+) -> None:
+    job = ImageJob(
+        ImageJobOptions(
+            inference=InferenceOptions(model_path="movenet-lightning", detector="centernet"), annotate=False
+        )
+    )
+    try:
+        result, _, _ = job.run(sample("messi5.jpg").read_bytes(), "messi5.jpg")
+    finally:
+        job.close()
+    (person,) = image_persons(result.to_dict())
+    rows = landmark_rows(person)
+    assert [row["landmark"] for row in rows] == list(COCO_KEYPOINT_NAMES)
+    assert "x (m)" not in rows[0]  # MoveNet gives no world landmarks
+    angles = {row["joint"]: row for row in angle_rows(person)}
+    assert all(row["3D (°)"] is None for row in angles.values())
+    knee = angles["right knee"]["2D in the picture (°)"]  # his bent standing leg, seen
+    assert knee is not None
+    assert 90 < knee < 150
 
 
 def test_a_video_as_time_series_per_person() -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from posepipe.cloud.storage import parse_s3_uri
-from posepipe.engines.base import InferenceOptions
+from posepipe.engines.base import DETECTORS, InferenceOptions
 from posepipe.errors import InputError
 from posepipe.video.stages import Chunk
 
@@ -31,6 +31,8 @@ OPTIONAL_FIELDS = ("options",)
 CHUNK_FIELDS = ("index", "start", "stop", "warmup_start")
 CONFIDENCE_OPTIONS = ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence")
 INTEGER_OPTIONS = ("max_poses", "decode_threads")
+DETECTOR_OPTIONS = ("detector", "detect_every")  # the person detector (a name) and how often it runs
+MAX_DETECT_EVERY = 100
 MAX_POSES_LIMIT = 20
 MAX_DECODE_THREADS = 64
 
@@ -131,7 +133,20 @@ def _options(value: Any) -> InferenceOptions:
         raise RequestError(
             "invalid_options", "options.model_path is not accepted: the endpoint serves its own model"
         )
-    _refuse_unknown(value, INTEGER_OPTIONS + CONFIDENCE_OPTIONS, "options", "invalid_options")
+    _refuse_unknown(
+        value, INTEGER_OPTIONS + CONFIDENCE_OPTIONS + DETECTOR_OPTIONS, "options", "invalid_options"
+    )
+    if "detector" in value and value["detector"] not in DETECTORS:
+        raise RequestError(
+            "invalid_options",
+            f"options.detector must be one of {', '.join(DETECTORS)}, not {value['detector']!r}",
+        )
+    every = value.get("detect_every", 1)
+    if not (_is_integer(every) and 1 <= every <= MAX_DETECT_EVERY):
+        raise RequestError(
+            "invalid_options",
+            f"options.detect_every must be an integer in [1, {MAX_DETECT_EVERY}], not {every!r}",
+        )
     for name in CONFIDENCE_OPTIONS:
         if name in value:
             number = value[name]

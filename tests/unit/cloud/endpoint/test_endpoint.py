@@ -333,6 +333,8 @@ MALFORMED: list[tuple[str, Any, str, str]] = [
     ("no poses", _options(max_poses=0), "application/json", "invalid_options"),
     ("confidence above 1", _options(min_detection_confidence=1.5), "application/json", "invalid_options"),
     ("confidence as text", _options(min_tracking_confidence="high"), "application/json", "invalid_options"),
+    ("unknown detector", _options(detector="yolo"), "application/json", "invalid_options"),
+    ("detector every 0th frame", _options(detect_every=0), "application/json", "invalid_options"),
 ]
 
 
