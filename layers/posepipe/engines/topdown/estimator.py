@@ -78,7 +78,8 @@ class TopDownPoseEstimator:
             built = spec.built_path()
             self.model_block: dict[str, Any] = {"name": spec.name, "path": str(built), "sha256": spec.sha256}
             self.finder = BlazePoseLandmarks(CATALOGUE[FINDER_MODEL].built_path())
-            self.landmarks = MoveNetLandmarks(built)
+            same = spec.name == self.second_opinion_spec.name  # Lightning: one network, run once
+            self.landmarks = MoveNetLandmarks(self.second_opinion if same else MoveNetKeypoints(built))
         else:
             bundle = resolve_model(options.model_path)
             self.model_block = model_info(bundle).to_dict()
@@ -151,13 +152,15 @@ class TopDownPoseEstimator:
         regions = [region_around(body_box(_extent(estimate, finder.skeleton.size))) for estimate in present]
         opinions = self.second_opinion.estimate(rgb, regions)
         confirmed = [
-            (estimate, region)
+            (estimate, region, opinion)
             for estimate, region, opinion in zip(present, regions, opinions, strict=True)
             if opinion.score >= MIN_SECOND_OPINION_SCORE
         ]
-        if self.landmarks is finder:
-            return [estimate for estimate, _ in confirmed]
-        return self.landmarks.estimate(rgb, [region for _, region in confirmed])
+        if not isinstance(self.landmarks, MoveNetLandmarks):
+            return [estimate for estimate, _, _ in confirmed]
+        if self.landmarks.network is self.second_opinion:  # the pose model gave its opinion already
+            return [MoveNetLandmarks.pose(opinion) for _, _, opinion in confirmed]
+        return self.landmarks.estimate(rgb, [region for _, region, _ in confirmed])
 
     def _found(self, estimate: RegionLandmarks) -> bool:
         """Whether BlazePose says a person is in the region (its presence score)."""

@@ -79,17 +79,19 @@ class MoveNetLandmarks:
     skeleton: Skeleton = COCO
     presence_threshold: float | None = MIN_SECOND_OPINION_SCORE
 
-    def __init__(self, model_path: str | Path, *, threads: int = 1) -> None:
-        self.network = MoveNetKeypoints(model_path, threads=threads)
+    def __init__(self, network: MoveNetKeypoints) -> None:
+        self.network = network
 
     def estimate(self, rgb: RGBImage, regions: list[Region]) -> list[RegionLandmarks]:
-        poses = []
-        for keypoints in self.network.estimate(rgb, regions):
-            points = np.zeros((NUM_KEYPOINTS, 5), np.float32)
-            points[:, :2] = keypoints.points[:, :2]
-            points[:, 3] = points[:, 4] = keypoints.points[:, 2]
-            poses.append(RegionLandmarks(points, np.zeros((0, 3), np.float32), keypoints.score))
-        return poses
+        return [self.pose(keypoints) for keypoints in self.network.estimate(rgb, regions)]
+
+    @staticmethod
+    def pose(keypoints: RegionKeypoints) -> RegionLandmarks:
+        """MoveNet's answer for a region as landmark rows."""
+        points = np.zeros((NUM_KEYPOINTS, 5), np.float32)
+        points[:, :2] = keypoints.points[:, :2]
+        points[:, 3] = points[:, 4] = keypoints.points[:, 2]
+        return RegionLandmarks(points, np.zeros((0, 3), np.float32), keypoints.score)
 
     @staticmethod
     def next_region(estimate: RegionLandmarks) -> Region:
