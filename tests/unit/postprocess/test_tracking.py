@@ -51,6 +51,36 @@ def test_new_person_gets_a_new_id_and_a_gap_longer_than_allowed_ends_a_track(mes
     assert len({p.id for p in far}) == 2
 
 
+def test_a_walker_unseen_for_a_second_keeps_their_id_where_their_motion_puts_them(messi: Person) -> None:
+    """Walking at 1.5 person sizes a second, hidden for 1.2 s: they come out 1.8 sizes from
+    where they went in, far beyond a match without motion (0.5), on the line they walked."""
+    tracker = PersonTracker()
+    speed = 1.5 * messi.scale  # pixels a second
+    first = tracker.update([_moved(messi, 0)], 0.0)[0]
+    for step in range(1, 11):  # a second in view, at 10 frames a second
+        assert tracker.update([_moved(messi, speed * step / 10)], step / 10)[0].id == first.id
+    back = tracker.update([_moved(messi, speed * 2.2)], 2.2)[0]  # unseen from 1.0 s to 2.2 s
+    assert back.id == first.id
+    stranger = tracker.update([_moved(messi, speed * 2.3), _moved(messi, -speed * 2.3)], 2.3)
+    assert [p.id == first.id for p in stranger] == [True, False]  # the one behind is someone else
+
+
+def test_two_walkers_who_cross_keep_their_ids(messi: Person) -> None:
+    """Two people walk towards each other and cross, one a little nearer the camera (0.3 sizes
+    lower), listed in either order. Around the crossing each is within a match (0.5 sizes) of
+    the other's last pose; the motion of each decides."""
+    tracker = PersonTracker()
+    speed, lane = 4.0 * messi.scale, 0.15 * messi.scale  # 0.4 sizes a frame, at 10 frames a second
+    ids: tuple[int, int] | None = None
+    for step in range(0, 10):
+        t = (step + 0.5) / 10  # never level: on the frame after they pass, each is nearer the other
+        a = _moved(messi, -2 * messi.scale + speed * t, -lane)
+        b = _moved(messi, 2 * messi.scale - speed * t, lane)
+        tracker.update([b, a] if step % 2 else [a, b], t)
+        ids = ids or (a.id, b.id)
+        assert (a.id, b.id) == ids, step
+
+
 def test_one_euro_filter_removes_jitter_when_still_and_keeps_up_when_moving() -> None:
     # Units as the smoother uses them: person sizes. Jitter of 1 px on a 200 px person is 0.005.
     rng = np.random.default_rng(0)
