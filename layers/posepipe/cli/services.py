@@ -83,6 +83,10 @@ def run_ui(args: argparse.Namespace) -> int:
         stderr = sys.stderr.fileno()  # the terminal, not the descriptor 2 native logs go to
     except (AttributeError, OSError, ValueError):
         stderr = None
+    # Ctrl-C (SIGINT) stops it even where it started with SIGINT ignored, as a shell without job
+    # control starts background commands (`posepipe ui &` in a script, CI runners); set before
+    # Streamlit starts, so that it does not inherit the ignoring either.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(command, env=env, stderr=stderr)
 
     def stop_streamlit(signum: int, _: object = None) -> None:
@@ -90,9 +94,6 @@ def run_ui(args: argparse.Namespace) -> int:
             process.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop_streamlit)
-    # Ctrl-C (SIGINT) stops it even where it started with SIGINT ignored, as a shell without job
-    # control starts background commands (`posepipe ui &` in a script, CI runners).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return process.wait()
     except KeyboardInterrupt:  # a terminal's Ctrl-C reaches Streamlit too; a lone SIGINT does not
