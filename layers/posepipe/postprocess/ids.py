@@ -54,26 +54,19 @@ class _Track:
     last_t: float
     seen: list[tuple[float, npt.NDArray[np.float32]]] = field(default_factory=list)  # (t, centre)
 
+    # The line through the sightings (origin, velocity), fitted once per sighting: a track unseen
+    # for a second is asked for its prediction on every frame of that second.
+    motion: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+
     def __post_init__(self) -> None:
         self.seen.append((self.last_t, _centre(self.last)))
 
     def predicted(self, t: float) -> Person:
         """The last pose, moved to where the person's motion over the last second puts them at
-        time ``t``: a straight line through their centres by the Theil-Sen estimator (the median
-        of the slopes between every two sightings), which the few frames where a person is half
-        hidden, and their landmarks pulled towards what shows, do not bend."""
-        if len(self.seen) < 2 or t <= self.last_t:
+        time ``t`` (:func:`_motion_line`)."""
+        if self.motion is None or t <= self.last_t:
             return self.last
-        times = np.array([when for when, _ in self.seen])
-        centres = np.stack([centre for _, centre in self.seen])
-        first, second = np.triu_indices(len(times), k=1)
-        spans = times[second] - times[first]
-        usable = spans > 0
-        if not usable.any():
-            return self.last
-        slopes = (centres[second] - centres[first])[usable] / spans[usable, None]
-        velocity = np.median(slopes, axis=0)
-        origin = np.median(centres - velocity * times[:, None], axis=0)
+        origin, velocity = self.motion
         moved = self.last.copy()
         moved.landmarks[:, :2] += (origin + velocity * t - _centre(self.last)).astype(np.float32)
         return moved
@@ -82,6 +75,27 @@ class _Track:
         self.last, self.last_t = person, t
         self.seen = [(when, centre) for when, centre in self.seen if t - when <= _MOTION_WINDOW_S]
         self.seen.append((t, _centre(person)))
+        self.motion = _motion_line(self.seen)
+
+
+def _motion_line(
+    seen: list[tuple[float, npt.NDArray[np.float32]]],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """A straight line (origin, velocity) through a person's centres over time by the Theil-Sen
+    estimator (the median of the slopes between every two sightings), which the few frames where
+    a person is half hidden, and their landmarks pulled towards what shows, do not bend; None
+    from fewer than two sightings at different times."""
+    times = np.array([when for when, _ in seen])
+    centres = np.stack([centre for _, centre in seen])
+    first, second = np.triu_indices(len(times), k=1)
+    spans = times[second] - times[first]
+    usable = spans > 0
+    if not usable.any():
+        return None
+    slopes = (centres[second] - centres[first])[usable] / spans[usable, None]
+    velocity = np.median(slopes, axis=0)
+    origin = np.median(centres - velocity * times[:, None], axis=0)
+    return origin, velocity
 
 
 def _centre(person: Person) -> npt.NDArray[np.float32]:
