@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import streamlit as st
 
@@ -66,33 +66,17 @@ def sidebar(initial: UiSettings) -> tuple[UiSettings, Mode]:
         help="Sent to POST /images (?max_poses) for photos and live cloud frames. Videos use the "
         "stack's own setting (POSEPIPE_MAX_POSES): POST /videos takes no options.",
     )
-    models = ["", *POSE_MODELS]
-    model = (
-        bar.selectbox(
-            "Model",
-            models,
-            index=models.index(initial.model) if initial.model in models else 0,
-            format_func=lambda name: name or "the API's own",
-            key="model",
-            help="Sent to POST /images (?model) for photos and live cloud frames: BlazePose (33 "
-            "landmarks and world landmarks) or MoveNet (COCO's 17 keypoints). The API refuses a "
-            "model it has not built.",
-        )
-        or ""
-    )
-    detectors = ["", *DETECTORS]
-    detector = (
-        bar.selectbox(
-            "Person detector",
-            detectors,
-            index=detectors.index(initial.detector) if initial.detector in detectors else 0,
-            format_func=lambda name: name or "the API's own",
-            key="detector",
-            help="Sent to POST /images (?detector): centernet or nanodet find everyone; blazepose finds one "
-            "near subject. `posepipe serve` uses centernet unless told otherwise.",
-        )
-        or ""
-    )
+    model = _api_choice(
+        bar, "Model", POSE_MODELS, initial.model, key="model",
+        help="Sent to POST /images (?model) for photos and live cloud frames: BlazePose (33 "
+        "landmarks and world landmarks) or MoveNet (COCO's 17 keypoints). The API refuses a "
+        "model it has not built.",
+    )  # fmt: skip
+    detector = _api_choice(
+        bar, "Person detector", DETECTORS, initial.detector, key="detector",
+        help="Sent to POST /images (?detector): centernet or nanodet find everyone; blazepose finds "
+        "one near subject. `posepipe serve` uses centernet unless told otherwise.",
+    )  # fmt: skip
     smoothing = bar.toggle(
         "Smoothing",
         value=initial.smoothing,
@@ -136,6 +120,20 @@ def sidebar(initial: UiSettings) -> tuple[UiSettings, Mode]:
         smoothing=smoothing,
     )
     return settings, mode
+
+
+def _api_choice(bar: Any, label: str, names: tuple[str, ...], initial: str, *, key: str, help: str) -> str:
+    """A select box of ``names`` plus "the API's own" (the empty string: the parameter not sent)."""
+    options = ["", *names]
+    chosen = bar.selectbox(
+        label,
+        options,
+        index=options.index(initial) if initial in options else 0,
+        format_func=lambda name: name or "the API's own",
+        key=key,
+        help=help,
+    )
+    return str(chosen or "")
 
 
 def session_client(settings: UiSettings) -> ApiClient:

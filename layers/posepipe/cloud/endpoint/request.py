@@ -141,12 +141,6 @@ def _options(value: Any) -> InferenceOptions:
             "invalid_options",
             f"options.detector must be one of {', '.join(DETECTORS)}, not {value['detector']!r}",
         )
-    every = value.get("detect_every", 1)
-    if not (_is_integer(every) and 1 <= every <= MAX_DETECT_EVERY):
-        raise RequestError(
-            "invalid_options",
-            f"options.detect_every must be an integer in [1, {MAX_DETECT_EVERY}], not {every!r}",
-        )
     for name in CONFIDENCE_OPTIONS:
         if name in value:
             number = value[name]
@@ -154,20 +148,18 @@ def _options(value: Any) -> InferenceOptions:
                 raise RequestError(
                     "invalid_options", f"options.{name} must be a number in [0, 1], not {number!r}"
                 )
-    if "max_poses" in value and not (
-        _is_integer(value["max_poses"]) and 1 <= value["max_poses"] <= MAX_POSES_LIMIT
-    ):
-        raise RequestError(
-            "invalid_options",
-            f"options.max_poses must be an integer in [1, {MAX_POSES_LIMIT}], not {value['max_poses']!r}",
-        )
-    threads = value.get("decode_threads", 1)
-    if not (_is_integer(threads) and 0 <= threads <= MAX_DECODE_THREADS):
-        raise RequestError(
-            "invalid_options",
-            f"options.decode_threads must be an integer in [0, {MAX_DECODE_THREADS}], not {threads!r}",
-        )
+    _integer_option(value, "max_poses", 1, MAX_POSES_LIMIT)
+    _integer_option(value, "decode_threads", 0, MAX_DECODE_THREADS)
+    _integer_option(value, "detect_every", 1, MAX_DETECT_EVERY)
     return InferenceOptions.from_dict(value)
+
+
+def _integer_option(value: dict[str, Any], name: str, low: int, high: int) -> None:
+    """``options[name]``, where given, must be an integer in [low, high]."""
+    if name in value and not (_is_integer(value[name]) and low <= value[name] <= high):
+        raise RequestError(
+            "invalid_options", f"options.{name} must be an integer in [{low}, {high}], not {value[name]!r}"
+        )
 
 
 def _refuse_unknown(value: dict[str, Any], allowed: tuple[str, ...], where: str, code: str) -> None:

@@ -46,9 +46,9 @@ from posepipe.cloud.events import ObjectEvent, dispatch_event
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri, write_error_record
-from posepipe.engines.base import DETECTORS, InferenceOptions, parse_detector
+from posepipe.engines.base import DEFAULT_DETECTOR, InferenceOptions, parse_detector
 from posepipe.engines.topdown.estimator import MOVENET_MODELS, required_models
-from posepipe.errors import InputError
+from posepipe.errors import EngineError, InputError
 from posepipe.image_job import ImageJob, ImageJobOptions
 from posepipe.result import PoseResult
 
@@ -287,20 +287,19 @@ def _model_params(model: str | None, detector: str | None) -> tuple[str | None, 
             "invalid_parameter",
             f"unknown model {model!r}: known models are {', '.join(pose_model_names())}",
         )
-    if detector is not None and detector not in DETECTORS:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"unknown detector {detector!r}: known detectors are {', '.join(DETECTORS)}",
-        )
+    if detector is not None:
+        try:
+            parse_detector(detector)
+        except EngineError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
     if model in MOVENET_MODELS:
         if detector == "blazepose":
             raise ApiError(
                 400,
                 "invalid_parameter",
-                f"model {model} runs with a general detector (centernet), not blazepose",
+                f"model {model} runs with a general detector ({DEFAULT_DETECTOR}), not blazepose",
             )
-        detector = detector or "centernet"
+        detector = detector or DEFAULT_DETECTOR
     chosen = detector or config.detector
     if chosen != "blazepose" or model is not None:
         needed = required_models(model or "blazepose-full", chosen) if chosen != "blazepose" else [str(model)]

@@ -53,7 +53,10 @@ from posepipe.engines.topdown.regions import RegionLandmarks, region_around, reg
 from posepipe.errors import EngineError
 from posepipe.result import Person, body_box
 
-MOVENET_MODELS = ("movenet-lightning", "movenet-thunder")
+# The catalogue's pose models of COCO's 17 keypoints: MoveNet's, which MoveNetLandmarks runs.
+MOVENET_MODELS = tuple(
+    name for name, spec in CATALOGUE.items() if spec.kind == "pose" and spec.keypoints == 17
+)
 FINDER_MODEL = "blazepose-full"  # who is a person, when MoveNet is the pose network
 MAX_DUPLICATE_IOU = 0.5
 NEW_PERSON_MAX_IOU = 0.3

@@ -35,7 +35,6 @@ MIN_SECOND_OPINION_SCORE = 0.2
 # Keypoints MoveNet scores below this are guesses: the region for the next frame leaves them out
 # (0.3 is the threshold of MoveNet's own demos and of TensorFlow.js pose-detection's tracker).
 MIN_KEYPOINT_SCORE = 0.3
-REGION_SCALE = 1.25  # the next frame's square: the body's box grown as a detector's box is
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,9 @@ class MoveNetLandmarks:
     @staticmethod
     def next_region(estimate: RegionLandmarks) -> Region:
         """The upright square around the body's box of the keypoints MoveNet is sure of (all of
-        them when it is sure of fewer than two), grown by :data:`REGION_SCALE`."""
+        them when it is sure of fewer than two), grown as a detector's box is
+        (:data:`~posepipe.engines.topdown.regions.BOX_SCALE`)."""
         sure = estimate.points[estimate.points[:, 4] >= MIN_KEYPOINT_SCORE, :2]
         xy = sure if len(sure) >= 2 else estimate.points[:, :2]
         extent = (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
-        return region_around(body_box(extent), REGION_SCALE)
+        return region_around(body_box(extent))
