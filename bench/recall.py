@@ -22,6 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "tests" / "fixtures" / "labels" / "persons.json"
+MULTIPOSE = "movenet-multipose"  # posepipe.engines.base.MULTIPOSE
 MIN_IOU = 0.5
 
 
@@ -169,7 +170,7 @@ def main() -> None:
     labelled = pictures()
     reports = []
     for model in args.model:
-        for detector in args.detector:
+        for detector in [MULTIPOSE] if model == MULTIPOSE else args.detector:  # it is its own detector
             reports.append(evaluate(detector, model, labelled))
             if args.video:
                 reports.append(evaluate_video(detector, model, labelled))

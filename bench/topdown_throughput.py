@@ -6,7 +6,8 @@ detector (posepipe's CenterNet, the same threshold) runs on every frame; then Me
 its longer side), one at a time; OpenCV draws and ``cv2.VideoWriter`` writes MPEG-4 part 2; no
 keypoints are kept. posepipe runs the detector every ``--detect-every`` frames and carries each
 person's region from their landmarks in between, in worker processes, and writes H.264 and
-keypoints.json. Each pose model runs with the default detector (``centernet``), BlazePose Full
+keypoints.json. Each pose model runs with the default detector (``centernet``; MoveNet MultiPose
+with its own), BlazePose Full
 also with ``nanodet``, and the BlazePose bundles with ``--detector blazepose`` (BlazePose's own,
 single-subject path). All run as
 fresh processes; runs alternate; medians are reported, with the persons per second each gives,
@@ -104,6 +105,7 @@ def run_posepipe(video: Path, scratch: Path, model: str, detector: str, extra: l
 def main() -> int:
     from posepipe.assets.catalogue import CATALOGUE, pose_model_names
     from posepipe.assets.samples import sample_path
+    from posepipe.engines.base import MULTIPOSE
     from posepipe.media.decode import read_frames
     from posepipe.media.encode import VideoWriter
     from posepipe.media.probe import probe
@@ -120,7 +122,7 @@ def main() -> int:
     bundle, centernet = CATALOGUE["blazepose-full"].built_path(), CATALOGUE["centernet"].built_path()
     models = args.models or pose_model_names()
     configs = (
-        [(model, "centernet") for model in models]
+        [(model, MULTIPOSE if model == MULTIPOSE else "centernet") for model in models]
         + [("blazepose-full", "nanodet")] * ("blazepose-full" in models)
         + [(model, "blazepose") for model in models if model.startswith("blazepose")]
     )

@@ -1,7 +1,7 @@
 """Every pose model of the catalogue (BlazePose lite, full and heavy; MoveNet Lightning and
-Thunder) runs in ``posepipe image`` and ``posepipe video`` with the default detector and gives
-plausible skeletons in its own keypoint set; the detectors are refused as pose models with a
-message that names those."""
+Thunder with the default detector; MoveNet MultiPose, its own detector) runs in ``posepipe image``
+and ``posepipe video`` and gives plausible skeletons in its own keypoint set; the detectors are
+refused as pose models with a message that names those, and MultiPose with another detector."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def test_the_pose_models_are_blazepose_and_movenet() -> None:
         "blazepose-heavy": 33,
         "movenet-lightning": 17,
         "movenet-thunder": 17,
+        "movenet-multipose": 17,
     }
 
 
@@ -120,7 +121,10 @@ def test_a_detector_is_refused_as_a_pose_model_clearly(
     run = cli("image", sample("messi5.jpg"), "--model", "centernet", "-o", tmp_path)
     assert run.returncode == 2
     assert "model centernet is a person detector, not a pose model" in run.stderr
-    assert "blazepose-lite, blazepose-full, blazepose-heavy, movenet-lightning, movenet-thunder" in run.stderr
+    assert (
+        "blazepose-lite, blazepose-full, blazepose-heavy, movenet-lightning, movenet-thunder, "
+        "movenet-multipose" in run.stderr
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -139,4 +143,31 @@ def test_movenet_with_blazeposes_own_detector_is_refused_clearly(
         "posepipe: error: model movenet-lightning runs in the top-down engine, with --detector "
         "centernet (the default), not with BlazePose's own detector"
     )
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--model", "movenet-multipose", "--detector", "centernet"],
+            "model movenet-multipose finds persons itself: it takes no detector (centernet)",
+        ),
+        (
+            ["--model", "blazepose-full", "--detector", "movenet-multipose"],
+            "detector movenet-multipose is the model movenet-multipose's own: choose that model",
+        ),
+    ],
+)
+def test_multipose_runs_with_its_own_detector_only(
+    options: list[str],
+    message: str,
+    catalogue_models: dict[str, Path],
+    cli: Callable[..., CliRun],
+    sample: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    run = cli("image", sample("messi5.jpg"), *options, "-o", tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == f"posepipe: error: {message}"
     assert not list(tmp_path.iterdir())

@@ -458,16 +458,32 @@ def test_api_detector_parameter_finds_both_players_with_blazepose(
     assert persons(body) == 2  # BlazePose's own detector finds one of them
 
 
+def test_api_multipose_finds_both_players_by_itself(
+    handler: ModuleType, photo: Callable[[str], bytes], catalogue_models: dict[str, Path]
+) -> None:
+    query = {"model": "movenet-multipose"}
+    status, body = api_call(handler, api_event(photo("basketball2.png"), query=query))
+    assert status == 200
+    validate_result(body)
+    model = body["model"]
+    assert (model["name"], model["engine"], model["skeleton"]) == ("movenet-multipose", "bottomup", "coco-17")
+    assert model["detector"]["name"] == "movenet-multipose"
+    assert persons(body) == 2
+
+
 @pytest.mark.parametrize(
     ("query", "names"),
     [
         (
             {"model": "yolo"},
-            "blazepose-lite, blazepose-full, blazepose-heavy, movenet-lightning, movenet-thunder",
+            "blazepose-lite, blazepose-full, blazepose-heavy, movenet-lightning, movenet-thunder, "
+            "movenet-multipose",
         ),
         ({"model": "centernet"}, "movenet-lightning"),
         ({"detector": "yolo"}, "blazepose, centernet, nanodet"),
         ({"model": "movenet-lightning", "detector": "blazepose"}, "general detector"),
+        ({"model": "movenet-multipose", "detector": "centernet"}, "finds persons itself"),
+        ({"detector": "movenet-multipose"}, "is the model movenet-multipose's own"),
     ],
 )
 def test_api_unknown_or_incompatible_models_are_400_naming_the_known_ones(

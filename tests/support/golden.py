@@ -52,6 +52,7 @@ CASES = (
                ("Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4", "Identity_5")),
     GoldenCase("movenet-lightning", "messi5.jpg", (192, 192), "NHWC", "int32", 1.0, ("Identity",)),
     GoldenCase("movenet-thunder", "messi5.jpg", (256, 256), "NHWC", "int32", 1.0, ("Identity",)),
+    GoldenCase("movenet-multipose", "basketball1.png", (256, 320), "NHWC", "int32", 1.0, ("Identity",)),
 )  # fmt: skip
 
 

@@ -104,6 +104,11 @@ def _blazepose_bundle(landmarks: SourceFile) -> Callable[[Path], None]:
     return build
 
 
+def _blazepose_detector(destination: Path) -> None:
+    detector, _ = model_build.read_source_models(model_build.source_wheel())
+    destination.write_bytes(model_build.detector_with_metadata(detector))
+
+
 def _tfjs_to_onnx(
     model: str, json_source: SourceFile, bin_source: SourceFile, outputs: tuple[str, ...]
 ) -> Callable[[Path], None]:
@@ -151,6 +156,11 @@ _MOVENET_THUNDER = _human_model(
     "movenet-thunder",
     "7ac4e2a8449fc279f71b8b0ba52f7c5daafc124ce9b6bf7549289ca432e342b6",
     "a2925747fccaf737c0f20eacdeff919efd5d514e90242397002a0de349dff18c",
+)
+_MOVENET_MULTIPOSE = _human_model(
+    "movenet-multipose",
+    "3c76e18669efc50148b28d0be97db491dc055cb2be292d248ec129031c5aa5de",
+    "19828492d4a69c2e08915916c70f4d22c421c3b59152dfa5601834fc54f54118",
 )
 # The networks' heads; decoding them (peaks, boxes) is done in Python.
 CENTERNET_OUTPUTS = ("tower_0/keypoints", "tower_0/wh")
@@ -201,6 +211,17 @@ CATALOGUE: dict[str, ModelSpec] = {
             build=_blazepose_bundle(_HEAVY),
         ),
         ModelSpec(
+            name="blazepose-detector",
+            kind="detector",
+            keypoints=0,
+            description="BlazePose's own pose detector (224x224, LiteRT): one near person, by face and "
+            "body; the first stage of every blazepose-* bundle, run by --detector blazepose",
+            sources=(_DETECTOR_SOURCE,),
+            file_name="pose_detection.tflite",
+            sha256="8a1c39abad7c74e5d6f60fc1e7d1fa0be376938def5f8ebdaa441c7584f11bf8",
+            build=_blazepose_detector,
+        ),
+        ModelSpec(
             name="centernet",
             kind="detector",
             keypoints=0,
@@ -240,6 +261,17 @@ CATALOGUE: dict[str, ModelSpec] = {
             sha256="19a30afcecc9662ff4eb20ce478949b8d2300b5a4ac5220fff4634e32a02489c",
             build=_tfjs_to_onnx("movenet-thunder", *_MOVENET_THUNDER, ()),
         ),
+        ModelSpec(
+            name="movenet-multipose",
+            kind="detector+pose",
+            keypoints=17,
+            description="MoveNet MultiPose Lightning: up to 6 persons of a picture and their 17 COCO "
+            "keypoints (bottom-up, any size in multiples of 32), as ONNX",
+            sources=_MOVENET_MULTIPOSE,
+            file_name="movenet-multipose.onnx",
+            sha256="6df57525cd3d72b71f4e8af9ad9b822fb48d78f5b737088894aebd47c499a0cc",
+            build=_tfjs_to_onnx("movenet-multipose", *_MOVENET_MULTIPOSE, ()),
+        ),
     )
 }
 
@@ -274,9 +306,10 @@ def resolve_model(chosen: str | os.PathLike[str] | None = None, *, networks: boo
     """The model file a job runs: a catalogue name (its built, checked file), else a path to a
     MediaPipe ``.task`` bundle, else ``$POSEPIPE_MODEL`` or the built BlazePose Full (see
     :func:`posepipe.assets.pose_model.resolve_model_path`). Pose networks that are not MediaPipe
-    bundles (MoveNet) are taken only with ``networks`` (the top-down engine runs them)."""
+    bundles (MoveNet) are taken only with ``networks`` (the top-down and bottom-up engines run
+    them)."""
     spec = spec_of(chosen)
-    if spec is not None and networks and spec.kind == "pose":
+    if spec is not None and networks and "pose" in spec.kind and not spec.file_name.endswith(TASK_SUFFIX):
         return spec.built_path()
     if chosen is not None and str(chosen) in CATALOGUE:
         spec = CATALOGUE[str(chosen)]
@@ -285,6 +318,8 @@ def resolve_model(chosen: str | os.PathLike[str] | None = None, *, networks: boo
                 f"model {spec.name} is a person detector, not a pose model: choose one of "
                 f"{', '.join(pose_model_names())}"
             )
+        if spec.name == "movenet-multipose":
+            raise ModelError(f"model {spec.name} finds persons itself: it runs with no other detector")
         if not spec.file_name.endswith(TASK_SUFFIX):
             raise ModelError(
                 f"model {spec.name} runs in the top-down engine, with --detector centernet (the "

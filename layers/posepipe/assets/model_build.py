@@ -192,11 +192,14 @@ def _aligned_builder(size: int) -> Any:
     return AlignedBuilder(size)
 
 
+def detector_with_metadata(detector: bytes) -> bytes:
+    """BlazePose's detector as a bundle holds it: with the image-input metadata MediaPipe Tasks reads."""
+    return embed_metadata(detector, image_input_metadata("pose_detector", output_tensor_names(detector)))
+
+
 def make_task_bundle(detector: bytes, landmarks: bytes, destination: Path) -> None:
     """Write a ``.task`` bundle with metadata-carrying copies of the two models."""
-    detector_with_meta = embed_metadata(
-        detector, image_input_metadata("pose_detector", output_tensor_names(detector))
-    )
+    detector_with_meta = detector_with_metadata(detector)
     landmarks_with_meta = embed_metadata(
         landmarks, image_input_metadata("pose_landmarks_detector", output_tensor_names(landmarks))
     )

@@ -155,11 +155,15 @@ def _strided_slice_np(x: npt.NDArray[Any], node: Node, begin: Any, end: Any, str
 
 
 def _strided_slice_index(node: Node, begin: Any, end: Any, strides: Any, ndim: int) -> list[Any]:
-    if node.integer("ellipsis_mask") or node.integer("new_axis_mask"):
-        raise ModelError(f"node {node.name}: StridedSlice with ellipsis or new axes is not supported")
+    """NumPy's index for a StridedSlice: an int (a shrunk axis), a slice, or None (a new axis)."""
+    if node.integer("ellipsis_mask"):
+        raise ModelError(f"node {node.name}: StridedSlice with an ellipsis is not supported")
     index: list[Any] = []
     for axis in range(len(begin)):
         bit = 1 << axis
+        if node.integer("new_axis_mask") & bit:
+            index.append(None)
+            continue
         if node.integer("shrink_axis_mask") & bit:
             index.append(int(begin[axis]))
             continue
@@ -366,27 +370,36 @@ def _cast(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
 def _strided_slice(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
     begin, end, strides = (_const_value(b, node, name) for name in inputs[1:4])
     index = _strided_slice_index(node, begin, end, strides, len(begin))
-    starts, ends, axes, steps, squeeze = [], [], [], [], []
+    starts, ends, axes, steps, squeeze, new_axes = [], [], [], [], [], []
     big = np.iinfo(np.int64).max
-    for axis, item in enumerate(index):
+    input_axis = output_axis = 0
+    for item in index:
+        if item is None:  # a new axis of the output: inserted after slicing
+            new_axes.append(output_axis)
+            output_axis += 1
+            continue
         if isinstance(item, int):
             starts.append(item)
             ends.append(item + 1 if item != -1 else big)
             steps.append(1)
-            squeeze.append(axis)
+            squeeze.append(input_axis)
         else:
             step = item.step or 1
             starts.append(item.start if item.start is not None else (0 if step > 0 else -1))
             ends.append(item.stop if item.stop is not None else (big if step > 0 else -big))
             steps.append(step)
-        axes.append(axis)
-    sliced = b.one(
-        "Slice",
-        [inputs[0]] + [b.constant(np.array(v, dtype=np.int64), "slice") for v in (starts, ends, axes, steps)],
-        "slice",
-    )
+            output_axis += 1
+        axes.append(input_axis)
+        input_axis += 1
+    sliced = inputs[0]
+    if axes:
+        bounds = [b.constant(np.array(v, dtype=np.int64), "slice") for v in (starts, ends, axes, steps)]
+        sliced = b.one("Slice", [sliced, *bounds], "slice")
     if squeeze:
         sliced = b.one("Squeeze", [sliced, b.constant(np.array(squeeze, dtype=np.int64), "axes")], "shrink")
+    if new_axes:
+        axes_name = b.constant(np.array(new_axes, dtype=np.int64), "axes")
+        sliced = b.one("Unsqueeze", [sliced, axes_name], "newaxis")
     return [sliced]
 
 
@@ -470,6 +483,28 @@ def _shape(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
     return [b.one("Cast", [b.one("Shape", inputs[:1], "shape")], "shape32", to=6)]
 
 
+def _size(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
+    return [b.one("Cast", [b.one("Size", inputs[:1], "size")], "size32", to=6)]
+
+
+def _range(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
+    return [b.one("Range", inputs[:3], "range")]
+
+
+def _tile(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
+    return [b.one("Tile", [inputs[0], _int64(b, inputs[1])], "tile")]
+
+
+def _fill(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
+    # TensorFlow's Fill(dims, value): the scalar value broadcast to the computed shape.
+    return [b.one("Expand", [inputs[1], _int64(b, inputs[0])], "fill")]
+
+
+def _split(b: _Builder, node: Node, inputs: list[str]) -> list[str]:
+    axis, count = int(_const_value(b, node, inputs[0])), node.integer("num_split")
+    return b.op("Split", inputs[1:2], "split", outputs=count, axis=axis, num_outputs=count)
+
+
 _OPS: dict[str, Callable[[_Builder, Node, list[str]], list[str]]] = {
     "Identity": _unary("Identity"),
     "Conv2D": lambda b, n, i: _conv(b, n, i, depthwise=False),
@@ -526,4 +561,9 @@ _OPS: dict[str, Callable[[_Builder, Node, list[str]], list[str]]] = {
     "Select": _select,
     "AddN": _add_n,
     "Shape": _shape,
+    "Size": _size,
+    "Range": _range,
+    "Tile": _tile,
+    "Fill": _fill,
+    "Split": _split,
 }

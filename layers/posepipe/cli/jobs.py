@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
     """The engine options ``image`` and ``video`` share (``--model``, ``--max-poses``, ...)."""
-    from posepipe.engines.base import DEFAULT_DETECTOR, DEFAULT_MAX_POSES, InferenceOptions
+    from posepipe.engines.base import DEFAULT_MAX_POSES, InferenceOptions, pair_detector
     from posepipe.errors import EngineError
 
     detector = args.detector
@@ -26,7 +26,7 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
                 "leave out one of the two"
             )
         detector = "blazepose"
-    detector = detector or DEFAULT_DETECTOR
+    detector = pair_detector(args.model, detector)
     return InferenceOptions(
         model_path=args.model,
         max_poses=args.max_poses or DEFAULT_MAX_POSES[detector],

@@ -54,11 +54,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--detector",
-        choices=("blazepose", "centernet", "nanodet"),  # posepipe.engines.base.DETECTORS
+        choices=("blazepose", "centernet", "nanodet", "movenet-multipose"),  # engines.base.DETECTORS
         help="centernet (the default): a general person detector that finds everyone, then the pose "
         "model on each person; nanodet: another general detector; blazepose: BlazePose's own "
         "detector, made for one near subject, faster where that is all there is (the default with "
-        "--engine torch or auto, which run it)",
+        "--engine torch or auto, which run it); movenet-multipose: that model's own (the only one "
+        "it runs with, and the default with it)",
     )
     parser.add_argument(
         "--detect-every", type=_positive_int, default=4, metavar="N",

@@ -54,7 +54,7 @@ class PipelineConfig:
         ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
         ``POSEPIPE_DETECTOR`` (``blazepose``, BlazePose's own, by default: the deployed endpoint's
         GPU engine runs that path; ``centernet`` or ``nanodet`` to find everyone, as ``posepipe
-        serve`` does),
+        serve`` does; ``movenet-multipose`` runs that model alone, whatever the model),
         ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_MANIFEST_THRESHOLD``,
         ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``, ``POSEPIPE_MODEL_URI``.
 

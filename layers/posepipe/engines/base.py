@@ -99,26 +99,43 @@ def resolve_engine(choice: str) -> EngineName:
     return parsed
 
 
-DETECTORS = ("blazepose", "centernet", "nanodet")
+DETECTORS = ("blazepose", "centernet", "nanodet", "movenet-multipose")
 """Person detectors: ``blazepose`` is BlazePose's own, inside the chosen engine (near, single
 subjects); ``centernet`` (the default) and ``nanodet`` find everyone, and the pose network then
-runs on each person (:mod:`posepipe.engines.topdown`)."""
+runs on each person (:mod:`posepipe.engines.topdown`); ``movenet-multipose`` is the pose model
+MoveNet MultiPose, which finds its persons itself (:mod:`posepipe.engines.multipose`) and runs
+only as its own detector."""
 GENERAL_DETECTORS = ("centernet", "nanodet")
+MULTIPOSE = "movenet-multipose"
 DEFAULT_DETECTOR = "centernet"
 """What ``posepipe image`` and ``posepipe video`` run unless told otherwise: everyone in the frame."""
 DEFAULT_DETECT_EVERY = 4
 """In VIDEO mode the ``centernet`` detector runs on every 4th frame (and whenever nobody is
 tracked); in between, each person's region is carried from their landmarks."""
-DEFAULT_MAX_POSES = {"blazepose": 4, "centernet": 50, "nanodet": 50}
+DEFAULT_MAX_POSES = {"blazepose": 4, "centernet": 50, "nanodet": 50, MULTIPOSE: 12}
 """The most persons per frame unless told otherwise: BlazePose's own detector is made for one
 near subject (and MediaPipe's cost grows with the number it looks for); the top-down engine
-finds everyone, and pays only for the persons it finds."""
+finds everyone, and pays only for the persons it finds; MoveNet MultiPose gives at most six per
+pass, and runs two passes."""
 
 
 def parse_detector(text: str) -> str:
     if text not in DETECTORS:
         raise EngineError(f"unknown detector {text!r}: known detectors are {', '.join(DETECTORS)}")
     return text
+
+
+def pair_detector(model: str | None, detector: str | None, default: str = DEFAULT_DETECTOR) -> str:
+    """The detector that runs with pose model ``model`` (a catalogue name, a path or None) when
+    ``detector`` is asked for (None: ``default``): MoveNet MultiPose finds its persons itself, so
+    with it no other detector can be asked for, and its detector runs with no other model."""
+    if model is not None and str(model) == MULTIPOSE:
+        if detector not in (None, MULTIPOSE):
+            raise EngineError(f"model {MULTIPOSE} finds persons itself: it takes no detector ({detector})")
+        return MULTIPOSE
+    if detector == MULTIPOSE:
+        raise EngineError(f"detector {MULTIPOSE} is the model {MULTIPOSE}'s own: choose that model")
+    return parse_detector(detector or default)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from posepipe.engines.base import (
     GENERAL_DETECTORS,
+    MULTIPOSE,
     PoseEngineOptions,
     PoseEstimator,
     require_torch,
@@ -24,6 +25,10 @@ def open_pose_engine(options: PoseEngineOptions) -> PoseEstimator:
     :class:`EngineError` when the torch engine is chosen but PyTorch is not installed, or with
     ``LIVE_STREAM`` (MediaPipe's only; :class:`TorchPoseEstimator` refuses it).
     """
+    if options.detector == MULTIPOSE:
+        from posepipe.engines.multipose import MultiPosePoseEstimator
+
+        return MultiPosePoseEstimator(options)
     if options.detector in GENERAL_DETECTORS:
         from posepipe.engines.topdown.estimator import TopDownPoseEstimator
 

@@ -69,8 +69,8 @@ def sidebar(initial: UiSettings) -> tuple[UiSettings, Mode]:
     model = _api_choice(
         bar, "Model", POSE_MODELS, initial.model, key="model",
         help="Sent to POST /images (?model) for photos and live cloud frames: BlazePose (33 "
-        "landmarks and world landmarks) or MoveNet (COCO's 17 keypoints). The API refuses a "
-        "model it has not built.",
+        "landmarks and world landmarks) or MoveNet (COCO's 17 keypoints; MultiPose finds its "
+        "persons itself, with no detector chosen). The API refuses a model it has not built.",
     )  # fmt: skip
     detector = _api_choice(
         bar, "Person detector", DETECTORS, initial.detector, key="detector",

@@ -13,6 +13,7 @@ from typing import Literal, cast, get_args
 
 from posepipe.assets.catalogue import pose_model_names
 from posepipe.engines.base import DETECTORS as ENGINE_DETECTORS
+from posepipe.engines.base import MULTIPOSE
 
 AuthKind = Literal["none", "iam", "apikey"]
 LiveSource = Literal["cloud", "local"]
@@ -20,7 +21,8 @@ LiveSource = Literal["cloud", "local"]
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 # What POST /images takes as ?model and ?detector (the API refuses those it has not built).
 POSE_MODELS: tuple[str, ...] = tuple(pose_model_names())
-DETECTORS: tuple[str, ...] = ENGINE_DETECTORS
+# MoveNet MultiPose's detector is the model itself: choosing the model is enough.
+DETECTORS: tuple[str, ...] = tuple(name for name in ENGINE_DETECTORS if name != MULTIPOSE)
 MAX_POSES_LIMIT = 10  # the image API's own bound on ?max_poses
 
 ENV_API_URL = "POSEPIPE_UI_API_URL"

@@ -36,6 +36,12 @@ def test_the_catalogue_has_the_three_blazepose_models(catalogue_models: dict[str
         if name in BLAZEPOSE
     }
     assert len(set(landmarks.values())) == 3
+    # ... and that detector is the catalogue's blazepose-detector, byte for byte.
+    detector = catalogue.CATALOGUE["blazepose-detector"]
+    assert (detector.kind, detector.keypoints) == ("detector", 0)
+    for name in BLAZEPOSE:
+        member = zipfile.ZipFile(catalogue_models[name]).read("pose_detector.tflite")
+        assert hashlib.sha256(member).hexdigest() == detector.sha256
     sizes = [catalogue_models[name].stat().st_size for name in BLAZEPOSE]
     assert sizes == sorted(sizes)  # lite < full < heavy
 

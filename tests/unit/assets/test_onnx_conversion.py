@@ -27,7 +27,7 @@ def test_converted_network_matches_tensorflow_js(
     import onnxruntime as ort
 
     spec = CATALOGUE[case.model]
-    assert spec.kind in ("detector", "pose")
+    assert spec.kind in ("detector", "pose", "detector+pose")
     session = ort.InferenceSession(str(catalogue_models[case.model]), providers=["CPUExecutionProvider"])
     (graph_input,) = session.get_inputs()
     outputs = session.run(

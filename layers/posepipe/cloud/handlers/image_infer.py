@@ -46,7 +46,7 @@ from posepipe.cloud.events import ObjectEvent, dispatch_event
 from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri, write_error_record
-from posepipe.engines.base import DEFAULT_DETECTOR, InferenceOptions, parse_detector
+from posepipe.engines.base import DEFAULT_DETECTOR, MULTIPOSE, InferenceOptions, pair_detector, parse_detector
 from posepipe.engines.topdown.estimator import MOVENET_MODELS, required_models
 from posepipe.errors import EngineError, InputError
 from posepipe.image_job import ImageJob, ImageJobOptions
@@ -300,9 +300,19 @@ def _model_params(model: str | None, detector: str | None) -> tuple[str | None, 
                 f"model {model} runs with a general detector ({DEFAULT_DETECTOR}), not blazepose",
             )
         detector = detector or DEFAULT_DETECTOR
+    if MULTIPOSE in (model, detector):  # its own detector, and no other
+        try:
+            detector = pair_detector(model, detector)
+        except EngineError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
     chosen = detector or config.detector
     if chosen != "blazepose" or model is not None:
-        needed = required_models(model or "blazepose-full", chosen) if chosen != "blazepose" else [str(model)]
+        if chosen == MULTIPOSE:
+            needed = [MULTIPOSE]
+        elif chosen != "blazepose":
+            needed = required_models(model or "blazepose-full", chosen)
+        else:
+            needed = [str(model)]
         missing = [name for name in needed if not _built(name)]
         if missing:
             built = [name for name in CATALOGUE if _built(name)]
