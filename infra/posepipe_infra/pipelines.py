@@ -50,6 +50,12 @@ MAX_VIDEO_PIXELS = 1920 * 1080
 # the CPU engine takes 15 to 30 ms a frame, so 20 s of 30 fps video (plus 5 s of tracking warm-up)
 # is about 20 s of work (docs/PERFORMANCE.md).
 CHUNK_SECONDS = 20
+# Images: the top-down engine, as `posepipe image` runs it. Videos keep BlazePose's own detector
+# (the configuration's default): the endpoint runs the top-down engine on its CPU only (about 8
+# frames/s a process on this project's 2-core test machine), and a chunk of CHUNK_SECONDS must be
+# done within SageMaker's 60 s invocation limit (docs/PERFORMANCE.md).
+IMAGE_DETECTOR = "centernet"
+IMAGE_MAX_POSES = 20
 # API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
 API_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
@@ -145,6 +151,10 @@ class ImagePath(Construct):
             environment={
                 **common_environment(settings, storage),
                 "POSEPIPE_MAX_IMAGE_BYTES": str(API_MAX_IMAGE_BYTES),
+                # Everyone in the picture, as `posepipe image` finds them (the container image
+                # builds every model and carries ONNX Runtime and LiteRT).
+                "POSEPIPE_DETECTOR": IMAGE_DETECTOR,
+                "POSEPIPE_MAX_POSES": str(IMAGE_MAX_POSES),
             },
             description="posepipe: pose estimation of images (S3 uploads to images/ and POST /images)",
         )
