@@ -19,10 +19,11 @@ NODE_STAMP := node_modules/.installed
 
 all: test
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-peers.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "posepipe needs $(PYTHON) (set PYTHON=...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-peers.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import posepipe.ui
 import pytest
+from posepipe.analysis.angles import ANGLE_NAMES
 from posepipe.ui.client import ApiClient
 from posepipe.ui.monitor import PerfMonitor
 from posepipe.ui.settings import DEFAULT_API_URL, ENV_API_URL, UiSettings
@@ -126,14 +127,11 @@ def test_photos_through_the_stack_show_the_person_angles_and_a_refusal(
     assert refusal.value.startswith("The API refused notes.jpg (422 bad_image): ")
 
     tables = [frame.value for frame in app.dataframe]
-    (angles,) = [table for table in tables if "joint" in table.columns]
-    assert list(angles["joint"]) == [
-        "left elbow", "left shoulder", "left hip", "left knee",
-        "right elbow", "right shoulder", "right hip", "right knee",
-    ]  # fmt: skip
+    (angles,) = [table for table in tables if "angle" in table.columns]
+    assert list(angles["angle"]) == [name.replace("_", " ") for name in ANGLE_NAMES]
     found = angles["3D (°)"].dropna()
-    assert len(found) >= 4  # Messi is in full view
-    assert found.between(0, 180).all()
+    assert len(found) >= 8  # Messi is in full view
+    assert found.between(-180, 180).all()
     (landmarks,) = [table for table in tables if "landmark" in table.columns]
     assert len(landmarks) == 33
     assert [button.label for button in app.get("download_button") if isinstance(button, DownloadButton)] == [
@@ -168,6 +166,7 @@ def test_a_video_through_the_stack_shows_the_annotated_video_and_the_charts(
     assert [button.label for button in app.get("download_button") if isinstance(button, DownloadButton)] == [
         "Download keypoints (JSON)",
         "Download annotated video (MP4)",
+        "Download motion analysis (ZIP)",
     ]
     charts = app.get("vega_lite_chart")
     assert len(charts) == 3  # persons per frame, joint angles, trajectories

@@ -419,6 +419,21 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     assert summary["source"]["uri"] == f"s3://{INPUT}/videos/clip.mp4"
     assert not any(key.startswith("errors/") for key in output_keys(s3))
     assert leftovers("posepipe-aggregate-") == before
+    # The motion analysis next to keypoints.json, as `posepipe video --analyze` writes it.
+    keys = output_keys(s3)
+    persons = sorted({person_id for person_id in ids})
+    expected = {"angles.csv", "keypoints.csv", "analysis.json", "persons_per_frame.png"} | {
+        f"person_{i}/{name}"
+        for i in persons
+        for name in ("angles.mot", "angles.png", "markers.c3d", "markers.trc")
+    }
+    assert {f"videos/clip.mp4/{name}" for name in expected} <= keys
+    analysis = output_json(s3, "videos/clip.mp4/analysis.json")
+    assert [p["id"] for p in analysis["persons"]] == persons
+    assert summary["motion"]["persons"] == analysis["persons"]
+    assert summary["motion"]["sample_rate_hz"] > 0
+    head = s3.head_object(Bucket=OUTPUT, Key="videos/clip.mp4/angles.csv")
+    assert head["ContentType"] == "text/csv"
 
 
 def test_aggregate_repairs_with_the_model_of_posepipe_model_uri(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from posepipe.cli.parser import EXIT_BAD_INPUT, report_error
 
 if TYPE_CHECKING:
+    from posepipe.analysis.cleaning import CleaningOptions
     from posepipe.engines.base import InferenceOptions
 
 
@@ -34,6 +35,24 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
         detector=detector,
         detect_every=args.detect_every,
     )
+
+
+def cleaning_options(args: argparse.Namespace) -> CleaningOptions:
+    """The motion analysis' cleaning steps (``--max-gap``, ``--cutoff``, ...)."""
+    from posepipe.analysis.cleaning import CleaningOptions
+    from posepipe.errors import EngineError
+
+    try:
+        return CleaningOptions(
+            fill_gaps=not args.no_gap_filling,
+            max_gap_s=args.max_gap,
+            interpolation=args.interpolation,
+            butterworth=not args.no_filter,
+            order=args.filter_order,
+            cutoff_hz=args.cutoff,
+        )
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
 
 
 def run_images(args: argparse.Namespace) -> int:
@@ -82,6 +101,8 @@ def run_videos(args: argparse.Namespace) -> int:
         ),
         overlay=args.overlay,
         progress=not args.no_progress and sys.stderr.isatty(),
+        analysis_formats=("all",) if args.analyze else None,
+        cleaning=cleaning_options(args),
     )
     failures = 0
     for path in args.paths:
@@ -133,14 +154,41 @@ def run_samples(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from posepipe.errors import InputError
-    from posepipe.export.coco import to_coco
     from posepipe.outputs import write_files_atomically
 
     try:
         result = json.loads(args.result.read_text(encoding="utf-8"))
-        coco = to_coco(result)
     except FileNotFoundError as exc:
         raise InputError(str(args.result), "file not found") from exc
+    except ValueError as exc:
+        raise InputError(str(args.result), f"not JSON ({exc})") from exc
+    if args.coco:
+        return _export_coco(args, result)
+    from posepipe.errors import EngineError
+    from posepipe.export.motion_files import analysis_outputs, parse_formats
+
+    try:
+        formats = parse_formats(args.format)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    try:
+        files, _ = analysis_outputs(result, formats, cleaning_options(args))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(str(args.result), f"not a posepipe result ({exc})") from exc
+    folder = args.out or args.result.parent
+    write_files_atomically({folder / name: data for name, data in files.items()})
+    for name in sorted(files):
+        print(folder / name)
+    return 0
+
+
+def _export_coco(args: argparse.Namespace, result: dict[str, object]) -> int:
+    from posepipe.errors import InputError
+    from posepipe.export.coco import to_coco
+    from posepipe.outputs import write_files_atomically
+
+    try:
+        coco = to_coco(result)
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(str(args.result), f"not a posepipe result ({exc})") from exc
     out = args.out or args.result.with_name(args.result.name.removesuffix(".json") + ".coco.json")

@@ -68,6 +68,26 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_cleaning_options(parser: argparse.ArgumentParser) -> None:
+    """The motion analysis' cleaning steps (posepipe.analysis.cleaning), each switchable."""
+    parser.add_argument(
+        "--max-gap", type=_non_negative_float, default=0.5, metavar="S",
+        help="fill gaps in each trajectory up to S seconds by interpolation, flagged as filled (0.5)",
+    )  # fmt: skip
+    parser.add_argument("--no-gap-filling", action="store_true", help="leave gaps as they are")
+    parser.add_argument(
+        "--interpolation", choices=("linear", "cubic"), default="linear", help="gap filling (linear)"
+    )
+    parser.add_argument(
+        "--cutoff", type=_positive_float, default=6.0, metavar="HZ",
+        help="zero-lag Butterworth low-pass cut-off (6 Hz); the frames' own sample rate is used",
+    )  # fmt: skip
+    parser.add_argument(
+        "--filter-order", type=_positive_int, default=4, metavar="N", help="Butterworth order, even (4)"
+    )
+    parser.add_argument("--no-filter", action="store_true", help="no Butterworth filter")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors on one line, as posepipe's other errors are (usage with --help)."""
 
@@ -122,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoothing-beta", type=_non_negative_float, default=defaults.beta, metavar="B",
         help=f"One Euro speed coefficient: higher lags less on fast moves ({defaults.beta})",
     )  # fmt: skip
+    video.add_argument(
+        "--analyze", action="store_true",
+        help="also write the motion analysis next to keypoints.json: keypoints.csv, angles.csv, "
+        "OpenSim .trc/.mot, C3D and plots per person, and analysis.json",
+    )  # fmt: skip
+    _add_cleaning_options(video)
     video.add_argument("--overlay", action="store_true", help="draw frame index and processing fps")
     video.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -167,10 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--profile", help="AWS profile for --auth iam (default: the default credentials)")
     ui.add_argument("--region", help="AWS region of the API for --auth iam (default: the profile's)")
 
-    export = commands.add_parser("export", help="convert a result to another format")
+    export = commands.add_parser(
+        "export", help="convert a result to another format, or analyse its motion into files"
+    )
     export.add_argument("result", type=Path, metavar="RESULT_JSON")
-    export.add_argument("--coco", action="store_true", required=True, help="COCO-17 keypoints")
-    export.add_argument("-o", "--out", type=Path, help="output file (default: <result>.coco.json)")
+    formats = export.add_mutually_exclusive_group(required=True)
+    formats.add_argument("--coco", action="store_true", help="COCO-17 keypoints (one JSON file)")
+    formats.add_argument(
+        "--format", nargs="+", metavar="FORMAT",
+        help="motion analysis files: csv (keypoints.csv, angles.csv), opensim (.trc, .mot), c3d, "
+        "plots (PNG), or all; with analysis.json (per-person figures, conventions, notes)",
+    )  # fmt: skip
+    export.add_argument(
+        "-o", "--out", type=Path,
+        help="--coco: output file (default: <result>.coco.json); --format: output folder (default: "
+        "the result's folder)",
+    )  # fmt: skip
+    _add_cleaning_options(export)
     return parser
 
 

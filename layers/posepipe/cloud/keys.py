@@ -51,6 +51,11 @@ class VideoKeys:
     keypoints: str
     annotated: str
     summary: str
+    folder: str  # the motion analysis' files go under it, next to keypoints.json
+
+    def analysis_file(self, name: str) -> str:
+        """The key of a motion analysis file (``angles.csv``, ``person_3/markers.trc``, ...)."""
+        return f"{self.folder}/{name}"
 
 
 class KeyLayout:
@@ -73,6 +78,7 @@ class KeyLayout:
             keypoints=f"{base}/keypoints.json",
             annotated=f"{base}/annotated.mp4",
             summary=f"{base}/summary.json",
+            folder=base,
         )
 
     def error(self, input_key: str) -> str:

@@ -3,18 +3,19 @@ tables of landmarks and angles, and a video's time series per person. No Streaml
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from posepipe.analysis.angles import ANGLE_NAMES, angle_series
+from posepipe.analysis.motion import MotionAnalysis, PersonMotion, analyze
 from posepipe.annotation.drawing import color_for_id, draw_persons
 from posepipe.media.images import load_image
 from posepipe.result import Person
-from posepipe.skeleton import LANDMARK_INDEX, NUM_LANDMARKS, skeleton_of
-from posepipe.ui.angles import DEFAULT_MIN_VISIBILITY, JOINT_NAMES, joint_angle_series, joint_angles
+from posepipe.skeleton import skeleton_of
 
 # Landmarks whose paths the video page offers (the extremities and the head move the most).
 TRAJECTORY_LANDMARKS: tuple[str, ...] = (
@@ -61,61 +62,83 @@ def landmark_rows(person: Person) -> list[dict[str, Any]]:
     return rows
 
 
-def angle_rows(person: Person, min_visibility: float | None = None) -> list[dict[str, Any]]:
-    """One row per joint: the 3D angle (world landmarks) and the 2D angle (as seen), in degrees."""
-    world = joint_angles(person, "world", min_visibility)
-    image = joint_angles(person, "image", min_visibility)
+def angle_rows(person: Person) -> list[dict[str, Any]]:
+    """One row per angle of :mod:`posepipe.analysis.angles` (its conventions: 0 with the limb
+    straight or along the trunk, positive in flexion): in 3D (world landmarks, where the model
+    gives them) and as seen in the picture, in degrees."""
+    skeleton = skeleton_of(len(person.landmarks))
+    visibility = person.landmarks[None, :, 3]
+    image = angle_series(person.xy[None], visibility, skeleton.index, "image", skeleton.min_visibility)
+    world = (
+        angle_series(
+            person.world_landmarks[None], visibility, skeleton.index, "world", skeleton.min_visibility
+        )
+        if len(person.world_landmarks)
+        else {}
+    )
     return [
         {
-            "joint": name.replace("_", " "),
-            "3D (°)": _rounded(world[name]),
-            "2D in the picture (°)": _rounded(image[name]),
+            "angle": name.replace("_", " "),
+            "3D (°)": _rounded(world[name][0]) if name in world else None,
+            "2D in the picture (°)": _rounded(image[name][0]),
         }
-        for name in JOINT_NAMES
+        for name in ANGLE_NAMES
     ]
 
 
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+def _rounded(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 1)
 
 
 @dataclass(frozen=True)
 class PersonTrack:
-    """One person (one id) through a video: the frames it is in, its angles and positions."""
+    """One person (one id) through a video, as :func:`posepipe.analysis.motion.analyze` cleans it:
+    every frame from their first to their last, their angles (3D where the model gives world
+    landmarks, else as seen) and positions (gaps up to 0.5 s filled, flagged)."""
 
-    id: int
-    t: npt.NDArray[np.float64]  # seconds, one per frame the person is in
-    angles: dict[str, npt.NDArray[np.float64]]  # joint -> 3D degrees per frame (NaN: not visible)
-    xy: npt.NDArray[np.float64]  # (frames, 33, 2) pixels
-    visibility: npt.NDArray[np.float64]  # (frames, 33)
+    motion: PersonMotion
+    space: str  # "world" or "image": where ``angles`` are measured
+    landmark_names: tuple[str, ...]
+
+    @property
+    def id(self) -> int:
+        return self.motion.id
+
+    @property
+    def t(self) -> npt.NDArray[np.float64]:
+        return self.motion.t
 
     @property
     def frames(self) -> int:
-        return len(self.t)
+        """Frames the person was found on."""
+        return self.motion.track.frames_tracked
 
-    def trajectory(
-        self, landmark: str, min_visibility: float = DEFAULT_MIN_VISIBILITY
-    ) -> dict[str, list[Any]]:
-        """``t``, ``x``, ``y`` of one landmark where it is visible enough."""
-        index = LANDMARK_INDEX[landmark]
-        seen = self.visibility[:, index] >= min_visibility
+    @property
+    def angles(self) -> dict[str, npt.NDArray[np.float64]]:
+        return self.motion.angles_in(self.space)
+
+    def trajectory(self, landmark: str) -> dict[str, list[Any]]:
+        """``t``, ``x``, ``y`` of one landmark where it was seen or its gap filled."""
+        index = self.landmark_names.index(landmark)
+        known = np.isfinite(self.motion.image_xy[:, index]).all(axis=1)
         return {
-            "t": self.t[seen].tolist(),
-            "x": self.xy[seen, index, 0].tolist(),
-            "y": self.xy[seen, index, 1].tolist(),
+            "t": self.t[known].tolist(),
+            "x": self.motion.image_xy[known, index, 0].tolist(),
+            "y": self.motion.image_xy[known, index, 1].tolist(),
         }
 
 
 @dataclass(frozen=True)
 class VideoSeries:
     """A video result as time series: persons per frame (NaN where a frame was not processed), and
-    one track per person id."""
+    one track per person id; ``analysis`` is the core's motion analysis they come from."""
 
     t: npt.NDArray[np.float64]
     persons_per_frame: npt.NDArray[np.float64]
     tracks: dict[int, PersonTrack]
     width: int
     height: int
+    analysis: MotionAnalysis
 
     def longest_tracks(self) -> list[PersonTrack]:
         """Tracks, the longest first (ties: the lower id first)."""
@@ -123,36 +146,19 @@ class VideoSeries:
 
 
 def video_series(result: Mapping[str, Any]) -> VideoSeries:
-    """The time series of a video's ``keypoints.json``."""
-    frames: Sequence[Mapping[str, Any]] = result["frames"]
-    times: dict[int, list[float]] = {}
-    landmarks: dict[int, list[list[list[float]]]] = {}
-    world: dict[int, list[list[list[float]]]] = {}
-    for frame in frames:
-        for person in frame["persons"]:
-            person_id = int(person["id"])
-            times.setdefault(person_id, []).append(float(frame["t"]))
-            landmarks.setdefault(person_id, []).append(person["landmarks"])
-            world.setdefault(person_id, []).append(person["world_landmarks"])
-    tracks = {}
-    for person_id in sorted(times):
-        image = np.asarray(landmarks[person_id], dtype=np.float64).reshape(-1, NUM_LANDMARKS, 5)
-        metres = np.asarray(world[person_id], dtype=np.float64).reshape(-1, NUM_LANDMARKS, 3)
-        tracks[person_id] = PersonTrack(
-            id=person_id,
-            t=np.asarray(times[person_id], dtype=np.float64),
-            angles=joint_angle_series(metres, image[:, :, 3]),
-            xy=image[:, :, :2],
-            visibility=image[:, :, 3],
-        )
+    """The time series of a video's ``keypoints.json``, from :func:`posepipe.analysis.motion.analyze`."""
+    analysis = analyze(result)
     source = result["source"]
     return VideoSeries(
-        t=np.asarray([float(frame["t"]) for frame in frames], dtype=np.float64),
-        persons_per_frame=np.asarray(
-            [len(frame["persons"]) if frame.get("processed", True) else np.nan for frame in frames],
-            dtype=np.float64,
-        ),
-        tracks=tracks,
+        t=analysis.t,
+        persons_per_frame=analysis.persons_per_frame,
+        tracks={
+            person.id: PersonTrack(
+                person, "world" if person.track.has_world else "image", analysis.skeleton.landmark_names
+            )
+            for person in analysis.persons
+        },
         width=int(source["width"]),
         height=int(source["height"]),
+        analysis=analysis,
     )

@@ -3,8 +3,10 @@ the job ends, then the annotated video, per-person joint angles and trajectories
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -13,7 +15,9 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from posepipe.ui.angles import JOINT_NAMES
+from posepipe.analysis.angles import ANGLE_NAMES
+from posepipe.export.motion_files import motion_files
+from posepipe.export.plots import person_angles_png
 from posepipe.ui.client import ApiClient, ApiProblem, JobStatus
 from posepipe.ui.results import TRAJECTORY_LANDMARKS, VideoSeries, color_hex, video_series
 
@@ -158,6 +162,16 @@ def render_outputs(job: str, outputs: VideoOutputs) -> None:
         on_click="ignore",
         key="download_video",
     )
+    downloads.download_button(
+        "Download motion analysis (ZIP)",
+        lambda: analysis_zip(series),
+        file_name=f"{stem}.motion.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="download_motion",
+        help="angles.csv, keypoints.csv, analysis.json, and per person OpenSim's .trc and .mot, a C3D "
+        "and a plot (posepipe.export.motion_files, as `posepipe export --format all` writes them)",
+    )
     st.markdown("**Persons per frame**")
     st.line_chart(
         {
@@ -176,7 +190,11 @@ def render_outputs(job: str, outputs: VideoOutputs) -> None:
 
 
 def render_angles(series: VideoSeries) -> None:
-    st.markdown("**Joint angles over time** (degrees, 3D from world landmarks; gaps: not visible)")
+    st.markdown(
+        "**Joint angles over time** (degrees, posepipe.analysis' conventions: 0 with the limb straight "
+        "or along the trunk, positive in flexion; 3D from world landmarks where the model gives them; "
+        "gaps up to 0.5 s filled, trajectories Butterworth-filtered where the frame rate allows)"
+    )
     tracks = series.longest_tracks()
     chosen = st.selectbox(
         "Person",
@@ -186,19 +204,29 @@ def render_angles(series: VideoSeries) -> None:
     )
     track = series.tracks[chosen if chosen is not None else tracks[0].id]
     joints = st.multiselect(
-        "Joints",
-        JOINT_NAMES,
-        default=["left_elbow", "right_elbow", "left_knee", "right_knee"],
+        "Angles",
+        ANGLE_NAMES,
+        default=["left_knee", "right_knee", "left_hip", "right_hip"],
         key="angles_joints",
     )
-    if not joints:
-        return
-    columns: dict[str, list[float | None]] = {"t (s)": track.t.tolist()}
-    for joint in joints:
-        columns[joint] = [
-            None if np.isnan(value) else round(float(value), 2) for value in track.angles[joint]
-        ]
-    st.line_chart(columns, x="t (s)", y=list(joints), height=260)
+    if joints:
+        columns: dict[str, list[float | None]] = {"t (s)": track.t.tolist()}
+        for joint in joints:
+            columns[joint] = [
+                None if np.isnan(value) else round(float(value), 2) for value in track.angles[joint]
+            ]
+        st.line_chart(columns, x="t (s)", y=list(joints), height=260)
+    with st.expander(f"Person {track.id}: the analysis plot (as `posepipe video --analyze` draws it)"):
+        st.image(person_angles_png(track.motion), width="stretch")
+
+
+def analysis_zip(series: VideoSeries) -> bytes:
+    """Every motion analysis file of the video, zipped."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(motion_files(series.analysis).items()):
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 def render_trajectories(series: VideoSeries) -> None:

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from posepipe.analysis.cleaning import CleaningOptions
 from posepipe.annotation.drawing import DrawOptions
 from posepipe.assets.catalogue import resolve_model
 from posepipe.engines.base import InferenceOptions, require_torch
+from posepipe.export.motion_files import analysis_outputs
 from posepipe.media.probe import VideoInfo, probe
 from posepipe.outputs import staged_directory
 from posepipe.postprocess.smoothing import SmoothingOptions
@@ -58,6 +60,11 @@ class VideoJobOptions:
     draw: DrawOptions = field(default_factory=DrawOptions)
     overlay: bool = False
     progress: bool = False
+    analysis_formats: tuple[str, ...] | None = None
+    """``--analyze``: the motion files written next to keypoints.json (formats of
+    :data:`posepipe.export.motion_files.MOTION_FORMATS`); None: none (the summary's per-person
+    figures are computed either way)."""
+    cleaning: CleaningOptions = field(default_factory=CleaningOptions)
     keep_decoded_mb: int = 2048
     """Memory for keeping decoded frames from inference to rendering, shared by the workers (each
     holds at most one chunk), for the codecs where that pays (:data:`COSTLY_TO_DECODE`): a chunk
@@ -121,6 +128,15 @@ def run_video(
                 stages_wall_s={"probe": probe_s, "split_infer_aggregate": inference_s,
                                "render_and_join": wall_s - probe_s - inference_s},
             )  # fmt: skip
+            analysis_started = time.perf_counter()
+            with (staging / "keypoints.json").open(encoding="utf-8") as written:
+                files, summary["motion"] = analysis_outputs(
+                    json.load(written), options.analysis_formats, options.cleaning
+                )
+            for name, data in files.items():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                (staging / name).write_bytes(data)
+            summary["stages_wall_s"]["analysis"] = round(time.perf_counter() - analysis_started, 3)
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     finally:
         progress.close()

@@ -57,8 +57,9 @@ def test_tables_of_landmarks_and_angles(messi: tuple[bytes, dict[str, Any]]) -> 
     assert nose["x (px)"] == pytest.approx(float(person.landmarks[0, 0]), abs=0.05)
     assert nose["y (m)"] == pytest.approx(float(person.world_landmarks[0, 1]), abs=5e-4)
     angles = angle_rows(person)
-    assert [row["joint"] for row in angles][:2] == ["left elbow", "left shoulder"]
-    assert all(row["3D (°)"] is None or 0 <= row["3D (°)"] <= 180 for row in angles)
+    assert [row["angle"] for row in angles][:3] == ["right ankle", "right knee", "right hip"]
+    assert all(row["3D (°)"] is None or -180 <= row["3D (°)"] <= 180 for row in angles)
+    assert sum(row["3D (°)"] is not None for row in angles) >= 8  # he is in full view
 
 
 def _person(person_id: int, x: float, visibility: float = 0.9) -> dict[str, Any]:
@@ -89,16 +90,19 @@ def test_tables_of_a_movenet_person_have_17_keypoints_and_2d_angles_only(
     rows = landmark_rows(person)
     assert [row["landmark"] for row in rows] == list(COCO_KEYPOINT_NAMES)
     assert "x (m)" not in rows[0]  # MoveNet gives no world landmarks
-    angles = {row["joint"]: row for row in angle_rows(person)}
+    angles = {row["angle"]: row for row in angle_rows(person)}
     assert all(row["3D (°)"] is None for row in angles.values())
     knee = angles["right knee"]["2D in the picture (°)"]  # his bent standing leg, seen
     assert knee is not None
-    assert 90 < knee < 150
+    assert 30 < abs(knee) < 90  # flexion (0: straight); its sign depends on the way he faces
+    assert angles["right ankle"]["2D in the picture (°)"] is None  # COCO's 17 have no feet
 
 
 def test_a_video_as_time_series_per_person() -> None:
     result: dict[str, Any] = {
         "source": {"uri": "walk.mp4", "width": 640, "height": 480},
+        "model": {"name": "pose_landmarker_full"},
+        "landmark_names": list(LANDMARK_INDEX),
         "frames": [
             {"index": 0, "t": 0.0, "persons": [_person(3, 100.0)]},
             {"index": 1, "t": 0.1, "persons": [_person(3, 110.0), _person(5, 300.0, visibility=0.1)]},
@@ -116,13 +120,19 @@ def test_a_video_as_time_series_per_person() -> None:
     assert np.isnan(gap[2])
     assert [track.id for track in series.longest_tracks()] == [3, 5]
     walker = series.tracks[3]
-    assert walker.t.tolist() == [0.0, 0.1, 0.3]
+    # The core's analysis: the track runs from the first frame to the last, the 0.1 s gap filled
+    # (10 frames/s: the 6 Hz filter cannot apply, so the values are as found).
+    assert walker.t.tolist() == [0.0, 0.1, 0.2, 0.3]
+    assert walker.frames == 3
+    assert walker.motion.filled[:, 0].tolist() == [False, False, True, False]
     nose = walker.trajectory("nose")
-    assert nose == {"t": [0.0, 0.1, 0.3], "x": [100.0, 110.0, 130.0], "y": [0.0, 0.0, 0.0]}
+    assert nose["t"] == [0.0, 0.1, 0.2, 0.3]
+    assert nose["x"] == pytest.approx([100.0, 110.0, 120.0, 130.0])
     wrist = LANDMARK_INDEX["left_wrist"]
-    assert walker.trajectory("left_wrist")["y"] == [10.0 * wrist] * 3
-    # every landmark on one straight line in the world: straight elbows
-    assert walker.angles["left_elbow"] == pytest.approx([180.0] * 3)
+    assert walker.trajectory("left_wrist")["y"] == pytest.approx([10.0 * wrist] * 4)
+    # every landmark on one straight line in the world: straight elbows, flexion 0
+    assert walker.space == "world"
+    assert walker.angles["left_elbow"] == pytest.approx([0.0] * 4)
     faint = series.tracks[5]
     assert faint.trajectory("nose") == {"t": [], "x": [], "y": []}  # not visible enough
     assert np.isnan(faint.angles["left_knee"]).all()

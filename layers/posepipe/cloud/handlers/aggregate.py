@@ -11,7 +11,10 @@ Aggregation is ``posepipe video``'s own (:func:`posepipe.video.runner.aggregate_
 sequentially in this process: boundary repairs (``infer_chunk`` on this CPU), stable ids and
 smoothing, ``keypoints.json`` streamed to /tmp, the annotated MP4 rendered a chunk at a time
 (decoding the source again: the endpoint decoded it for inference) and joined with its audio. Uploads go
-keypoints, annotated, then the summary: the summary is the job's "done" marker.
+keypoints, annotated, the motion analysis' files beside them (``angles.csv``, ``keypoints.csv``,
+``analysis.json``, ``persons_per_frame.png`` and, per person, OpenSim's ``.trc``/``.mot``, a C3D
+and a plot: :mod:`posepipe.export.motion_files`, default cleaning), then the summary (with its
+per-person ``motion`` figures): the summary is the job's "done" marker.
 Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
 
 The repairs run the endpoint's model: ``POSEPIPE_MODEL_URI`` (an S3 ``.task`` bundle or
@@ -57,6 +60,7 @@ from posepipe.cloud.video_job import (
     inference_options,
     job_chunks,
 )
+from posepipe.export.motion_files import MOTION_FORMATS, analysis_outputs, content_type
 from posepipe.media.probe import VideoInfo, probe
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video, rendered_now
@@ -172,6 +176,13 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     )
     S3.upload_file(str(annotated), job.output_bucket, keys.annotated, ExtraArgs={"ContentType": "video/mp4"})
     uploaded = time.perf_counter()
+    with keypoints.open(encoding="utf-8") as written:
+        files, motion = analysis_outputs(json.load(written), MOTION_FORMATS)
+    for name, data in sorted(files.items()):
+        S3.put_object(
+            Bucket=job.output_bucket, Key=keys.analysis_file(name), Body=data, ContentType=content_type(name)
+        )
+    analysed = time.perf_counter()
     if failed:
         reason = failure_reason(failed, len(chunks)) + "; their frames are marked not processed"
         write_error_record(S3, CONFIG, job.key, stage="aggregate", reason=reason, code="chunks_failed")
@@ -181,8 +192,9 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
             info, chunks, smoothing=AGGREGATE.smoothing.enabled,
             stages_wall_s={"download": downloaded - started, "probe": probed - downloaded,
                            "aggregate_and_render": aggregated_at - probed, "join": joined - aggregated_at,
-                           "upload": uploaded - joined},
+                           "upload": uploaded - joined, "analysis": analysed - uploaded},
         ),
+        "motion": motion,
         "failed_chunks": [{"index": i, "start": chunks[i].start, "stop": chunks[i].stop,
                            "reason": failed[i]} for i in sorted(failed)],
     }  # fmt: skip
