@@ -27,13 +27,25 @@ FILES_PER_PERSON = ("angles.mot", "angles.png", "markers.c3d", "markers.trc")
 
 @pytest.fixture(scope="module")
 def vtest_motion(
-    vtest_default: VideoRun, cli: Callable[..., CliRun], tmp_path_factory: pytest.TempPathFactory
+    cli: Callable[..., CliRun], sample: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """``posepipe export keypoints.json --format all`` of vtest.avi's default result."""
+    """``posepipe video vtest.avi --analyze`` (not annotated: that is tested elsewhere)."""
     out = tmp_path_factory.mktemp("vtest-motion")
-    run = cli("export", vtest_default.out_dir / "keypoints.json", "--format", "all", "-o", out)
+    run = cli("video", sample("vtest.avi"), "-o", out, "--analyze", "--no-annotate", "--no-progress")
     assert run.returncode == 0, run.stderr
-    return out
+    return out / "vtest"
+
+
+def test_export_writes_what_video_analyze_wrote(
+    vtest_motion: Path, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    run = cli("export", vtest_motion / "keypoints.json", "--format", "all", "-o", tmp_path)
+    assert run.returncode == 0, run.stderr
+    written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    analysed = {p.relative_to(vtest_motion) for p in vtest_motion.rglob("*") if p.is_file()}
+    assert written == analysed - {Path("keypoints.json"), Path("summary.json")}
+    for name in ("angles.csv", "keypoints.csv", "person_0/markers.trc", "person_0/angles.mot"):
+        assert (tmp_path / name).read_bytes() == (vtest_motion / name).read_bytes(), name
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +110,9 @@ def _check_opensim_and_c3d(folder: Path, keypoints: dict[str, Any]) -> int:
     return len(spans)
 
 
-def test_vtests_markers_and_angles_open_in_opensim_ezc3d_and_c3d(
-    vtest_motion: Path, vtest_default: VideoRun
-) -> None:
-    assert _check_opensim_and_c3d(vtest_motion, vtest_default.keypoints) >= 10
+def test_vtests_markers_and_angles_open_in_opensim_ezc3d_and_c3d(vtest_motion: Path) -> None:
+    keypoints = json.loads((vtest_motion / "keypoints.json").read_text())
+    assert _check_opensim_and_c3d(vtest_motion, keypoints) >= 10
 
 
 def test_the_clips_files_are_written_by_video_analyze_and_open_in_opensim(clip_run: VideoRun) -> None:
@@ -115,7 +126,7 @@ def test_the_clips_files_are_written_by_video_analyze_and_open_in_opensim(clip_r
     assert all(p["frames_tracked"] >= 60 for p in walkers)
 
 
-def test_the_tables_are_tidy_and_flag_what_was_filled(vtest_motion: Path, vtest_default: VideoRun) -> None:
+def test_the_tables_are_tidy_and_flag_what_was_filled(vtest_motion: Path) -> None:
     import pandas as pd
 
     keypoints = pd.read_csv(vtest_motion / "keypoints.csv")
@@ -123,7 +134,7 @@ def test_the_tables_are_tidy_and_flag_what_was_filled(vtest_motion: Path, vtest_
         "frame", "time_s", "person", "landmark", "x_px", "y_px", "x_m", "y_m", "z_m", "visibility",
         "observed", "filled",
     ]  # fmt: skip
-    spans = _tracks(vtest_default.keypoints)
+    spans = _tracks(json.loads((vtest_motion / "keypoints.json").read_text()))
     assert len(keypoints) == 33 * sum(last - first + 1 for first, last in spans.values())
     assert not (keypoints["observed"] & keypoints["filled"]).any()  # filled values are never observed
     assert keypoints.loc[keypoints["filled"] == 1, "x_px"].notna().all()
@@ -138,7 +149,7 @@ def test_the_tables_are_tidy_and_flag_what_was_filled(vtest_motion: Path, vtest_
     assert 5.0 < knees.median() < 40.0  # walkers' knees: bent a little, never straight for long
 
 
-def test_the_plots_and_the_summary(vtest_motion: Path, vtest_default: VideoRun) -> None:
+def test_the_plots_and_the_summary(vtest_motion: Path) -> None:
     image = cv2.imread(str(vtest_motion / "person_0" / "angles.png"))
     assert image is not None
     assert image.shape[0] > 600
@@ -155,7 +166,7 @@ def test_the_plots_and_the_summary(vtest_motion: Path, vtest_default: VideoRun) 
     assert person["filtered"] == "none"
     assert "Nyquist" in person["notes"][0]
     # The video job's own summary carries the same per-person figures.
-    motion = vtest_default.summary["motion"]
+    motion = json.loads((vtest_motion / "summary.json").read_text())["motion"]
     assert motion["sample_rate_hz"] == pytest.approx(10.0)
     assert [p["id"] for p in motion["persons"]] == [p["id"] for p in analysis["persons"]]
 
@@ -194,9 +205,9 @@ def test_nobody_gives_empty_tables_and_a_note(
 
 
 def test_an_unknown_format_exits_2_naming_the_known_ones(
-    vtest_default: VideoRun, cli: Callable[..., CliRun], tmp_path: Path
+    vtest_motion: Path, cli: Callable[..., CliRun], tmp_path: Path
 ) -> None:
-    run = cli("export", vtest_default.out_dir / "keypoints.json", "--format", "trc", "-o", tmp_path)
+    run = cli("export", vtest_motion / "keypoints.json", "--format", "trc", "-o", tmp_path)
     assert run.returncode == 2
     assert run.stderr.strip() == (
         "posepipe: error: unknown export format 'trc': known formats are coco, csv, opensim, c3d, plots, all"

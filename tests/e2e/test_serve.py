@@ -108,6 +108,24 @@ def test_cloud_results_equal_the_cli(s3: Any, uploaded: dict[str, Any], vtest_de
     assert float(np.max(gaps)) <= 0.05, sorted(gaps)[-10:]
 
 
+def test_the_motion_analysis_is_written_next_to_keypoints_json(
+    s3: Any, uploaded: dict[str, Any], vtest_default: VideoRun
+) -> None:
+    """The local stack's aggregate writes what `posepipe video --analyze` writes, per person id."""
+    keys = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=OUTPUT,
+            Prefix="videos/vtest.avi/") for o in page.get("Contents", [])}  # fmt: skip
+    ids = sorted({p["id"] for f in vtest_default.keypoints["frames"] for p in f["persons"]})
+    per_person = ("angles.mot", "angles.png", "markers.c3d", "markers.trc")
+    expected = {"keypoints.json", "annotated.mp4", "summary.json", "keypoints.csv", "angles.csv",
+                "analysis.json", "persons_per_frame.png"} | {
+        f"person_{i}/{name}" for i in ids for name in per_person
+    }  # fmt: skip
+    assert keys == {f"videos/vtest.avi/{name}" for name in expected}
+    analysis = json.loads(s3.get_object(Bucket=OUTPUT, Key="videos/vtest.avi/analysis.json")["Body"].read())
+    assert [p["id"] for p in analysis["persons"]] == ids
+    assert uploaded["summary"]["motion"]["persons"] == analysis["persons"]
+
+
 def test_post_images_answers_the_persons(stack: StackProcess, sample: Callable[[str], Path]) -> None:
     request = urllib.request.Request(
         f"{API_URL}/images",

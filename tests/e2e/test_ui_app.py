@@ -170,5 +170,6 @@ def test_a_video_through_the_stack_shows_the_annotated_video_and_the_charts(
     ]
     charts = app.get("vega_lite_chart")
     assert len(charts) == 3  # persons per frame, joint angles, trajectories
+    assert len(app.image) == 1  # the core's angle plot of the chosen person (export.plots)
     person = app.selectbox(key="angles_person")
     assert person.value is not None
