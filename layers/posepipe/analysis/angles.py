@@ -157,7 +157,7 @@ def angle_series(
     series: dict[str, FloatArray] = {}
     for name in names:
         definition = ANGLE_BY_NAME[name]
-        coordinates = [_point(xyz, index, point) for point in definition.points]
+        coordinates = [point_series(xyz, index, point) for point in definition.points]
         if (space == "world" and not definition.in_3d) or any(c is None for c in coordinates):
             series[name] = np.full(len(xyz), np.nan)
         elif space == "world" and definition.hinge:
@@ -170,16 +170,16 @@ def angle_series(
     return series
 
 
-def _point(xyz: FloatArray, index: Mapping[str, int], name: str) -> FloatArray | None:
-    """A point over frames (frames, D), a midpoint for :data:`MIDPOINTS`; None where the keypoint
-    set has no such point."""
+def point_series(points: FloatArray, index: Mapping[str, int], name: str) -> FloatArray | None:
+    """A landmark (or a :data:`MIDPOINTS` midpoint) over frames, (T, D), from ``points`` (T, N,
+    D); None where the keypoint set has no such point."""
     if name in MIDPOINTS:
         first, second = MIDPOINTS[name]
         if first not in index or second not in index:
             return None
-        result: FloatArray = (xyz[:, index[first]] + xyz[:, index[second]]) / 2.0
-        return result
-    return xyz[:, index[name]] if name in index else None
+        midpoint: FloatArray = (points[:, index[first]] + points[:, index[second]]) / 2.0
+        return midpoint
+    return points[:, index[name]] if name in index else None
 
 
 def _facing_right(xy: FloatArray, index: Mapping[str, int]) -> FloatArray:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from posepipe.analysis.angles import MIDPOINTS
+from posepipe.analysis.angles import point_series
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,18 +45,6 @@ def _segments() -> dict[str, tuple[str, str]]:
 
 SEGMENTS: dict[str, tuple[str, str]] = _segments()
 SCALE_SEGMENTS = ("right_thigh", "left_thigh", "right_shank", "left_shank", "trunk")
-
-
-def point_series(points: FloatArray, index: Mapping[str, int], name: str) -> FloatArray | None:
-    """A landmark (or a :data:`~posepipe.analysis.angles.MIDPOINTS` midpoint) over frames, (T, D);
-    None where the keypoint set has no such point."""
-    if name in MIDPOINTS:
-        first, second = MIDPOINTS[name]
-        if first not in index or second not in index:
-            return None
-        midpoint: FloatArray = (points[:, index[first]] + points[:, index[second]]) / 2.0
-        return midpoint
-    return points[:, index[name]] if name in index else None
 
 
 def segment_length_series(points: FloatArray, index: Mapping[str, int]) -> dict[str, FloatArray]:
