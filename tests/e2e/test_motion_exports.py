@@ -210,6 +210,7 @@ def test_an_unknown_format_exits_2_naming_the_known_ones(
     run = cli("export", vtest_motion / "keypoints.json", "--format", "trc", "-o", tmp_path)
     assert run.returncode == 2
     assert run.stderr.strip() == (
-        "posepipe: error: unknown export format 'trc': known formats are coco, csv, opensim, c3d, plots, all"
+        "posepipe: error: unknown export format 'trc': known formats are csv, opensim, c3d, plots and all "
+        "(COCO-17 keypoints: --coco)"
     )
     assert not list(tmp_path.iterdir())

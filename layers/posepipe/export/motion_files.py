@@ -45,7 +45,8 @@ def parse_formats(names: Iterable[str]) -> list[str]:
             chosen.append(name)
         else:
             raise ValueError(
-                f"unknown export format {name!r}: known formats are coco, {', '.join(MOTION_FORMATS)}, all"
+                f"unknown export format {name!r}: known formats are {', '.join(MOTION_FORMATS)} and all "
+                "(COCO-17 keypoints: --coco)"
             )
     return list(dict.fromkeys(chosen))
 

@@ -9,19 +9,23 @@ model gives world landmarks, else as seen in the picture.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from posepipe.analysis.motion import MotionAnalysis, PersonMotion
 from posepipe.export.opensim import mot_columns
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 PLOTTED_JOINTS = ("hip", "knee", "ankle", "shoulder", "elbow")
 SIDE_COLOURS = {"right": "#d62728", "left": "#1f77b4"}
 
 
-def _png(figure: object) -> bytes:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)  # type: ignore[attr-defined]
+    figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
