@@ -180,8 +180,8 @@ def butterworth(
     if report.unfiltered_values:
         share = report.unfiltered_values / max(1, finite)
         report.notes.append(
-            f"{share:.0%} of the values left unfiltered: they lie in stretches of fewer than "
-            f"{shortest} samples between gaps, too short for an order-{order} Butterworth"
+            f"{report.unfiltered_values} values ({share:.1%}) left unfiltered: they lie in stretches "
+            f"of fewer than {shortest} samples between gaps, too short for an order-{order} Butterworth"
         )
     return flat.reshape(data.shape), report
 
