@@ -56,9 +56,9 @@ samples: $(STAMP)
 	$(BIN)/posepipe samples fetch
 
 demo: model samples
-	$(BIN)/posepipe video "$$($(BIN)/posepipe samples path vtest.avi)" -o $(DEMO_OUT)
+	$(BIN)/posepipe video "$$($(BIN)/posepipe samples path vtest.avi)" -o $(DEMO_OUT) --analyze
 	$(BIN)/posepipe image "$$($(BIN)/posepipe samples path messi5.jpg)" "$$($(BIN)/posepipe samples path basketball1.png)" -o $(DEMO_OUT)/images
-	@echo "demo results: $(DEMO_OUT)/vtest/ (keypoints.json, annotated.mp4, summary.json) and $(DEMO_OUT)/images/"
+	@echo "demo results: $(DEMO_OUT)/vtest/ (keypoints.json, annotated.mp4, summary.json; the motion analysis: angles.csv, keypoints.csv, analysis.json, person_<id>/ with OpenSim, C3D and plot files) and $(DEMO_OUT)/images/"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
