@@ -432,6 +432,10 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     assert [p["id"] for p in analysis["persons"]] == persons
     assert summary["motion"]["persons"] == analysis["persons"]
     assert summary["motion"]["sample_rate_hz"] > 0
+    status, answer = job_status(lambda_module, "clip.mp4")
+    assert status == 200
+    assert set(answer["results"]) == {"keypoints", "annotated", "summary", "analysis"}
+    assert "/videos/clip.mp4/analysis.json?" in answer["results"]["analysis"]
     head = s3.head_object(Bucket=OUTPUT, Key="videos/clip.mp4/angles.csv")
     assert head["ContentType"] == "text/csv"
 
@@ -510,6 +514,37 @@ def test_a_chunk_that_failed_is_marked_not_processed_and_the_job_succeeds_with_a
     [warning] = answer["warnings"]
     assert (warning["code"], warning["chunk"], warning["frames"]) == ("chunk_failed", 1, [start, stop])
     assert "SageMakerRuntime.ModelErrorException" in warning["message"]
+
+
+def test_a_failed_motion_analysis_leaves_the_results_whole_and_the_job_warns(
+    s3: Any,
+    lambda_module: Loader,
+    short_clip: Path,
+    clip_chunk_results: dict[int, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
+    app = lambda_module("aggregate", **CLIP_ENV)
+
+    def fails(*_: Any) -> Any:
+        raise MemoryError("out of memory reading the keypoints")
+
+    monkeypatch.setattr(app, "analysis_outputs", fails)
+    app.handler(copy.deepcopy(aggregate_event), lambda_context())
+    keys = output_keys(s3)
+    assert {f"videos/clip.mp4/{n}" for n in ("keypoints.json", "annotated.mp4", "summary.json")} <= keys
+    assert not any(key.endswith((".csv", ".trc", ".c3d", "analysis.json")) for key in keys)
+    summary = output_json(s3, "videos/clip.mp4/summary.json")
+    assert summary["motion"] == {"error": "MemoryError: out of memory reading the keypoints"}
+    status, answer = job_status(lambda_module, "clip.mp4")
+    assert (status, answer["status"]) == (200, "succeeded"), answer
+    assert set(answer["results"]) == {"keypoints", "annotated", "summary"}
+    [warning] = answer["warnings"]
+    assert warning == {
+        "code": "analysis_failed",
+        "message": "the motion analysis failed (MemoryError: out of memory reading the keypoints); the "
+        "keypoints, the annotated video and the summary are whole",
+    }
 
 
 def test_a_job_with_too_many_failed_chunks_has_failed(

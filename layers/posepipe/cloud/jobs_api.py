@@ -8,8 +8,10 @@ name comes from the key and the ETag.
 The statuses, in the order they are decided:
 
 - ``succeeded``: the summary exists (the aggregate writes it last, as its "done" marker), with
-  presigned URLs of the results; when some chunks failed (fewer than the job can stand) it
-  carries ``warnings`` naming them: their frames are in the results, marked not processed.
+  presigned URLs of the results (``analysis``: the motion analysis' ``analysis.json``, beside
+  which its other files lie); when some chunks failed (fewer than the job can stand) it carries
+  ``warnings`` naming them: their frames are in the results, marked not processed; and one when
+  the motion analysis failed, which leaves the other results whole.
 - ``running``, ``failed``, ``timed_out``, ``aborted``: the video is uploaded and its execution
   says so (a failed one with its error record, or the execution's own error when it left none).
   An error record while the execution still runs is not yet a failure: it is either a partial
@@ -142,6 +144,17 @@ def _succeeded(
         "person_frames": summary.get("person_frames"),
     }
     warnings = [_chunk_warning(chunk) for chunk in summary.get("failed_chunks") or []]
+    motion = summary.get("motion") or {}
+    if "error" in motion:
+        warnings.append(
+            {
+                "code": "analysis_failed",
+                "message": f"the motion analysis failed ({motion['error']}); the keypoints, the "
+                "annotated video and the summary are whole",
+            }
+        )
+    elif motion:
+        answer["results"]["analysis"] = url(outputs.analysis_file("analysis.json"))
     if warnings:
         answer["warnings"] = warnings
     return answer

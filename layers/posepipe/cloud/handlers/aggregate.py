@@ -14,7 +14,8 @@ smoothing, ``keypoints.json`` streamed to /tmp, the annotated MP4 rendered a chu
 keypoints, annotated, the motion analysis' files beside them (``angles.csv``, ``keypoints.csv``,
 ``analysis.json``, ``persons_per_frame.png`` and, per person, OpenSim's ``.trc``/``.mot``, a C3D
 and a plot: :mod:`posepipe.export.motion_files`, default cleaning), then the summary (with its
-per-person ``motion`` figures): the summary is the job's "done" marker.
+per-person ``motion`` figures, or the analysis' ``error`` where it failed: the keypoints and the
+video are whole either way, and ``GET /jobs/{id}`` warns): the summary is the job's "done" marker.
 Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
 
 The repairs run the endpoint's model: ``POSEPIPE_MODEL_URI`` (an S3 ``.task`` bundle or
@@ -176,8 +177,12 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     )
     S3.upload_file(str(annotated), job.output_bucket, keys.annotated, ExtraArgs={"ContentType": "video/mp4"})
     uploaded = time.perf_counter()
-    with keypoints.open(encoding="utf-8") as written:
-        files, motion = analysis_outputs(json.load(written), MOTION_FORMATS)
+    try:
+        with keypoints.open(encoding="utf-8") as written:
+            files, motion = analysis_outputs(json.load(written), MOTION_FORMATS)
+    except Exception as exc:  # the analysis is built on results already whole: reported, not fatal
+        logger.exception("motion analysis failed")
+        files, motion = {}, {"error": f"{type(exc).__name__}: {exc}"}
     for name, data in sorted(files.items()):
         S3.put_object(
             Bucket=job.output_bucket, Key=keys.analysis_file(name), Body=data, ContentType=content_type(name)
