@@ -203,10 +203,12 @@ def test_video_api_reports_a_finished_job_with_result_urls(s3: Any, uploaded: di
         status = json.loads(answer.read())
     assert status["status"] == "succeeded"
     assert status["frames"] == 795
-    assert set(status["results"]) == {"keypoints", "annotated", "summary"}
+    assert set(status["results"]) == {"keypoints", "annotated", "summary", "analysis"}
     assert all(url.startswith(S3_URL) for url in status["results"].values())
     with urllib.request.urlopen(status["results"]["summary"], timeout=30) as answer:
         assert json.loads(answer.read()) == uploaded["summary"]
+    with urllib.request.urlopen(status["results"]["analysis"], timeout=30) as answer:
+        assert json.loads(answer.read())["persons"] == uploaded["summary"]["motion"]["persons"]
 
 
 @pytest.mark.parametrize(
