@@ -3,11 +3,18 @@
 moto has no Lambda runtime without Docker (its functions only echo), so the local stack points
 ``AWS_ENDPOINT_URL_LAMBDA`` here: Step Functions' ``lambda:invoke`` tasks and boto3 alike reach
 the very handlers that run in AWS, in this process.
+
+Each function is one execution environment, as a Lambda container is: it handles one event at a
+time, and concurrent invocations of one function wait their turn (AWS would start more
+containers instead). Handlers keep state between events (engines loaded at cold start), which
+is not made to be used by two events at once: the top-down engine's LiteRT interpreters and ONNX
+Runtime sessions, for one, answered two concurrent ``POST /images`` with a 500.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 import uuid
@@ -52,6 +59,7 @@ class LambdaInvokeApp:
     def __init__(self, handlers: Mapping[str, Handler], region: str = "us-east-1") -> None:
         self.handlers = dict(handlers)
         self.region = region
+        self._environments = {name: threading.Lock() for name in self.handlers}  # one event at a time
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         request = Request(environ)
@@ -75,7 +83,9 @@ class LambdaInvokeApp:
         arn = f"arn:aws:lambda:{self.region}:000000000000:function:{name}"
         context = LocalContext(function_name=name, invoked_function_arn=arn)
         try:
-            result = handler(event, context)
+            with self._environments[name]:
+                context.started = time.monotonic()  # the timeout counts from when the event runs
+                result = handler(event, context)
         except Exception as exc:  # the Lambda runtime reports any handler failure this way
             error = {
                 "errorMessage": str(exc),
