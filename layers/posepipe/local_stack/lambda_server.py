@@ -59,11 +59,17 @@ class LambdaInvokeApp:
     def __init__(self, handlers: Mapping[str, Handler], region: str = "us-east-1") -> None:
         self.handlers = dict(handlers)
         self.region = region
-        self._environments = {name: threading.Lock() for name in self.handlers}  # one event at a time
+        self._environments: dict[str, threading.Lock] = {}  # per function: one event at a time
+        self._environments_lock = threading.Lock()
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         request = Request(environ)
         return self.respond(request)(environ, start_response)
+
+    def _environment(self, name: str) -> threading.Lock:
+        """Function ``name``'s one execution environment (handlers may be added after start)."""
+        with self._environments_lock:
+            return self._environments.setdefault(name, threading.Lock())
 
     def respond(self, request: Request) -> Response:
         path = request.path
@@ -83,7 +89,7 @@ class LambdaInvokeApp:
         arn = f"arn:aws:lambda:{self.region}:000000000000:function:{name}"
         context = LocalContext(function_name=name, invoked_function_arn=arn)
         try:
-            with self._environments[name]:
+            with self._environment(name):
                 context.started = time.monotonic()  # the timeout counts from when the event runs
                 result = handler(event, context)
         except Exception as exc:  # the Lambda runtime reports any handler failure this way

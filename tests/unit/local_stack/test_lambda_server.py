@@ -44,7 +44,8 @@ def _invoke(app: LambdaInvokeApp, name: str, event: dict[str, Any]) -> dict[str,
 
 def test_one_event_at_a_time_per_function() -> None:
     recorder = _Recorder()
-    app = LambdaInvokeApp({"image_infer": recorder})
+    app = LambdaInvokeApp({})
+    app.handlers["image_infer"] = recorder  # as the tests' local AWS adds handlers after start
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(lambda n: _invoke(app, "image_infer", {"n": n}), range(4)))
     assert [a["echo"]["n"] for a in answers] == [0, 1, 2, 3]
