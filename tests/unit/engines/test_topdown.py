@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from posepipe.engines.base import PoseEngineOptions
 from posepipe.engines.choice import open_pose_engine
+from posepipe.engines.topdown.cpu_networks import CpuTopDownNetworks
 from posepipe.engines.topdown.estimator import TopDownPoseEstimator
 from posepipe.engines.topdown.person_boxes import PersonBox, box_iou, suppress_duplicates
 from posepipe.engines.topdown.regions import Region, region_from_box, region_from_landmarks
@@ -74,6 +75,12 @@ def test_the_player_in_messi5_is_found_whole(
     assert engine.model_dict()["detector"]["name"] == "centernet"
 
 
+def cpu(engine: TopDownPoseEstimator) -> CpuTopDownNetworks:
+    """The engine's networks, on ONNX Runtime and LiteRT (the default)."""
+    assert isinstance(engine.networks, CpuTopDownNetworks)
+    return engine.networks
+
+
 @pytest.fixture(scope="module")
 def nanodet_engine(catalogue_models: dict[str, Path]) -> TopDownPoseEstimator:
     opened = open_pose_engine(PoseEngineOptions(detector="nanodet", max_poses=20))
@@ -84,7 +91,7 @@ def nanodet_engine(catalogue_models: dict[str, Path]) -> TopDownPoseEstimator:
 def test_nanodet_finds_the_players_of_basketball1_and_nobody_on_the_grass(
     nanodet_engine: TopDownPoseEstimator, sample: Callable[[str], Path]
 ) -> None:
-    boxes = nanodet_engine.detector.detect(load_image(sample("basketball1.png")).rgb)
+    boxes = cpu(nanodet_engine).detector.detect(load_image(sample("basketball1.png")).rgb)
     # NanoDet's own boxes, decoded from its distance distributions, fit the labelled players
     # (tests/fixtures/labels: [36, 84, 154, 476] and [436, 25, 640, 480]) by IoU 0.7 or more
     # (measured: 0.73 and 0.81; the left player's feet are left out).
@@ -124,9 +131,9 @@ def test_regions_and_landmarks_agree_with_the_torch_engine(
 
     rgb = load_image(sample("basketball1.png")).rgb
     height, width = rgb.shape[:2]
-    box = engine.detector.detect(rgb)[0]
+    box = cpu(engine).detector.detect(rgb)[0]
     region = region_from_box(box)
-    ours = engine.landmarks.estimate(rgb, [region])[0]
+    ours = cpu(engine).finder.estimate(rgb, [region])[0]
 
     _, network = load_networks(catalogue_models["blazepose-full"])
     model = BlazePoseLandmarkModel(network, torch.device("cpu"), torch.float32)
@@ -179,14 +186,14 @@ def test_video_mode_tracks_between_detections(
     assert isinstance(video, TopDownPoseEstimator)
     image = open_pose_engine(PoseEngineOptions(detector="centernet", max_poses=20))
     detections = 0
-    detect = video.detector.detect
+    detect = cpu(video).detector.detect
 
     def counting(rgb: np.ndarray) -> list[PersonBox]:
         nonlocal detections
         detections += 1
         return detect(rgb)
 
-    video.detector.detect = counting  # type: ignore[method-assign]
+    cpu(video).detector.detect = counting  # type: ignore[method-assign]
     counts = []
     for frame in read_frames(sample("vtest.avi"), 380, 404):
         tracked = video.detect_for_video(frame.rgb, round(frame.t * 1000))

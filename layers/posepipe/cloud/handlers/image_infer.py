@@ -47,7 +47,7 @@ from posepipe.cloud.keys import KeyLayout, name_after_prefix
 from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri, write_error_record
 from posepipe.engines.base import DEFAULT_DETECTOR, MULTIPOSE, InferenceOptions, pair_detector, parse_detector
-from posepipe.engines.topdown.estimator import MOVENET_MODELS, required_models
+from posepipe.engines.topdown.models import MOVENET_MODELS, required_models
 from posepipe.errors import EngineError, InputError
 from posepipe.image_job import ImageJob, ImageJobOptions
 from posepipe.result import PoseResult

@@ -31,163 +31,145 @@ dropped. Ids are given later, over the whole video, by :mod:`posepipe.postproces
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-import numpy as np
-
-from posepipe.assets.catalogue import CATALOGUE, resolve_model, spec_of
-from posepipe.assets.pose_model import model_info
 from posepipe.engines.base import PoseEngineOptions, RGBImage, RunningMode
-from posepipe.engines.topdown.blazepose_landmarks import BlazePoseLandmarks
-from posepipe.engines.topdown.movenet import MIN_SECOND_OPINION_SCORE, MoveNetKeypoints, MoveNetLandmarks
-from posepipe.engines.topdown.person_boxes import (
-    DEFAULT_MIN_SCORE,
-    CenterNetPersonDetector,
-    NanoDetPersonDetector,
-    PersonBox,
-    box_iou,
-    suppress_duplicates,
+from posepipe.engines.topdown.cpu_networks import CpuTopDownNetworks
+from posepipe.engines.topdown.driver import TopDownNetworks, run_step, run_steps
+from posepipe.engines.topdown.models import (
+    FINDER_MODEL,
+    MOVENET_MODELS,
+    TopDownModels,
+    required_models,
+    topdown_models,
 )
-from posepipe.engines.topdown.regions import RegionLandmarks, region_around, region_from_box
+from posepipe.engines.topdown.movenet import MIN_SECOND_OPINION_SCORE
+from posepipe.engines.topdown.regions import RegionLandmarks
+from posepipe.engines.topdown.steps import (
+    MAX_DUPLICATE_IOU,
+    NEW_PERSON_MAX_IOU,
+    PolicySettings,
+    TopDownPolicy,
+    skeleton_of,
+)
 from posepipe.errors import EngineError
-from posepipe.result import Person, body_box
+from posepipe.result import Person
 
-# The catalogue's pose models of COCO's 17 keypoints: MoveNet's, which MoveNetLandmarks runs.
-MOVENET_MODELS = tuple(
-    name for name, spec in CATALOGUE.items() if spec.kind == "pose" and spec.keypoints == 17
-)
-FINDER_MODEL = "blazepose-full"  # who is a person, when MoveNet is the pose network
-MAX_DUPLICATE_IOU = 0.5
-NEW_PERSON_MAX_IOU = 0.3
+__all__ = [
+    "FINDER_MODEL",
+    "MAX_DUPLICATE_IOU",
+    "MOVENET_MODELS",
+    "NEW_PERSON_MAX_IOU",
+    "TopDownPoseEstimator",
+    "TopDownTracker",
+    "detect_for_video_batch",
+    "required_models",
+]
+
+
+def policy_for(options: PoseEngineOptions, models: TopDownModels) -> TopDownPolicy:
+    settings = PolicySettings(
+        max_poses=options.max_poses,
+        min_presence_confidence=options.min_presence_confidence,
+        detect_every=options.detect_every,
+    )
+    return TopDownPolicy(settings, models.pose)
+
+
+class TopDownTracker:
+    """One video stream's tracking state (the persons of its last frame) over shared networks:
+    what :func:`detect_for_video_batch` advances, one frame a call, alone or beside other streams."""
+
+    def __init__(self, policy: TopDownPolicy, networks: TopDownNetworks) -> None:
+        self.policy = policy
+        self.networks = networks
+        self.tracked: list[RegionLandmarks] = []
+        self.frames = 0
+        self.last_timestamp: int | None = None
+
+    def check_timestamp(self, timestamp_ms: int) -> None:
+        if self.last_timestamp is not None and timestamp_ms <= self.last_timestamp:
+            raise ValueError(f"timestamps must increase: {timestamp_ms} after {self.last_timestamp}")
+
+    def commit(self, tracked: list[RegionLandmarks], timestamp_ms: int) -> list[Person]:
+        self.tracked, self.last_timestamp = tracked, timestamp_ms
+        self.frames += 1
+        return [self.policy.person(estimate) for estimate in tracked]
+
+    def reset(self) -> None:
+        """Forget the tracked persons (a new video)."""
+        self.tracked, self.frames, self.last_timestamp = [], 0, None
+
+
+def detect_for_video_batch(
+    trackers: Sequence[TopDownTracker], images: Sequence[RGBImage], timestamps_ms: Sequence[int]
+) -> list[list[Person]]:
+    """The next frame of each stream, every network batched across them (the trackers share one
+    networks object). Nothing changes unless every frame succeeds: a failed batch can be run
+    again frame by frame."""
+    if not trackers:
+        return []
+    networks = trackers[0].networks
+    if any(tracker.networks is not networks for tracker in trackers):
+        raise ValueError("a batch runs on one set of networks")
+    for tracker, timestamp in zip(trackers, timestamps_ms, strict=True):
+        tracker.check_timestamp(timestamp)
+    frames = networks.prepare(images)
+    steps = [tracker.policy.video_step(tracker.tracked, tracker.frames) for tracker in trackers]
+    results = run_steps(steps, networks, frames)
+    return [
+        tracker.commit(tracked, timestamp)
+        for tracker, tracked, timestamp in zip(trackers, results, timestamps_ms, strict=True)
+    ]
 
 
 class TopDownPoseEstimator:
     """A :class:`posepipe.engines.base.PoseEstimator`: a person detector, then the pose network on
-    each person."""
+    each person. ``networks`` runs them (default: ONNX Runtime and LiteRT on the CPU,
+    :class:`~posepipe.engines.topdown.cpu_networks.CpuTopDownNetworks`); ``models`` are their files
+    (default: resolved from ``options``)."""
 
-    def __init__(self, options: PoseEngineOptions) -> None:
+    def __init__(
+        self,
+        options: PoseEngineOptions,
+        networks: TopDownNetworks | None = None,
+        models: TopDownModels | None = None,
+    ) -> None:
         if options.running_mode is RunningMode.LIVE_STREAM:
             raise EngineError("the top-down engine has no LIVE_STREAM mode: use VIDEO mode")
         self.options = options
-        self.detector_spec = CATALOGUE[options.detector]
-        detector_class = NanoDetPersonDetector if options.detector == "nanodet" else CenterNetPersonDetector
-        self.detector = detector_class(self.detector_spec.built_path(), min_score=DEFAULT_MIN_SCORE)
-        self.second_opinion_spec = CATALOGUE["movenet-lightning"]
-        self.second_opinion = MoveNetKeypoints(self.second_opinion_spec.built_path())
-        self.landmarks: BlazePoseLandmarks | MoveNetLandmarks
-        spec = spec_of(options.model_path)
-        if spec is not None and spec.name in MOVENET_MODELS:
-            built = spec.built_path()
-            self.model_block: dict[str, Any] = {"name": spec.name, "path": str(built), "sha256": spec.sha256}
-            self.finder = BlazePoseLandmarks(CATALOGUE[FINDER_MODEL].built_path())
-            same = spec.name == self.second_opinion_spec.name  # Lightning: one network, run once
-            self.landmarks = MoveNetLandmarks(self.second_opinion if same else MoveNetKeypoints(built))
-        else:
-            bundle = resolve_model(options.model_path)
-            self.model_block = model_info(bundle).to_dict()
-            self.finder = BlazePoseLandmarks(bundle)
-            self.landmarks = self.finder
-        self.skeleton = self.landmarks.skeleton
-        self._last_timestamp: int | None = None
-        self._tracked: list[RegionLandmarks] = []  # the persons of the last frame (VIDEO mode)
-        self._frames = 0
+        self.models = models or topdown_models(options)
+        self.networks: TopDownNetworks = networks or CpuTopDownNetworks(self.models)
+        self.policy = policy_for(options, self.models)
+        self.skeleton = self.policy.skeleton
+        self.tracker = TopDownTracker(self.policy, self.networks)
 
     def model_dict(self) -> dict[str, Any]:
-        return {
-            **self.model_block,
-            "engine": "topdown",
-            "skeleton": self.skeleton.name,
-            "detector": {
-                "name": self.detector_spec.name,
-                "sha256": self.detector_spec.sha256,
-                "min_score": self.detector.min_score,
-                "detect_every": self.options.detect_every,
-            },
-            "second_opinion": {
-                "name": self.second_opinion_spec.name,
-                "sha256": self.second_opinion_spec.sha256,
-                "min_score": MIN_SECOND_OPINION_SCORE,
-            },
-            **self.options.settings_dict(),
-        }
+        return topdown_model_dict(self.options, self.models, self.networks)
 
     def detect(self, rgb: RGBImage) -> list[Person]:
         """Persons in one image (IMAGE mode), most present first."""
-        estimates = self._from_boxes(rgb, self.detector.detect(rgb))
-        return [self._person(estimate) for estimate in self._distinct(estimates)]
+        frame = self.networks.prepare([rgb])[0]
+        return [
+            self.policy.person(estimate)
+            for estimate in run_step(self.policy.image_step(), self.networks, frame)
+        ]
+
+    def detect_images(self, images: Sequence[RGBImage]) -> list[list[Person]]:
+        """Persons in each of several images (IMAGE mode), every network batched across them."""
+        frames = self.networks.prepare(images)
+        found = run_steps([self.policy.image_step() for _ in frames], self.networks, frames)
+        return [[self.policy.person(estimate) for estimate in persons] for persons in found]
 
     def detect_for_video(self, rgb: RGBImage, timestamp_ms: int) -> list[Person]:
         """Persons in the next frame of a video (VIDEO mode), tracked from the frame before."""
-        if self._last_timestamp is not None and timestamp_ms <= self._last_timestamp:
-            raise ValueError(f"timestamps must increase: {timestamp_ms} after {self._last_timestamp}")
-        self._last_timestamp = timestamp_ms
-        carried = self.landmarks.estimate(rgb, [self.landmarks.next_region(p) for p in self._tracked])
-        tracked = [estimate for estimate in carried if self._present(estimate)]
-        if not tracked or self._frames % self.options.detect_every == 0:
-            covered = [_extent(estimate, self.skeleton.size) for estimate in tracked]
-            new_boxes = [
-                box
-                for box in self.detector.detect(rgb)
-                if all(
-                    box_iou((box.x0, box.y0, box.x1, box.y1), other) <= NEW_PERSON_MAX_IOU
-                    for other in covered
-                )
-            ]
-            tracked += self._from_boxes(rgb, new_boxes)
-        self._frames += 1
-        self._tracked = self._distinct(tracked)
-        return [self._person(estimate) for estimate in self._tracked]
+        return detect_for_video_batch([self.tracker], [rgb], [timestamp_ms])[0]
 
     def reset(self) -> None:
         """Forget the tracked persons (a new video)."""
-        self._tracked, self._frames, self._last_timestamp = [], 0, None
-
-    def _from_boxes(self, rgb: RGBImage, boxes: list[PersonBox]) -> list[RegionLandmarks]:
-        """The persons in the detector's boxes: BlazePose on the square around each box, then on the
-        region its own landmarks give; those present in the second pass whom MoveNet Lightning
-        also sees. With MoveNet chosen, MoveNet's keypoints of each of them."""
-        finder = self.finder
-        first = finder.estimate(rgb, [region_from_box(box) for box in boxes])
-        found = [estimate for estimate in first if self._found(estimate)]
-        second = finder.estimate(rgb, [finder.next_region(estimate) for estimate in found])
-        present = [estimate for estimate in second if self._found(estimate)]
-        regions = [region_around(body_box(_extent(estimate, finder.skeleton.size))) for estimate in present]
-        opinions = self.second_opinion.estimate(rgb, regions)
-        confirmed = [
-            (estimate, region, opinion)
-            for estimate, region, opinion in zip(present, regions, opinions, strict=True)
-            if opinion.score >= MIN_SECOND_OPINION_SCORE
-        ]
-        if not isinstance(self.landmarks, MoveNetLandmarks):
-            return [estimate for estimate, _, _ in confirmed]
-        if self.landmarks.network is self.second_opinion:  # the pose model gave its opinion already
-            return [MoveNetLandmarks.pose(opinion) for _, _, opinion in confirmed]
-        return self.landmarks.estimate(rgb, [region for _, region, _ in confirmed])
-
-    def _found(self, estimate: RegionLandmarks) -> bool:
-        """Whether BlazePose says a person is in the region (its presence score)."""
-        return estimate.presence > self.options.min_presence_confidence
-
-    def _present(self, estimate: RegionLandmarks) -> bool:
-        """Whether a tracked person is still there, by the pose network's own presence."""
-        threshold = self.landmarks.presence_threshold
-        return estimate.presence > (self.options.min_presence_confidence if threshold is None else threshold)
-
-    def _distinct(self, estimates: list[RegionLandmarks]) -> list[RegionLandmarks]:
-        """Without duplicates (landmark boxes overlapping by more than ``MAX_DUPLICATE_IOU``: the
-        more present is kept), most present first, at most ``max_poses``."""
-        kept = suppress_duplicates(
-            [_extent(estimate, self.skeleton.size) for estimate in estimates],
-            [e.presence for e in estimates],
-            MAX_DUPLICATE_IOU,
-        )
-        return [estimates[i] for i in kept][: self.options.max_poses]
-
-    def _person(self, estimate: RegionLandmarks) -> Person:
-        return Person.from_landmarks(
-            np.asarray(estimate.points[: self.skeleton.size]), np.asarray(estimate.world)
-        )
+        self.tracker.reset()
 
     def close(self) -> None:
         return None
@@ -201,16 +183,22 @@ class TopDownPoseEstimator:
         self.close()
 
 
-def _extent(estimate: RegionLandmarks, size: int) -> tuple[float, float, float, float]:
-    """The box around a person's first ``size`` points (BlazePose's 33 landmarks, not its
-    auxiliary points; MoveNet's 17), in pixels."""
-    xy = estimate.points[:size, :2]
-    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
-
-
-def required_models(model: str, detector: str) -> list[str]:
-    """The catalogue's models the top-down engine loads for pose model ``model`` (a catalogue
-    name) with general detector ``detector``: the detector, MoveNet Lightning (the second
-    opinion), BlazePose Full (who is a person, when the pose model is MoveNet) and the model."""
-    names = [detector, "movenet-lightning"] + [FINDER_MODEL] * (model in MOVENET_MODELS) + [model]
-    return list(dict.fromkeys(names))
+def topdown_model_dict(
+    options: PoseEngineOptions, models: TopDownModels, networks: TopDownNetworks
+) -> dict[str, Any]:
+    """What results record of a top-down engine: the pose model, the detector, the second
+    opinion, where and on what the networks ran, and the options."""
+    min_score = getattr(networks, "min_score", None)
+    return {
+        **models.model_block,
+        "engine": "topdown",
+        "skeleton": skeleton_of(models.pose).name,
+        **networks.describe(),
+        "detector": {
+            **models.detector_block(),
+            **({"min_score": min_score} if min_score is not None else {}),
+            "detect_every": options.detect_every,
+        },
+        "second_opinion": {**models.second_opinion_block(), "min_score": MIN_SECOND_OPINION_SCORE},
+        **options.settings_dict(),
+    }
