@@ -8,7 +8,8 @@ the picture) overlaps it with IoU at least 0.5, each person's box matched once, 
 Persons matched to ignore regions count neither way.
 
     python bench/recall.py [--detector centernet blazepose] [--model blazepose-full ...] [--video]
-        [--json out.json]
+        [--engine mediapipe|torch] [--json out.json]
+    python bench/recall.py --keypoints RUN/vtest/keypoints.json   # score a `posepipe video` result
 """
 
 from __future__ import annotations
@@ -90,24 +91,38 @@ def pictures() -> list[tuple[str, Any, list[list[float]], list[list[float]]]]:
     return out
 
 
-def evaluate(detector: str, model: str, labelled: list[Any]) -> dict[str, Any]:
+def evaluate(detector: str, model: str, labelled: list[Any], engine: str = "mediapipe") -> dict[str, Any]:
     """Each picture through the engine in IMAGE mode."""
-    from posepipe.engines.base import DEFAULT_MAX_POSES, InferenceOptions, RunningMode
+    from posepipe.engines.base import DEFAULT_MAX_POSES, InferenceOptions, RunningMode, parse_engine
     from posepipe.engines.choice import open_pose_engine
 
-    options = InferenceOptions(model_path=model, max_poses=DEFAULT_MAX_POSES[detector], detector=detector)
+    options = InferenceOptions(
+        model_path=model,
+        max_poses=DEFAULT_MAX_POSES[detector],
+        detector=detector,
+        engine=parse_engine(engine),
+    )
     found: dict[str, list[list[float]]] = {}
-    with open_pose_engine(options.engine_options(RunningMode.IMAGE)) as engine:
+    with open_pose_engine(options.engine_options(RunningMode.IMAGE)) as estimator:
         started = time.perf_counter()
         for name, rgb, _, _ in labelled:
             height, width = rgb.shape[:2]
-            found[name] = [clip(list(p.bbox), width, height) for p in engine.detect(rgb)]
+            found[name] = [clip(list(p.bbox), width, height) for p in estimator.detect(rgb)]
         seconds = time.perf_counter() - started
     summary = score(found, labelled)
-    return {"detector": detector, "model": model, "mode": "image", "seconds": seconds, **summary}
+    return {
+        "detector": detector,
+        "model": model,
+        "engine": engine,
+        "mode": "image",
+        "seconds": seconds,
+        **summary,
+    }
 
 
-def evaluate_video(detector: str, model: str, labelled: list[Any]) -> dict[str, Any]:
+def evaluate_video(
+    detector: str, model: str, labelled: list[Any], engine: str = "mediapipe"
+) -> dict[str, Any]:
     """The labelled frames of vtest.avi as ``posepipe video`` finds them: the whole video through
     the command, with its defaults (chunks, tracking, ids, smoothing), then its keypoints.json."""
     import subprocess
@@ -120,11 +135,24 @@ def evaluate_video(detector: str, model: str, labelled: list[Any]) -> dict[str, 
         started = time.perf_counter()
         subprocess.run(
             [str(command), "video", str(sample_path("vtest.avi")), "-o", out, "--no-annotate",
-             "--no-progress", "--model", model, "--detector", detector],
+             "--no-progress", "--model", model, "--detector", detector, "--engine", engine],
             check=True,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         frames = json.loads((Path(out) / "vtest" / "keypoints.json").read_text())["frames"]
+    report = score_video_frames(frames, labelled)
+    return {
+        "detector": detector,
+        "model": model,
+        "engine": engine,
+        "mode": "video",
+        "seconds": seconds,
+        **report,
+    }
+
+
+def score_video_frames(frames: list[dict[str, Any]], labelled: list[Any]) -> dict[str, Any]:
+    """The labelled frames of vtest.avi as a ``posepipe video`` result (its frames) has them."""
     by_index = {frame["index"]: frame["persons"] for frame in frames}
     found: dict[str, list[list[float]]] = {}
     videos = [picture for picture in labelled if picture[0].startswith("vtest")]
@@ -132,7 +160,7 @@ def evaluate_video(detector: str, model: str, labelled: list[Any]) -> dict[str, 
         height, width = rgb.shape[:2]
         persons = by_index.get(int(name.split("#")[1]), [])
         found[name] = [clip(person["bbox"], width, height) for person in persons]
-    return {"detector": detector, "model": model, "mode": "video", "seconds": seconds, **score(found, videos)}
+    return score(found, videos)
 
 
 def score(found: dict[str, list[list[float]]], labelled: list[Any]) -> dict[str, Any]:
@@ -165,15 +193,25 @@ def main() -> None:
     parser.add_argument("--detector", nargs="+", default=["centernet", "blazepose"])
     parser.add_argument("--model", nargs="+", default=["blazepose-full"])
     parser.add_argument("--video", action="store_true", help="also vtest.avi through `posepipe video`")
+    parser.add_argument("--engine", default="mediapipe", choices=("mediapipe", "torch"))
+    parser.add_argument("--keypoints", type=Path, help="score this `posepipe video` result of vtest.avi")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     labelled = pictures()
     reports = []
-    for model in args.model:
-        for detector in [MULTIPOSE] if model == MULTIPOSE else args.detector:  # it is its own detector
-            reports.append(evaluate(detector, model, labelled))
+    if args.keypoints:
+        result = json.loads(args.keypoints.read_text())
+        model = result["model"]
+        reports.append({
+            "detector": (model.get("detector") or {}).get("name", "?"),
+            "model": model.get("name"), "engine": str(model.get("runtime")), "mode": "video",
+            **score_video_frames(result["frames"], labelled),
+        })  # fmt: skip
+    for model_name in [] if args.keypoints else args.model:
+        for detector in [MULTIPOSE] if model_name == MULTIPOSE else args.detector:  # it is its own detector
+            reports.append(evaluate(detector, model_name, labelled, args.engine))
             if args.video:
-                reports.append(evaluate_video(detector, model, labelled))
+                reports.append(evaluate_video(detector, model_name, labelled, args.engine))
     for report in reports:
         for group in ("vtest", "photos"):
             if group not in report:

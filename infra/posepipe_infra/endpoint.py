@@ -2,8 +2,10 @@
 autoscaling on invocations per instance.
 
 The image is ``sagemaker_endpoint/Dockerfile`` (built by ``cdk deploy``, never by ``cdk synth``).
-The model is the one built into the image, or ``modelUri`` (a ``model.tar.gz`` holding one
-``.task`` bundle, unpacked by SageMaker into ``/opt/ml/model``). The execution role reads
+The models are the ones built into the image, or ``modelUri``: a ``model.tar.gz`` that
+``posepipe models pack`` (``make synth``) makes, the detector, the pose model and MoveNet with a
+manifest of their sha256 sums, which SageMaker unpacks into ``/opt/ml/model`` and the endpoint
+checks file by file before it answers ``/ping``. The execution role reads
 ``videos/`` in the input bucket and writes the work prefix of the output bucket, nothing more
 (plus pulling its image and writing its logs and metrics, as every SageMaker container must).
 """
@@ -18,6 +20,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
+from posepipe.cloud import deployment
 
 from posepipe_infra.paths import REPO, docker_ignore_patterns
 from posepipe_infra.security import acknowledge, allow_objects, service_role
@@ -47,8 +50,11 @@ LOCAL_STORAGE_FAMILIES = frozenset(
         "trn1",
     }
 )
-# Seconds one invocation may take (SageMaker's limit is 60 s; a 60 s chunk takes a few on a GPU).
-INVOCATION_TIMEOUT_S = 60
+# The instance's NVIDIA driver: 550, CUDA 12.4 (SageMaker's newest inference AMI). The image
+# installs PyTorch's CUDA 12.8 build, which runs on it by CUDA's minor-version compatibility (any
+# 12.x runtime on a driver of 525 or later); PyPI's default torch wheel is built for CUDA 13, which
+# needs driver 580 (sagemaker_endpoint/Dockerfile, docs/DEPLOY.md).
+INFERENCE_AMI_VERSION = "al2-ami-sagemaker-inference-gpu-3-1"
 
 
 def instance_family(instance_type: str) -> str:
@@ -113,11 +119,15 @@ class InferenceEndpoint(Construct):
         allow_objects(
             role, storage.input_bucket, VIDEOS_PREFIX, ["s3:GetObject"], "the videos the chunks come from"
         )
-        allow_objects(role, storage.output_bucket, WORK_PREFIX, ["s3:PutObject"], "each chunk's result")
+        allow_objects(
+            role, storage.output_bucket, WORK_PREFIX, ["s3:PutObject", "s3:GetObject"],
+            "each chunk's result; GetObject reads the earlier result a boundary repair agrees with",
+        )  # fmt: skip
 
         container: dict[str, object] = {
             "image": image.image_uri,
-            "environment": {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(INVOCATION_TIMEOUT_S)},
+            # posepipe.cloud.deployment: the same variables `posepipe serve` gives its endpoint
+            "environment": deployment.endpoint_environment(deployment.DEPLOYED),
         }
         if settings.model_uri:
             container["model_data_url"] = settings.model_uri
@@ -148,6 +158,7 @@ class InferenceEndpoint(Construct):
             initial_instance_count=settings.min_endpoint_instances,
             instance_type=settings.instance_type,
             initial_variant_weight=1.0,
+            inference_ami_version=INFERENCE_AMI_VERSION,
         )
         config = sagemaker.CfnEndpointConfig(self, "Config", production_variants=[variant])
         if instance_family(settings.instance_type) in LOCAL_STORAGE_FAMILIES:

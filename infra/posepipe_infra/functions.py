@@ -92,9 +92,6 @@ def build_function(
         "tracing": lambda_.Tracing.ACTIVE,
         "architecture": lambda_.Architecture.X86_64,
         "environment": {
-            "POWERTOOLS_SERVICE_NAME": name,
-            "POWERTOOLS_METRICS_NAMESPACE": "posepipe",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
             **environment,
         },
     }

@@ -21,6 +21,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from posepipe.cloud import deployment
 
 from posepipe_infra.endpoint import InferenceEndpoint
 from posepipe_infra.functions import BuiltFunction, Sizing, build_function, posepipe_layer
@@ -43,41 +44,34 @@ IMAGE_INFER = Sizing(memory_mb=2048, timeout_s=30)
 VIDEO_SPLIT = Sizing(memory_mb=1024, timeout_s=300, ephemeral_mb=10240)
 AGGREGATE = Sizing(memory_mb=2048, timeout_s=900, ephemeral_mb=10240)
 VIDEO_JOBS = Sizing(memory_mb=512, timeout_s=10)
-# The aggregate renders the whole annotated video in one invocation (15 minutes at most): about
-# 26 s a minute of 1080p at 30 fps, so videos are held to 1920x1080 and, by default, 20 minutes.
-MAX_VIDEO_PIXELS = 1920 * 1080
-# Seconds of video per endpoint invocation. SageMaker answers within 60 s or fails the invocation;
-# the CPU engine takes 15 to 30 ms a frame, so 20 s of 30 fps video (plus 5 s of tracking warm-up)
-# is about 20 s of work (docs/PERFORMANCE.md).
-CHUNK_SECONDS = 20
-# Images: the top-down engine, as `posepipe image` runs it. Videos keep BlazePose's own detector
-# (the configuration's default): the endpoint runs the top-down engine on its CPU only (about 8
-# frames/s a process on this project's 2-core test machine), and a chunk of CHUNK_SECONDS must be
-# done within SageMaker's 60 s invocation limit (docs/PERFORMANCE.md).
-IMAGE_DETECTOR = "centernet"
-IMAGE_MAX_POSES = 20
-# API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
-API_MAX_IMAGE_BYTES = 4 * 1024 * 1024
+# Detector, pose model, max poses, chunk planning and limits: posepipe.cloud.deployment, the one
+# configuration this app and `posepipe serve` both read.
+MAX_VIDEO_PIXELS = deployment.MAX_VIDEO_PIXELS
+API_MAX_IMAGE_BYTES = deployment.MAX_IMAGE_BYTES
 
 
-def common_environment(settings: DeploymentSettings, storage: Storage) -> dict[str, str]:
-    """The ``POSEPIPE_*`` variables every function reads (posepipe.cloud.config.PipelineConfig)."""
-    environment = {
-        "POSEPIPE_INPUT_BUCKET": storage.input_bucket.bucket_name,
-        "POSEPIPE_OUTPUT_BUCKET": storage.output_bucket.bucket_name,
-        "POSEPIPE_IMAGES_PREFIX": IMAGES_PREFIX,
-        "POSEPIPE_VIDEOS_PREFIX": VIDEOS_PREFIX,
-        "POSEPIPE_ERRORS_PREFIX": ERRORS_PREFIX,
-        "POSEPIPE_WORK_PREFIX": WORK_PREFIX,
-        "POSEPIPE_MAX_VIDEO_SECONDS": str(settings.max_video_seconds),
-        "POSEPIPE_MAX_IMAGE_PIXELS": str(settings.max_image_pixels),
-        "POSEPIPE_MAX_VIDEO_PIXELS": str(MAX_VIDEO_PIXELS),
-        # video_split and aggregate plan the same chunks: one value for both
-        "POSEPIPE_CHUNK_SECONDS": str(CHUNK_SECONDS),
-    }
-    if settings.model_uri:
-        environment["POSEPIPE_MODEL_URI"] = settings.model_uri
-    return environment
+def deployed_resources(
+    settings: DeploymentSettings, storage: Storage, endpoint_name: str = "", state_machine_arn: str = ""
+) -> deployment.Resources:
+    return deployment.Resources(
+        input_bucket=storage.input_bucket.bucket_name,
+        output_bucket=storage.output_bucket.bucket_name,
+        endpoint_name=endpoint_name,
+        state_machine_arn=state_machine_arn,
+        model_uri=settings.model_uri,
+    )
+
+
+def function_environment(
+    name: str, settings: DeploymentSettings, storage: Storage, endpoint_name: str = "",
+    state_machine_arn: str = "",
+) -> dict[str, str]:  # fmt: skip
+    """Function ``name``'s variables (posepipe.cloud.deployment), with this stack's names and limits."""
+    limits = deployment.Limits(
+        max_video_seconds=settings.max_video_seconds, max_image_pixels=settings.max_image_pixels
+    )
+    resources = deployed_resources(settings, storage, endpoint_name, state_machine_arn)
+    return deployment.function_environment(name, resources, limits, deployment.DEPLOYED)
 
 
 def allow_model(built: BuiltFunction, settings: DeploymentSettings) -> None:
@@ -148,14 +142,7 @@ class ImagePath(Construct):
             name="image_infer",
             settings=settings,
             sizing=IMAGE_INFER,
-            environment={
-                **common_environment(settings, storage),
-                "POSEPIPE_MAX_IMAGE_BYTES": str(API_MAX_IMAGE_BYTES),
-                # Everyone in the picture, as `posepipe image` finds them (the container image
-                # builds every model and carries ONNX Runtime and LiteRT).
-                "POSEPIPE_DETECTOR": IMAGE_DETECTOR,
-                "POSEPIPE_MAX_POSES": str(IMAGE_MAX_POSES),
-            },
+            environment=function_environment("image_infer", settings, storage),
             description="posepipe: pose estimation of images (S3 uploads to images/ and POST /images)",
         )
         self.function = built.function
@@ -196,7 +183,6 @@ class VideoPipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        environment = common_environment(settings, storage)
         layer = posepipe_layer(self)
         inputs, outputs = storage.input_bucket, storage.output_bucket
 
@@ -206,7 +192,7 @@ class VideoPipeline(Construct):
             name="video_split",
             settings=settings,
             sizing=VIDEO_SPLIT,
-            environment={**environment, "POSEPIPE_ENDPOINT_NAME": endpoint.endpoint_name},
+            environment=function_environment("video_split", settings, storage, endpoint.endpoint_name),
             description="posepipe: probes an uploaded video and plans its chunks",
             layer=layer,
         )
@@ -220,11 +206,17 @@ class VideoPipeline(Construct):
             name="aggregate",
             settings=settings,
             sizing=AGGREGATE,
-            environment=environment,
+            environment=function_environment("aggregate", settings, storage, endpoint.endpoint_name),
             description="posepipe: merges chunk results, renders the annotated video",
         )
         allow_objects(aggregate.role, inputs, VIDEOS_PREFIX, ["s3:GetObject"], "the video being rendered")
-        allow_objects(aggregate.role, outputs, WORK_PREFIX, ["s3:GetObject"], "the chunk results")
+        allow_objects(
+            aggregate.role, outputs, WORK_PREFIX, ["s3:GetObject", "s3:PutObject"],
+            "the chunk results; PutObject writes the frames a boundary repair agrees with",
+        )  # fmt: skip
+        aggregate.role.add_to_principal_policy(  # boundary repairs run on the endpoint
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint.endpoint_arn])
+        )
         allow_listing(aggregate.role, outputs, [WORK_PREFIX])
         allow_objects(
             aggregate.role,
@@ -236,7 +228,6 @@ class VideoPipeline(Construct):
         allow_objects(
             aggregate.role, outputs, ERRORS_PREFIX, ["s3:PutObject"], "error records of failed chunks"
         )
-        allow_model(aggregate, settings)
 
         self.state_machine = self._state_machine(settings, storage, endpoint)
 
@@ -246,7 +237,9 @@ class VideoPipeline(Construct):
             name="video_jobs",
             settings=settings,
             sizing=VIDEO_JOBS,
-            environment={**environment, "POSEPIPE_STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+            environment=function_environment(
+                "video_jobs", settings, storage, state_machine_arn=self.state_machine.state_machine_arn
+            ),
             description="posepipe: starts video jobs on upload; POST /videos and GET /jobs/{id}",
             layer=layer,
         )

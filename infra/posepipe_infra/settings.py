@@ -26,7 +26,8 @@ RETENTION_DAYS = {
     731: RetentionDays.TWO_YEARS, 1827: RetentionDays.FIVE_YEARS, 3653: RetentionDays.TEN_YEARS,
 }  # fmt: skip
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+[^/]$")
+# SageMaker's ModelDataUrl must be a gzip tar; the endpoint checks it against its manifest.
+_MODEL_ARCHIVE_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.tar\.gz$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 
@@ -179,7 +180,7 @@ _PARSERS: Mapping[str, Callable[[str, Any], Any]] = {
     "invocations_per_instance": _integer(1, 10_000),
     "max_video_minutes": _integer(1, 25),  # the aggregate's 15 minutes (docs/PERFORMANCE.md)
     "max_image_megapixels": _integer(1, 400),
-    "model_uri": _pattern(_S3_URI, "an s3://bucket/key URI of a .task bundle or a model.tar.gz"),
+    "model_uri": _pattern(_MODEL_ARCHIVE_URI, "an s3://bucket/key URI of a model.tar.gz"),
     "log_retention_days": _retention,
     "removal_policy": _choice("retain", "destroy"),
     "api_auth": _choice("iam", "apikey"),

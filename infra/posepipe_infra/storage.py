@@ -7,14 +7,16 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+# The buckets' layout, from the one configuration (re-exported for the other constructs).
+from posepipe.cloud.deployment import ERRORS_PREFIX as ERRORS_PREFIX
+from posepipe.cloud.deployment import IMAGES_PREFIX as IMAGES_PREFIX
+from posepipe.cloud.deployment import UPLOADS_PREFIX as UPLOADS_PREFIX
+from posepipe.cloud.deployment import VIDEOS_PREFIX as VIDEOS_PREFIX
+from posepipe.cloud.deployment import WORK_PREFIX as WORK_PREFIX
+
 from posepipe_infra.security import acknowledge
 from posepipe_infra.settings import DeploymentSettings
 
-IMAGES_PREFIX = "images/"
-VIDEOS_PREFIX = "videos/"
-ERRORS_PREFIX = "errors/"
-WORK_PREFIX = "work/"
-UPLOADS_PREFIX = f"{WORK_PREFIX}uploads/"  # the upload slots POST /videos issues (KeyLayout.upload_slot)
 ACCESS_LOG_DAYS = 365
 
 

@@ -2,7 +2,8 @@
 ``posepipe ui``, against ``posepipe serve``.
 
 Image mode uploads messi5.jpg; live mode streams Chromium's fake camera, fed from a clip of
-vtest.avi, over WebRTC to the app, which draws skeletons into the video it sends back. What the
+vtest.avi (or from basketball1.png, two players, for the local engine), over WebRTC to the app,
+which draws skeletons into the video it sends back. What the
 page reports (persons, skeletons drawn, FPS) is checked, and so are the pictures themselves:
 screenshots must carry skeleton-coloured pixels that the originals do not have. Screenshots are
 kept under ``test-artifacts/``. Without Chromium at /usr/bin/chromium the tests fail, saying how
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,10 @@ import pytest
 
 from tests.support.paths import REPO
 from tests.support.uibrowser import (
+    CLIP_FPS,
     RGB,
     LiveStatus,
+    another_chromium,
     camera_args,
     choose_live_source,
     choose_mode,
@@ -44,6 +48,8 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO / "test-artifacts"
 LIVE_WITHIN_S = 30.0
+PLAYERS_DRAWN_WITHIN_S = 15.0
+MIN_PLAYER_PIXELS = 1500  # skeleton pixels on each half of basketball1.png (drawn: some 4000-7000)
 MAX_RESTARTS = 2
 
 
@@ -70,14 +76,23 @@ def browser(camera: tuple[Path, list[RGB]]) -> Iterator[Any]:
 CONSOLE: dict[int, list[str]] = {}
 
 
-@pytest.fixture
-def page(browser: Any, app_url: str) -> Iterator[Any]:
+@contextmanager
+def _app_page(browser: Any, app_url: str) -> Iterator[Any]:
+    """A page on the app, its console kept in :data:`CONSOLE` while it is open."""
     page = open_app(browser, app_url)
     lines = CONSOLE.setdefault(id(page), [])
     page.on("console", lambda message: lines.append(f"{message.type}: {message.text}"))
-    yield page
-    CONSOLE.pop(id(page), None)
-    page.context.close()
+    try:
+        yield page
+    finally:
+        CONSOLE.pop(id(page), None)
+        page.context.close()
+
+
+@pytest.fixture
+def page(browser: Any, app_url: str) -> Iterator[Any]:
+    with _app_page(browser, app_url) as opened:
+        yield opened
 
 
 def _save(page: Any, name: str) -> None:
@@ -105,8 +120,11 @@ def test_image_mode_shows_one_person_and_the_annotated_photo(
     _save(page, "ui-image.png")
 
 
-def _wait_for_skeletons(page: Any, source: str, since: LiveStatus | None = None) -> LiveStatus:
-    """Until the page reports frames rendered with skeletons from ``source`` (more than ``since``)."""
+def _wait_for_skeletons(
+    page: Any, source: str, since: LiveStatus | None = None, *, persons: int | None = None
+) -> LiveStatus:
+    """Until the page reports frames rendered with skeletons from ``source`` (more than ``since``),
+    of ``persons`` persons when given."""
     deadline = time.monotonic() + LIVE_WITHIN_S
     status = LiveStatus.read(page)
     restarts = 0
@@ -122,14 +140,16 @@ def _wait_for_skeletons(page: Any, source: str, since: LiveStatus | None = None)
             and status.source == source
             and status.latest_source == source
             and status.persons > 0
+            and (persons is None or status.persons == persons)
             and status.skeleton_frames > (since.skeleton_frames if since else 0)
             and status.answers > (since.answers if since else 0)
         ):
             return status
         time.sleep(0.5)
     _save(page, f"ui-live-{source}-failed.png")
+    wanted = "" if persons is None else f" of {persons} persons"
     raise AssertionError(
-        f"no skeleton from {source} within {LIVE_WITHIN_S} s; the page says: {status} "
+        f"no skeleton{wanted} from {source} within {LIVE_WITHIN_S} s; the page says: {status} "
         f"(screenshot: {ARTIFACTS / f'ui-live-{source}-failed.png'}); the browser's console ended: "
         + " | ".join(CONSOLE.get(id(page), [])[-15:])
     )
@@ -172,3 +192,58 @@ def test_live_mode_draws_skeletons_over_the_camera(
         f"no skeleton in the video after the switch: {switched}"
     )
     stop_stream(page)
+
+
+@pytest.fixture(scope="module")
+def players_camera(
+    tmp_path_factory: pytest.TempPathFactory, sample: Callable[[str], Path]
+) -> tuple[Path, RGB]:
+    """A fake camera that shows basketball1.png (640x480: two players), still, and the picture."""
+    still = decode_rgb(sample("basketball1.png").read_bytes())
+    clip = write_camera_clip([still] * CLIP_FPS, tmp_path_factory.mktemp("players") / "basketball1.y4m")
+    return clip, still
+
+
+def test_live_local_finds_both_basketball_players(
+    browser: Any, app_url: str, players_camera: tuple[Path, RGB]
+) -> None:
+    """The local source runs the engine ``posepipe video`` runs (the top-down engine, tracking):
+    the page reports both players, and one video frame sent back shows a skeleton on each side,
+    on each player (without skeletons each half counts some 200-600 such pixels, video noise)."""
+    clip, still = players_camera
+    width = still.shape[1]
+    halves = (slice(0, width // 2), slice(width // 2, width))
+    with (
+        another_chromium(browser.browser_type, camera_args(clip)) as players,
+        _app_page(players, app_url) as page,
+    ):
+        choose_mode(page, "Live")
+        choose_live_source(page, "local")
+        start_stream(page)
+        status = _wait_for_skeletons(page, "local", persons=2)
+        video = webrtc_frame(page).locator("video")
+        best = (0, 0)
+        deadline = time.monotonic() + PLAYERS_DRAWN_WITHIN_S
+        while min(best) <= MIN_PLAYER_PIXELS and time.monotonic() < deadline:
+            # The page's screenshot, judged by the video in it: what is kept is what was judged.
+            png = page.screenshot()
+            box = video.bounding_box()
+            assert box is not None, "the video is not shown"
+            top, left = round(box["y"]), round(box["x"])
+            shown = decode_rgb(png)[top : top + round(box["height"]), left : left + round(box["width"])]
+            scale = shown.shape[1] / width
+            left_pixels, right_pixels = (
+                skeleton_pixels(shown[:, round(c.start * scale) : round(c.stop * scale)], [still[:, c]])
+                for c in halves
+            )
+            sides = (left_pixels, right_pixels)
+            best = max(best, sides, key=min)
+            if min(sides) > MIN_PLAYER_PIXELS:
+                ARTIFACTS.mkdir(exist_ok=True)
+                (ARTIFACTS / "ui-live-local-players.png").write_bytes(png)
+            time.sleep(0.2)
+        assert min(best) > MIN_PLAYER_PIXELS, (
+            f"no video frame with a skeleton on each player: (left, right) skeleton pixels {best}; {status}"
+        )
+        assert (LiveStatus.read(page) or status).persons == 2, "both players, still found"
+        stop_stream(page)

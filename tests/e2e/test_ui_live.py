@@ -1,6 +1,6 @@
 """The live mode's frame path without a browser, against the real local stack (``posepipe serve``)
-and the real local LIVE_STREAM engine: slots, the drop policy, latest-wins, switching the source
-while frames flow, timings, and errors as readable messages.
+and the real local engine (the top-down engine, tracking in VIDEO mode): slots, the drop policy,
+latest-wins, switching the source while frames flow, timings, and errors as readable messages.
 
 Frames are vtest.avi's stretch where a pedestrian walks near the camera, cropped around them
 (384x288: a webcam-like frame in which a per-image detector finds them nearly every time).
@@ -20,6 +20,7 @@ import numpy.typing as npt
 import pytest
 from posepipe.annotation.drawing import PALETTE
 from posepipe.media.decode import read_frames
+from posepipe.media.images import load_image
 from posepipe.result import Person
 from posepipe.ui.client import ApiClient, ImageAnswer
 from posepipe.ui.live_frames import LivePoseSource, process_video_frame
@@ -88,6 +89,11 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def _counted(items: list[PoseAnswer], n: int) -> Callable[[], bool]:
+    """Whether ``items`` holds ``n`` items by now."""
+    return lambda: len(items) == n
 
 
 def _skeleton_pixels(
@@ -250,6 +256,65 @@ def test_local_engine_takes_one_frame_at_a_time(frames: Frames, model_path: Path
     assert errors == []
     assert not engine.offer(frames[6], 7, 0.6, options)  # closed
     assert not engine.ready
+
+
+def test_local_engine_tracks_both_players_with_the_topdown_engine(sample: Callable[[str], Path]) -> None:
+    """basketball1.png (two players) as a camera that repeats it: the engine ``posepipe video``
+    runs finds both on every frame, at the frames' capture times (kept increasing when the
+    camera's clock is not); a new ``max_poses`` loads the engine again, and is obeyed."""
+    rgb = load_image(sample("basketball1.png")).rgb
+    answers: list[PoseAnswer] = []
+    errors: list[str] = []
+    engine = LocalLiveEngine(answers.append, errors.append)
+    options = LiveOptions(source="local", max_poses=4)
+    try:
+        assert engine.model() is None
+        assert not engine.offer(rgb, 1, 10.0, options)  # loading: dropped
+        assert engine.wait_ready(60)
+        captured = [10.1, 10.2, 10.3, 10.3, 9.0]  # the last two: not after the one before
+        for seq, captured_s in enumerate(captured, start=2):
+            assert engine.offer(rgb, seq, captured_s, options)
+            _wait(_counted(answers, seq - 1))
+        model = engine.model()
+        assert model is not None
+        assert (model["engine"], model["detector"]["name"]) == ("topdown", "centernet")
+
+        fewer = LiveOptions(source="local", max_poses=1)
+        assert not engine.offer(rgb, 10, 11.0, fewer)  # another max_poses: loading again
+        assert not engine.ready
+        assert engine.wait_ready(60)
+        assert engine.offer(rgb, 11, 11.1, fewer)
+        _wait(lambda: len(answers) == len(captured) + 1)
+    finally:
+        engine.close()
+    assert errors == []
+    assert [a.seq for a in answers] == [2, 3, 4, 5, 6, 11]
+    assert [a.captured_s for a in answers[:5]] == captured
+    assert [len(a.persons) for a in answers] == [2, 2, 2, 2, 2, 1]
+    by_x = [sorted(a.persons, key=lambda p: float(p.xy[:, 0].mean())) for a in answers[:5]]
+    left, right = by_x[0]
+    assert float(left.xy[:, 0].mean()) < 320 < float(right.xy[:, 0].mean())  # one on each side
+    for persons in by_x[1:]:  # tracked: the same two players, frame after frame (the right
+        # one, cut by the frame's edge, jitters: their legs are out of it)
+        for before, now in zip(by_x[0], persons, strict=True):
+            assert float(np.abs(now.xy[0] - before.xy[0]).max()) < 30  # the nose
+            assert float(np.median(np.abs(now.xy - before.xy))) < 30
+
+
+def test_a_local_engine_that_does_not_load_is_a_readable_error(frames: Frames, tmp_path: Path) -> None:
+    answers: list[PoseAnswer] = []
+    errors: list[str] = []
+    engine = LocalLiveEngine(answers.append, errors.append, model_path=tmp_path / "missing.task")
+    try:
+        assert not engine.offer(frames[0], 1, 0.0, LiveOptions(source="local"))
+        _wait(lambda: len(errors) >= 1)
+        assert not engine.wait_ready(0.5)
+    finally:
+        engine.close()
+    assert errors[0].startswith("The local engine could not start: ")
+    assert "missing.task" in errors[0]
+    assert "Traceback" not in errors[0]
+    assert answers == []
 
 
 def test_an_api_that_does_not_answer_is_a_readable_error(frames: Frames) -> None:

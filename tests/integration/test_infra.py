@@ -427,7 +427,14 @@ def test_endpoint_role_reads_videos_and_writes_work_only(default_app: Synthesize
     assert grants == {
         ("s3:GetObject", default_app.logical_id(stack.storage.input_bucket), "/videos/*"),
         ("s3:PutObject", default_app.logical_id(stack.storage.output_bucket), "/work/*"),
+        (
+            "s3:GetObject",
+            default_app.logical_id(stack.storage.output_bucket),
+            "/work/*",
+        ),  # repairs' agree_with
     }
+    variant = default_app.one("AWS::SageMaker::EndpointConfig")["Properties"]["ProductionVariants"][0]
+    assert variant["InferenceAmiVersion"] == "al2-ami-sagemaker-inference-gpu-3-1"  # driver 550, CUDA 12.4
     model = default_app.one("AWS::SageMaker::Model")["Properties"]
     assert "ModelDataUrl" not in model["PrimaryContainer"]  # the model built into the image
 
@@ -437,11 +444,16 @@ def test_model_uri_reaches_the_endpoint_and_the_functions(variant_app: Synthesiz
     model = variant_app.one("AWS::SageMaker::Model")["Properties"]
     assert model["PrimaryContainer"]["ModelDataUrl"] == uri
     stack = variant_app.stack
-    for built in (stack.images.built, stack.videos.aggregate):
-        function = variant_app.resources[variant_app.logical_id(built.function)]
-        assert function["Properties"]["Environment"]["Variables"]["POSEPIPE_MODEL_URI"] == uri
-        reads = [json.dumps(s["Resource"]) for s in policies_of(variant_app, built.role)]
-        assert any("my-models/pose/model.tar.gz" in r for r in reads)
+    function = variant_app.resources[variant_app.logical_id(stack.images.built.function)]
+    assert function["Properties"]["Environment"]["Variables"]["POSEPIPE_MODEL_URI"] == uri
+    reads = [json.dumps(s["Resource"]) for s in policies_of(variant_app, stack.images.built.role)]
+    assert any("my-models/pose/model.tar.gz" in r for r in reads)
+    # the aggregate's boundary repairs run on the endpoint: it reads no model, it invokes the endpoint
+    aggregate = variant_app.resources[variant_app.logical_id(stack.videos.aggregate.function)]
+    assert "POSEPIPE_MODEL_URI" not in aggregate["Properties"]["Environment"]["Variables"]
+    statements = policies_of(variant_app, stack.videos.aggregate.role)
+    assert not any("my-models" in json.dumps(s["Resource"]) for s in statements)
+    assert any(s["Action"] == "sagemaker:InvokeEndpoint" for s in statements)
 
 
 # --- functions, layer, sizes ----------------------------------------------------------------
@@ -466,7 +478,9 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
         assert variables["POSEPIPE_MAX_VIDEO_PIXELS"] == str(1920 * 1080), name
         assert variables["POSEPIPE_MAX_IMAGE_PIXELS"] == "40000000", name
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "posepipe", name
-        assert variables["POSEPIPE_CHUNK_SECONDS"] == "20", name
+        assert variables["POSEPIPE_CHUNK_SECONDS"] == "60", name
+        assert variables["POSEPIPE_INVOCATION_SECONDS"] == "20", name
+        assert variables["POSEPIPE_DETECTOR"] == "centernet", name
     for name in ("image_infer", "aggregate"):
         assert functions[name]["PackageType"] == "Image"
         assert functions[name]["ImageConfig"]["Command"] == [f"{name}.app.handler"]
@@ -582,6 +596,10 @@ def test_dashboard_and_alarms(default_app: Synthesized) -> None:
         (
             {"modelUri": "https://example.com/model.task"},
             "modelUri: 'https://example.com/model.task' is not an s3://",
+        ),
+        (
+            {"modelUri": "s3://my-models/pose/model.task"},
+            "modelUri: 's3://my-models/pose/model.task' is not an s3://bucket/key URI of a model.tar.gz",
         ),
         ({"maxVideoMinutes": "ten"}, "maxVideoMinutes: 'ten' is not an integer"),
     ],

@@ -49,6 +49,9 @@ STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:posepipe
 CLIP_FRAMES = 120
 # The short clip's plan: 5 s of work a chunk, 1 s warm-up -> 3 chunks of 47, 36 and 37 frames.
 CLIP_ENV = {"POSEPIPE_CHUNK_SECONDS": "5", "POSEPIPE_WARMUP_SECONDS": "1"}
+# The engine the clip's chunk results are made with here (clip_chunk_results): BlazePose's own
+# detector, which on this clip fires rarely, so that a chunk's warm-up misses a person (a repair).
+CHUNK_ENGINE_ENV = {"POSEPIPE_DETECTOR": "blazepose", "POSEPIPE_MAX_POSES": "4"}
 
 
 def event(name: str, **changes: Any) -> dict[str, Any]:
@@ -90,6 +93,31 @@ class CurrentStdout:
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+
+@pytest.fixture
+def repair_endpoint(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The endpoint's server (in this process, on moto's S3) behind a SageMaker Runtime front, as
+    the aggregate's boundary repairs reach it; it runs the engine the chunk results here were made
+    with (BlazePose's own detector, 4 poses). Yields the endpoint's name."""
+    from posepipe.cloud.endpoint.serve import start_background_server
+    from posepipe.cloud.http_servers import serve_in_background
+    from posepipe.local_stack.sagemaker_runtime import SageMakerRuntimeApp
+
+    for name, value in CHUNK_ENGINE_ENV.items():
+        monkeypatch.setenv(name, value)
+    container = start_background_server()
+    runtime = serve_in_background(SageMakerRuntimeApp({"posepipe-pose": container.url}), name="runtime")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime.url)
+    monkeypatch.setenv("POSEPIPE_ENDPOINT_NAME", "posepipe-pose")
+    for handler in logging.getLogger("posepipe-endpoint").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.stream = CurrentStdout()
+    try:
+        yield "posepipe-pose"
+    finally:
+        runtime.stop()
+        container.stop()
 
 
 @pytest.fixture
@@ -148,15 +176,15 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
     assert chunks[-1].stop == 795
     assert all(a.stop == b.start for a, b in itertools.pairwise(chunks))
     assert [c.index for c in chunks] == list(range(len(chunks)))
-    assert all(c.warmup_start == max(0, c.start - 50) for c in chunks)  # 5 s at 10 fps
+    assert all(c.warmup_start == max(0, c.start - 10) for c in chunks)  # 1 s at 10 fps
     assert all(c.stop - c.warmup_start <= 600 for c in chunks)  # at most 60 s of work, warm-up included
     for chunk, item in zip(chunks, out["chunks"], strict=True):
         assert item["request"] == {
             "video": f"s3://{INPUT}/videos/vtest.avi",
             "chunk": chunk.to_dict(),
             "output": f"s3://{OUTPUT}/work/{job_name}/chunks/{chunk.index:05d}.json",
-            "options": {"max_poses": 4, "min_detection_confidence": 0.5, "min_presence_confidence": 0.5,
-                        "min_tracking_confidence": 0.5, "detector": "blazepose", "detect_every": 4},
+            "options": {"max_poses": 20, "min_detection_confidence": 0.5, "min_presence_confidence": 0.5,
+                        "min_tracking_confidence": 0.5, "detector": "centernet", "detect_every": 4},
         }  # fmt: skip
     assert leftovers("posepipe-split-") == before  # the download is gone
 
@@ -322,7 +350,7 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory, sample: Callable[[str],
 def clip_chunk_results(short_clip: Path, model_path: Path) -> dict[int, dict[str, Any]]:
     """What the endpoint writes for each chunk of the short clip (run once for the module)."""
     chunks = plan_video_chunks(CLIP_FRAMES, 10.0, PipelineConfig(chunk_seconds=5, warmup_seconds=1))
-    options = InferenceOptions(max_poses=4, model_path=str(model_path))
+    options = InferenceOptions(max_poses=4, model_path=str(model_path), detector="blazepose")
     return {c.index: infer_chunk(short_clip, c, options).to_dict() for c in chunks}
 
 
@@ -371,6 +399,8 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     short_clip: Path,
     clip_chunk_results: dict[int, dict[str, Any]],
     tmp_path: Path,
+    repair_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
     before = leftovers("posepipe-aggregate-")
@@ -408,9 +438,20 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     assert summary["persons_per_frame"] == [len(f["persons"]) for f in keypoints["frames"]]
     assert [c["index"] for c in summary["chunks"]] == [0, 1, 2]
     # On this clip the detector fires rarely: chunk 2's 1 s warm-up misses the person chunk 1
-    # ends with, and the boundary repair (run in the Lambda) brings them back.
+    # ends with, and the boundary repair, run by the endpoint, brings them back.
     assert summary["boundary_repairs"] == 1
     assert "repair_frames" in summary["chunks"][2]["timings"]
+    job = aggregate_event["job"]["id"]
+    repair = output_json(s3, f"work/{job}/repairs/00002.json")  # written by the endpoint
+    assert repair["chunk"]["index"] == 2
+    assert repair["chunk"]["warmup_start"] < clip_chunk_results[2]["chunk"]["warmup_start"]
+    assert repair["model"]["engine"] == "mediapipe"  # the endpoint's engine for that detector
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    served = [
+        r for r in logged if r.get("service") == "posepipe-endpoint" and r.get("message") == "boundary repair"
+    ]
+    assert len(served) == 1
+    assert served[0]["chunk"]["index"] == 2
     chunk2 = clip_chunk_results[2]["chunk"]
     assert not any(f["persons"] for f in clip_chunk_results[2]["frames"][:3])
     assert keypoints["frames"][chunk2["start"]]["persons"]
@@ -438,29 +479,6 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     assert "/videos/clip.mp4/analysis.json?" in answer["results"]["analysis"]
     head = s3.head_object(Bucket=OUTPUT, Key="videos/clip.mp4/angles.csv")
     assert head["ContentType"] == "text/csv"
-
-
-def test_aggregate_repairs_with_the_model_of_posepipe_model_uri(
-    s3: Any,
-    lambda_module: Loader,
-    short_clip: Path,
-    clip_chunk_results: dict[int, dict[str, Any]],
-    model_path: Path,
-) -> None:
-    aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
-    s3.create_bucket(Bucket="posepipe-models")
-    s3.put_object(Bucket="posepipe-models", Key="v1/pose_landmarker_full.task", Body=model_path.read_bytes())
-    app = lambda_module(
-        "aggregate", POSEPIPE_MODEL_URI="s3://posepipe-models/v1/pose_landmarker_full.task", **CLIP_ENV
-    )
-    assert app.MODEL.parent.name.startswith("posepipe-model-")
-    assert app.MODEL.read_bytes() == model_path.read_bytes()
-    assert app.INFERENCE.model_path == str(app.MODEL)  # what the boundary repairs run
-
-    app.handler(copy.deepcopy(aggregate_event), lambda_context())
-    summary = output_json(s3, "videos/clip.mp4/summary.json")
-    assert summary["boundary_repairs"] == 1
-    assert summary["failed_chunks"] == []
 
 
 def job_status(lambda_module: Loader, job: str) -> tuple[int, dict[str, Any]]:
@@ -522,6 +540,7 @@ def test_a_failed_motion_analysis_leaves_the_results_whole_and_the_job_warns(
     short_clip: Path,
     clip_chunk_results: dict[int, dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
+    repair_endpoint: str,
 ) -> None:
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
     app = lambda_module("aggregate", **CLIP_ENV)

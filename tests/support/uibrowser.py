@@ -164,18 +164,25 @@ def chromium(extra_args: Sequence[str] = ()) -> Iterator[Any]:
     """A headless Chromium (Playwright's ``Browser``) with a fresh, temporary profile."""
     from playwright.sync_api import sync_playwright
 
-    executable = require_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(executable),
-            args=[*CHROMIUM_ARGS, *extra_args],
-            headless=True,
-            timeout=TIMEOUT_MS * 2,
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with sync_playwright() as playwright, another_chromium(playwright.chromium, extra_args) as browser:
+        yield browser
+
+
+@contextmanager
+def another_chromium(browser_type: Any, extra_args: Sequence[str] = ()) -> Iterator[Any]:
+    """One more headless Chromium from a running Playwright's ``BrowserType`` (``browser.browser_type``
+    of one that :func:`chromium` gave: Playwright's sync API runs one Playwright at a time), with
+    other arguments (another fake camera)."""
+    browser = browser_type.launch(
+        executable_path=str(require_chromium()),
+        args=[*CHROMIUM_ARGS, *extra_args],
+        headless=True,
+        timeout=TIMEOUT_MS * 2,
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def open_app(browser: Any, url: str, *, width: int = 1280, height: int = 1000) -> Any:

@@ -17,17 +17,8 @@ if TYPE_CHECKING:
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
     """The engine options ``image`` and ``video`` share (``--model``, ``--max-poses``, ...)."""
     from posepipe.engines.base import DEFAULT_MAX_POSES, InferenceOptions, pair_detector
-    from posepipe.errors import EngineError
 
-    detector = args.detector
-    if args.engine != "mediapipe":  # torch, auto: BlazePose's own path, ported to PyTorch
-        if detector not in (None, "blazepose"):
-            raise EngineError(
-                f"--engine {args.engine} runs BlazePose's own detector, not --detector {detector}: "
-                "leave out one of the two"
-            )
-        detector = "blazepose"
-    detector = pair_detector(args.model, detector)
+    detector = pair_detector(args.model, args.detector)
     return InferenceOptions(
         model_path=args.model,
         max_poses=args.max_poses or DEFAULT_MAX_POSES[detector],
@@ -136,8 +127,36 @@ def run_models(args: argparse.Namespace) -> int:
             else:
                 built = catalogue.build(spec, force=args.force)
             print(f"{spec.name}: {'built' if built else 'using cached'} {spec.path}")
+    elif args.models_command == "pack":
+        return _pack_models(args)
     else:
         print(catalogue.resolve_model(args.name))
+    return 0
+
+
+def default_endpoint_models() -> list[str]:
+    """The catalogue models the endpoint's default engine runs: the top-down engine's default
+    detector (centernet) with BlazePose Full, and MoveNet Lightning (the second opinion)."""
+    from posepipe.engines.base import DEFAULT_DETECTOR
+    from posepipe.engines.topdown.models import FINDER_MODEL, required_models
+
+    return required_models(FINDER_MODEL, DEFAULT_DETECTOR)
+
+
+def _pack_models(args: argparse.Namespace) -> int:
+    """``models pack``: build what is missing, write the archive, print its sha256 and path (one
+    line, as ``sha256sum`` does: ``sha256sum -c`` checks it)."""
+    from posepipe.assets import catalogue
+    from posepipe.assets.model_archive import pack_models
+    from posepipe.assets.pose_model import file_sha256
+
+    names = list(dict.fromkeys(args.models or default_endpoint_models()))
+    for spec in [catalogue.model_spec(name) for name in names]:
+        if catalogue.build(spec):
+            print(f"{spec.name}: built {spec.path}", file=sys.stderr)
+    manifest = pack_models(names, args.output)
+    print(f"packed {', '.join(manifest.names)} into {args.output}", file=sys.stderr)
+    print(f"{file_sha256(args.output)}  {args.output}")  # as sha256sum writes it
     return 0
 
 

@@ -48,18 +48,19 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("mediapipe", "torch", "auto"),
         default="mediapipe",
-        help="mediapipe: MediaPipe on the CPU (the default); torch: the same model ported to PyTorch, "
-        "on a CUDA GPU when there is one, else on the CPU, where it is 2-3x slower than mediapipe; "
-        "auto: torch on a CUDA GPU, else mediapipe",
+        help="mediapipe: the networks on the CPU's runtimes (ONNX Runtime, LiteRT, MediaPipe; the "
+        "default); torch: the same networks and decisions in PyTorch, batched, on a CUDA GPU when "
+        "there is one (the deployed endpoint's engine), else on the CPU, where it is slower; auto: "
+        "torch on a CUDA GPU, else mediapipe",
     )
     parser.add_argument(
         "--detector",
         choices=("blazepose", "centernet", "nanodet", "movenet-multipose"),  # engines.base.DETECTORS
         help="centernet (the default): a general person detector that finds everyone, then the pose "
         "model on each person; nanodet: another general detector; blazepose: BlazePose's own "
-        "detector, made for one near subject, faster where that is all there is (the default with "
-        "--engine torch or auto, which run it); movenet-multipose: that model's own (the only one "
-        "it runs with, and the default with it)",
+        "detector, made for one near subject, faster where that is all there is; movenet-multipose: "
+        "that model's own (the only one it runs with, and the default with it; not with --engine "
+        "torch or auto)",
     )
     parser.add_argument(
         "--detect-every", type=_positive_int, default=4, metavar="N",
@@ -162,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--from-wheel", type=Path, metavar="WHL", help="a local mediapipe-0.10.21 wheel (BlazePose Full only)"
     )
+    pack = model_commands.add_parser(
+        "pack",
+        help="write the SageMaker endpoint's model.tar.gz: built models and a manifest of their sha256",
+    )
+    pack.add_argument("-o", "--output", type=Path, required=True, metavar="PATH", help="the archive to write")
+    pack.add_argument(
+        "--models", nargs="+", metavar="NAME",
+        help="models to pack (default: those the endpoint's default engine runs: the top-down "
+        "detector centernet, BlazePose Full and MoveNet Lightning, the second opinion)",
+    )  # fmt: skip
     path = model_commands.add_parser("path", help="print the path of a model (default: the one jobs use)")
     path.add_argument("name", nargs="?", metavar="NAME")
 

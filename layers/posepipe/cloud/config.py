@@ -9,6 +9,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from posepipe.cloud import deployment
+
 DEFAULT_ALLOWED_CODECS = (
     "h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "msmpeg4v2", "msmpeg4v3", "mjpeg", "prores", "mpeg2video",
 )  # fmt: skip
@@ -31,15 +33,17 @@ class PipelineConfig:
     work_prefix: str = "work/"
     endpoint_name: str = "posepipe-pose"
     state_machine_arn: str = ""
-    max_video_seconds: float = 3600.0
-    max_video_pixels: int = 3840 * 2160
+    max_video_seconds: float = float(deployment.MAX_VIDEO_SECONDS)
+    max_video_pixels: int = deployment.MAX_VIDEO_PIXELS
     allowed_codecs: tuple[str, ...] = field(default=DEFAULT_ALLOWED_CODECS)
-    max_image_pixels: int = 40_000_000
-    max_image_bytes: int = 10 * 1024 * 1024
-    max_poses: int = 4
-    detector: str = "blazepose"
-    chunk_seconds: float = 60.0
-    warmup_seconds: float = 5.0
+    max_image_pixels: int = deployment.MAX_IMAGE_PIXELS
+    max_image_bytes: int = deployment.MAX_IMAGE_BYTES
+    max_poses: int = deployment.MAX_POSES
+    detector: str = deployment.DEFAULT_DETECTOR
+    chunk_seconds: float = deployment.CHUNK_SECONDS
+    warmup_seconds: float = deployment.WARMUP_SECONDS
+    invocation_seconds: float = deployment.INVOCATION_SECONDS
+    frame_cost_ms: float = 0.0
     manifest_threshold: int = 200
     max_failed_chunk_ratio: float = 0.1
     presign_seconds: int = 3600
@@ -52,11 +56,14 @@ class PipelineConfig:
         ``POSEPIPE_ENDPOINT_NAME``, ``POSEPIPE_STATE_MACHINE_ARN``, ``POSEPIPE_MAX_VIDEO_SECONDS``,
         ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_ALLOWED_CODECS`` (comma-separated),
         ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
-        ``POSEPIPE_DETECTOR`` (``blazepose``, BlazePose's own, by default: the deployed endpoint's
-        GPU engine runs that path; ``centernet`` or ``nanodet`` to find everyone, as ``posepipe
-        serve`` does; ``movenet-multipose`` runs that model alone, whatever the model),
-        ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_MANIFEST_THRESHOLD``,
+        ``POSEPIPE_DETECTOR`` (``centernet`` by default, the top-down engine that finds everyone,
+        as ``posepipe video`` does; ``nanodet`` likewise; ``blazepose`` BlazePose's own, for one
+        near subject; ``movenet-multipose`` runs that model alone, whatever the model),
+        ``POSEPIPE_CHUNK_SECONDS``, ``POSEPIPE_WARMUP_SECONDS``, ``POSEPIPE_INVOCATION_SECONDS``
+        and ``POSEPIPE_FRAME_COST_MS`` (chunks of at most ``invocation_seconds`` of endpoint work
+        at ``frame_cost_ms`` a frame; 0: no such bound), ``POSEPIPE_MANIFEST_THRESHOLD``,
         ``POSEPIPE_MAX_FAILED_CHUNK_RATIO``, ``POSEPIPE_PRESIGN_SECONDS``, ``POSEPIPE_MODEL_URI``.
+        The defaults are the deployment's (:mod:`posepipe.cloud.deployment`).
 
         ``POSEPIPE_MODEL_URI`` (``model_uri``): the model the Lambdas that run MediaPipe
         (``image_infer``, and ``aggregate`` for its boundary repairs) serve, as
@@ -90,6 +97,8 @@ class PipelineConfig:
             detector=text("DETECTOR", base.detector),
             chunk_seconds=float(text("CHUNK_SECONDS", str(base.chunk_seconds))),
             warmup_seconds=float(text("WARMUP_SECONDS", str(base.warmup_seconds))),
+            invocation_seconds=float(text("INVOCATION_SECONDS", str(base.invocation_seconds))),
+            frame_cost_ms=float(text("FRAME_COST_MS", str(base.frame_cost_ms))),
             manifest_threshold=int(text("MANIFEST_THRESHOLD", str(base.manifest_threshold))),
             max_failed_chunk_ratio=float(text("MAX_FAILED_CHUNK_RATIO", str(base.max_failed_chunk_ratio))),
             presign_seconds=int(text("PRESIGN_SECONDS", str(base.presign_seconds))),

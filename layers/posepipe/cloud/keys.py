@@ -90,6 +90,14 @@ class KeyLayout:
     def chunk_manifest(self, job: str) -> str:
         return f"{self.config.work_prefix}{job}/chunks.json"
 
+    def repair_result(self, job: str, index: int) -> str:
+        """A boundary repair's result (the endpoint writes it; the aggregate reads it)."""
+        return f"{self.config.work_prefix}{job}/repairs/{index:05d}.json"
+
+    def repair_agreement(self, job: str, index: int) -> str:
+        """The earlier frames a boundary repair may stop agreeing with (the aggregate writes them)."""
+        return f"{self.config.work_prefix}{job}/repairs/{index:05d}-agree.json"
+
     def work_file(self, job: str, name: str) -> str:
         return f"{self.config.work_prefix}{job}/{name}"
 

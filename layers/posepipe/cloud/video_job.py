@@ -47,13 +47,26 @@ class ChunksFailedError(PosepipeError):
 # --- split -----------------------------------------------------------------------------------
 
 
-def split_options(config: PipelineConfig) -> SplitOptions:
-    """Chunks of at most ``chunk_seconds`` of work (emitted frames plus warm-up), balanced."""
-    return SplitOptions(parallelism=1, max_chunk_s=config.chunk_seconds, warmup_s=config.warmup_seconds)
+def chunk_work_seconds(config: PipelineConfig, fps: float) -> float:
+    """Seconds of video one chunk may hold, warm-up included: ``chunk_seconds``, and no more than
+    the endpoint does in ``invocation_seconds`` at ``frame_cost_ms`` a frame (a third of
+    SageMaker's 60 s by default), at least two seconds' worth."""
+    seconds = config.chunk_seconds
+    if config.frame_cost_ms > 0 and fps > 0:
+        frames = config.invocation_seconds * 1000.0 / config.frame_cost_ms
+        seconds = min(seconds, max(frames / fps, 2.0 * config.warmup_seconds, 1.0 / fps))
+    return seconds
+
+
+def split_options(config: PipelineConfig, fps: float = 0.0) -> SplitOptions:
+    """Chunks of at most :func:`chunk_work_seconds` of work (emitted frames plus warm-up), balanced."""
+    return SplitOptions(
+        parallelism=1, max_chunk_s=chunk_work_seconds(config, fps), warmup_s=config.warmup_seconds
+    )
 
 
 def plan_video_chunks(frame_count: int, fps: float, config: PipelineConfig) -> list[Chunk]:
-    return plan_chunks(frame_count, fps, split_options(config))
+    return plan_chunks(frame_count, fps, split_options(config, fps))
 
 
 def inference_options(config: PipelineConfig) -> InferenceOptions:

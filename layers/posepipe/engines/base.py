@@ -107,6 +107,8 @@ MoveNet MultiPose, which finds its persons itself (:mod:`posepipe.engines.multip
 only as its own detector."""
 GENERAL_DETECTORS = ("centernet", "nanodet")
 MULTIPOSE = "movenet-multipose"
+TORCH_DETECTORS = ("blazepose", *GENERAL_DETECTORS)
+"""The detectors whose pipelines the torch engine runs (MultiPose runs on ONNX Runtime only)."""
 DEFAULT_DETECTOR = "centernet"
 """What ``posepipe image`` and ``posepipe video`` run unless told otherwise: everyone in the frame."""
 DEFAULT_DETECT_EVERY = 4

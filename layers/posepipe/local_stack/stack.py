@@ -5,9 +5,7 @@
   calls honour ``AWS_ENDPOINT_URL_LAMBDA`` / ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and reach
 - the Lambda Invoke API over the real handlers of ``functions/`` (``host:9001``),
 - the endpoint container's server (``host:8080``) behind a SageMaker Runtime front (``host:8081``),
-  serving the engine ``$POSEPIPE_ENGINE`` names (``mediapipe`` unless set: the functions' engine),
-  and, like the functions, the person detector ``$POSEPIPE_DETECTOR`` names (``centernet`` unless
-  set: everyone in the frame, as ``posepipe image`` and ``video`` find them),
+  holding each invocation to SageMaker's 60 s,
 - a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
   video-jobs function, which starts the state machine (executions named from the key and ETag),
   retrying a failed delivery as the EventBridge rules do and then writing the input's error record
@@ -15,6 +13,11 @@
 - the API (``host:3000``), calling the functions as API Gateway's REST proxy integration does:
   ``POST /images`` (image_infer), ``POST /videos`` and ``GET /jobs/{id}`` (video_jobs).
 The state machine is the repository's one ASL file; the handlers are the ones deployed to AWS.
+Every function and the endpoint run with the variables the deployed stack gives them
+(:mod:`posepipe.cloud.deployment`, the one configuration both read: the top-down detector,
+the pose model, max poses, chunk planning, limits), with this stack's resource names and this
+machine's serving (:meth:`LocalStack.component_environments`); a ``POSEPIPE_*`` variable set
+before ``posepipe serve`` changes its value, as CDK context changes a deployment's.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from posepipe.cloud import deployment
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.events import object_key
 from posepipe.cloud.http_servers import BackgroundServer, serve_in_background
@@ -102,6 +106,7 @@ class LocalStack:
     _stop: threading.Event = field(default_factory=threading.Event)
     _mock: Any = None
     _dispatcher: NotificationDispatcher | None = None
+    _components: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def s3_url(self) -> str:
@@ -127,10 +132,14 @@ class LocalStack:
         moto.start()
         self._servers.append(moto)
         self._serve(LambdaInvokeApp(self._load_functions(), region=REGION), self.ports.lambdas, "lambda")
-        self._serve(_endpoint_app(), self.ports.endpoint, "endpoint")
+        self._serve(_endpoint_app(self._components[deployment.ENDPOINT]), self.ports.endpoint, "endpoint")
         endpoint = f"http://{self.host}:{self.ports.endpoint}"
         self._serve(
-            SageMakerRuntimeApp({ENDPOINT_NAME: endpoint}, timeout_s=600), self.ports.runtime, "runtime"
+            SageMakerRuntimeApp(
+                {self.config.endpoint_name: endpoint}, timeout_s=deployment.SAGEMAKER_INVOCATION_LIMIT_S
+            ),
+            self.ports.runtime,
+            "runtime",
         )
         self._resources()
         import boto3
@@ -161,15 +170,7 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "posepipe-local",
             "AWS_SECRET_ACCESS_KEY": "posepipe-local",
             "AWS_DEFAULT_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_METRICS_NAMESPACE": "posepipe",
-            # The endpoint's engine (torch, auto or mediapipe). The image function and the
-            # aggregate's boundary repairs run MediaPipe: so does the endpoint unless asked otherwise.
-            "POSEPIPE_ENGINE": "mediapipe",
-            # Everyone in the frame, as `posepipe image` and `video` find them: this machine's model
-            # cache has the networks the top-down engine runs (the cloud images do not, yet).
-            "POSEPIPE_DETECTOR": "centernet",
-            "POSEPIPE_MAX_POSES": "20",
+            "POWERTOOLS_TRACE_DISABLED": "1",  # no X-Ray here
         }
         for name, value in defaults.items():
             os.environ.setdefault(name, value)
@@ -178,10 +179,42 @@ class LocalStack:
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://{self.host}:{self.ports.lambdas}"
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = f"http://{self.host}:{self.ports.runtime}"
         os.environ.pop("AWS_ENDPOINT_URL", None)
-        state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STATE_MACHINE}"
-        os.environ.setdefault("POSEPIPE_ENDPOINT_NAME", ENDPOINT_NAME)
-        os.environ["POSEPIPE_STATE_MACHINE_ARN"] = state_machine_arn
+        self._components = self.component_environments()
+        # The functions share this process: what they all read is set for all (the values agree,
+        # see posepipe.cloud.deployment); each one's own (its service name) while it loads.
+        for name in deployment.FUNCTIONS:
+            for key, value in self._components[name].items():
+                if key != "POWERTOOLS_SERVICE_NAME":
+                    os.environ[key] = value
         self.config = PipelineConfig.from_env()
+
+    def component_environments(self) -> dict[str, dict[str, str]]:
+        """What each function and the endpoint run with here (see the module docstring): the
+        deployed stack's variables, this stack's names, this machine's serving, and any
+        ``POSEPIPE_*`` variable already set in the environment over them."""
+        base = PipelineConfig()
+        env = os.environ
+
+        def number(key: str, default: int) -> int:
+            return int(float(env.get(key, default)))
+
+        resources = deployment.Resources(
+            input_bucket=env.get("POSEPIPE_INPUT_BUCKET", base.input_bucket),
+            output_bucket=env.get("POSEPIPE_OUTPUT_BUCKET", base.output_bucket),
+            endpoint_name=env.get("POSEPIPE_ENDPOINT_NAME", ENDPOINT_NAME),
+            state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STATE_MACHINE}",
+            model_uri=env.get("POSEPIPE_MODEL_URI", ""),
+        )
+        limits = deployment.Limits(
+            max_video_seconds=number("POSEPIPE_MAX_VIDEO_SECONDS", deployment.MAX_VIDEO_SECONDS),
+            max_image_pixels=number("POSEPIPE_MAX_IMAGE_PIXELS", deployment.MAX_IMAGE_PIXELS),
+        )
+        components = deployment.environments(resources, limits, local_serving())
+        for variables in components.values():
+            for key in variables:
+                if key in env and key.startswith("POSEPIPE_") and key not in deployment.RESOURCE_KEYS:
+                    variables[key] = env[key]
+        return components
 
     def _load_functions(self) -> dict[str, Handler]:
         """Each function's handler, loaded as Lambda does, with its own variables over the stack's."""
@@ -192,12 +225,13 @@ class LocalStack:
         return handlers
 
     def _function_environment(self, name: str) -> dict[str, str]:
+        variables = dict(self._components[name])
         if name in ("video_jobs", "image_infer"):
             # Their presigned URLs (uploads, results, the annotated image) are for the user's client:
             # they must name the S3 that users reach here (moto's server), as on AWS they name the
             # regional endpoint.
-            return {"AWS_ENDPOINT_URL_S3": self.s3_url}
-        return {}
+            variables["AWS_ENDPOINT_URL_S3"] = self.s3_url
+        return variables
 
     def _serve(self, app: Any, port: int, name: str) -> BackgroundServer:
         server = serve_in_background(app, self.host, port, name=name)
@@ -407,10 +441,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _endpoint_app() -> Any:
-    from posepipe.cloud.endpoint.app import create_app
+def local_serving() -> deployment.Serving:
+    """How the endpoint serves on this machine: on its CUDA GPU when PyTorch sees one (as the
+    deployed endpoint, batched), else on the CPU, one invocation per core at a time."""
+    from posepipe.engines.base import cuda_available
 
-    return create_app()
+    gpu = cuda_available()
+    return deployment.Serving(gpu=gpu, max_concurrent=None if gpu else max(1, os.cpu_count() or 1))
+
+
+def _endpoint_app(variables: Mapping[str, str]) -> Any:
+    """The endpoint's server with its own variables (the deployed container's, see
+    posepipe.cloud.deployment), whatever this process's environment holds for the functions."""
+    from posepipe.cloud.endpoint.app import create_app
+    from posepipe.cloud.endpoint.engine import EndpointSettings, engine_for
+
+    settings = EndpointSettings.from_environment(variables)
+    concurrent = variables.get("POSEPIPE_MAX_CONCURRENT", "")
+    return create_app(lambda: engine_for(settings), max_concurrent=int(concurrent) if concurrent else 0)
 
 
 def _json(data: Any, status: int) -> Response:

@@ -1,7 +1,7 @@
 """The live webcam mode: the browser's camera over WebRTC (streamlit-webrtc), poses drawn over it.
 
 The frames go through :class:`posepipe.ui.live_frames.LivePoseSource` (the cloud path or the
-local LIVE_STREAM engine, as the sidebar says at that moment), kept in the session so that a
+local top-down engine, as the sidebar says at that moment), kept in the session so that a
 rerun (a change in the sidebar) reconfigures it without restarting the stream. The performance
 monitor and a status line are refreshed every second while the stream plays.
 
@@ -27,7 +27,7 @@ MEDIA_CONSTRAINTS: dict[str, Any] = {"video": True, "audio": False}
 
 SOURCE_LABELS = {
     "cloud": "cloud: JPEG frames to POST /images",
-    "local": "local: MediaPipe LIVE_STREAM engine on this machine",
+    "local": "local: the top-down engine (CenterNet + BlazePose, tracking) on this machine",
 }
 
 

@@ -8,8 +8,9 @@ The WebRTC video thread hands each camera frame to :meth:`LivePoseSource.process
    - ``cloud``: :class:`CloudFrameSender` JPEG-compresses the frame and ``POST``\\ s it to
      ``/images``, with up to ``max_in_flight`` requests in flight; when every slot is busy the
      frame is dropped, never queued;
-   - ``local``: :class:`LocalLiveEngine`, MediaPipe's PoseLandmarker in ``LIVE_STREAM`` mode on
-     this machine, one frame in flight, dropping the frames that come while it is busy;
+   - ``local``: :class:`LocalLiveEngine`, the top-down engine ``posepipe video`` runs (CenterNet
+     person detector, BlazePose landmarks, tracking in VIDEO mode) on this machine, in a worker
+     thread, one frame in flight, dropping the frames that come while it is busy;
 
 2. draws the latest persons over the frame (:func:`posepipe.annotation.drawing.draw_persons`) and returns
    it. Answers come back on other threads, in any order: the answer of the newest frame wins and

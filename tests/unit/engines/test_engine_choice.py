@@ -206,12 +206,14 @@ def test_posepipe_engine_reaches_the_local_stacks_endpoint(
 
     Needs the torch engine's VIDEO mode (posepipe.engines.torch.video_tracking): loading checks it.
     """
-    from posepipe.local_stack.stack import _endpoint_app
+    from posepipe.local_stack.stack import LocalStack, _endpoint_app
 
     monkeypatch.setenv("POSEPIPE_ENGINE", "torch")
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path))  # no bundle there: the built model
     monkeypatch.delenv("POSEPIPE_MODEL", raising=False)
-    app = _endpoint_app()
+    variables = LocalStack().component_environments()["endpoint"]
+    assert variables["POSEPIPE_ENGINE"] == "torch"  # the variable set before `posepipe serve` wins
+    app = _endpoint_app(variables)
     from posepipe.cloud.endpoint.app import endpoint_state
 
     assert endpoint_state(app).wait_until_loaded(120), endpoint_state(app).failure

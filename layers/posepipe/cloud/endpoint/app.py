@@ -16,19 +16,30 @@ engine over the chunk, writes the ``ChunkResult`` JSON to ``output`` and answers
   or the chunk reaches past the video's last frame (``chunk_out_of_range``);
 - 422: the video cannot be used: ``not_found`` (no such object or bucket) or ``bad_input``
   (posepipe cannot read it; the message says why);
+- 400 ``detector_mismatch``: the request names a person detector other than the endpoint's
+  (``$POSEPIPE_DETECTOR``): the endpoint never runs another one than it was deployed with;
 - 413: a body over 6 MiB (SageMaker's own limit); 503 ``not_ready``: the model failed to load,
   or is still loading after ``load_wait_s`` (an invocation that comes early waits for it);
+- 503 ``over_capacity`` (``Retry-After: 1``): the process already runs ``max_concurrent``
+  invocations (``$POSEPIPE_MAX_CONCURRENT``); refused at once rather than queued past the
+  invocation's time limit. SageMaker answers the caller ``ModelError``, which the state machine
+  retries with backoff;
 - 500 ``internal``: anything else (S3 access denied, a failed write, an engine crash), with the
   traceback in the log.
 
-Time: SageMaker gives an invocation 60 s. On CPU MediaPipe takes 15-25 ms per frame, so a
-default 60 s chunk of 30 fps video (1800 frames plus warm-up) does not fit: the CPU engine
-serves short chunks (a few hundred frames) and local runs; full-size chunks are the job of the
-torch engine on a GPU. The server does not cut requests short.
+Time: SageMaker gives an invocation 60 s; ``video_split`` plans chunks so that one takes at most
+``$POSEPIPE_INVOCATION_SECONDS`` (20) at the endpoint's cost per frame
+(:func:`posepipe.cloud.video_job.chunk_frames`). The server does not cut requests short.
+
+Metrics: each invocation writes a CloudWatch embedded-metric-format record to stdout
+(namespace ``posepipe``, dimensions ``Device`` and ``Detector``: ``Frames``, ``PersonFrames``,
+``InferenceSeconds``), beside its structured ``invocation`` log line
+(:mod:`posepipe.cloud.endpoint.metrics`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -37,19 +48,23 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from posepipe.cloud.endpoint.engine import ChunkEngine, EngineFactory, default_engine_factory
 from posepipe.cloud.endpoint.log import logger
+from posepipe.cloud.endpoint.metrics import record_invocation
 from posepipe.cloud.endpoint.request import InvocationRequest, RequestError, parse_invocation
 from posepipe.cloud.endpoint.video_cache import VideoCache, VideoNotFoundError
-from posepipe.cloud.storage import put_json, s3_client
+from posepipe.cloud.storage import get_json, is_not_found, put_json, s3_client
 from posepipe.errors import InputError
+from posepipe.result import Frame
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
 DEFAULT_CACHED_VIDEOS = 2
 DEFAULT_LOAD_WAIT_S = 30.0
+MAX_CONCURRENT_ENV = "POSEPIPE_MAX_CONCURRENT"
 _EXTENSION = "posepipe.cloud.endpoint"
 # werkzeug's own errors; 404 is not "not_found", which means a missing S3 object (422) here.
 _HTTP_ERROR_CODES = {404: "unknown_route", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -58,8 +73,11 @@ _HTTP_ERROR_CODES = {404: "unknown_route", 405: "method_not_allowed", 413: "payl
 class EndpointState:
     """What one server process holds: the engine (loaded once), the S3 client, the video cache."""
 
-    def __init__(self, engine_factory: EngineFactory, cache: VideoCache) -> None:
+    def __init__(self, engine_factory: EngineFactory, cache: VideoCache, max_concurrent: int = 0) -> None:
         self.cache = cache
+        self.max_concurrent = max_concurrent
+        self._running = 0
+        self._running_lock = threading.Lock()
         self._engine_factory = engine_factory
         self._engine: ChunkEngine | None = None
         self.description: dict[str, Any] = {}
@@ -107,6 +125,22 @@ class EndpointState:
             raise RequestError("not_ready", self.failure or "the model is still loading", status=503)
         return self._engine
 
+    def admit(self) -> None:
+        """Count one more invocation in, or 503 ``over_capacity`` when ``max_concurrent`` run."""
+        with self._running_lock:
+            if self.max_concurrent and self._running >= self.max_concurrent:
+                raise RequestError(
+                    "over_capacity",
+                    f"this endpoint process already runs {self._running} invocations, its capacity "
+                    f"({MAX_CONCURRENT_ENV}={self.max_concurrent}); retry shortly",
+                    status=503,
+                )
+            self._running += 1
+
+    def release(self) -> None:
+        with self._running_lock:
+            self._running -= 1
+
     def close(self) -> None:
         """Stop the engine's background work (the torch engine's frame batcher), if it has any."""
         close = getattr(self._engine, "close", None)
@@ -129,6 +163,7 @@ def create_app(
     cached_videos: int = DEFAULT_CACHED_VIDEOS,
     load_in_background: bool = True,
     load_wait_s: float = DEFAULT_LOAD_WAIT_S,
+    max_concurrent: int | None = None,
 ) -> Flask:
     """The endpoint's WSGI app.
 
@@ -139,12 +174,17 @@ def create_app(
     (``load_in_background``) or before this returns; an invocation that arrives while it loads
     waits up to ``load_wait_s`` (SageMaker sends none before ``/ping`` passes, a local stack may).
     The last ``cached_videos`` videos are kept in ``cache_dir`` (default: a temporary folder,
-    deleted with the app).
+    deleted with the app). ``max_concurrent`` invocations run at once, the others are refused
+    (503 ``over_capacity``); default ``$POSEPIPE_MAX_CONCURRENT``, 0 or unset: no limit.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     directory = cache_dir or Path(tempfile.mkdtemp(prefix="posepipe-endpoint-"))
-    state = EndpointState(engine_factory or default_engine_factory, VideoCache(directory, cached_videos))
+    if max_concurrent is None:
+        max_concurrent = _max_concurrent_from_environment()
+    state = EndpointState(
+        engine_factory or default_engine_factory, VideoCache(directory, cached_videos), max_concurrent
+    )
     app.extensions[_EXTENSION] = state
     if cache_dir is None:
         weakref.finalize(state, shutil.rmtree, directory, ignore_errors=True)
@@ -165,11 +205,18 @@ def create_app(
     def invocations() -> tuple[Response, int]:
         started = time.perf_counter()
         parsed: InvocationRequest | None = None
+        admitted = False
         try:
             parsed = parse_invocation(request.get_data(cache=False), request.mimetype)
-            answer = _invoke(state, state.ready_engine(load_wait_s), parsed)
+            engine = state.ready_engine(load_wait_s)
+            state.admit()
+            admitted = True
+            answer = _invoke(state, engine, parsed)
         except RequestError as exc:
-            return _error(exc.status, exc.code, exc.message, parsed)
+            response = _error(exc.status, exc.code, exc.message, parsed)
+            if exc.code == "over_capacity":
+                response[0].headers["Retry-After"] = "1"
+            return response
         except VideoNotFoundError as exc:
             return _error(422, "not_found", str(exc), parsed)
         except InputError as exc:
@@ -181,7 +228,11 @@ def create_app(
         except Exception as exc:
             logger.exception("invocation failed", extra=_request_fields(parsed))
             return _error(500, "internal", f"{type(exc).__name__}: {exc}", parsed, log=False)
+        finally:
+            if admitted:
+                state.release()
         answer["timings"]["request_s"] = round(time.perf_counter() - started, 4)
+        record_invocation(state.description, answer)
         logger.info(
             "invocation",
             extra={
@@ -207,8 +258,21 @@ def endpoint_state(app: Flask) -> EndpointState:
     return state
 
 
+def _max_concurrent_from_environment() -> int:
+    value = os.environ.get(MAX_CONCURRENT_ENV, "").strip()
+    if value and not value.isdigit():
+        raise ValueError(f"{MAX_CONCURRENT_ENV}: {value!r} is not a whole number of invocations")
+    return int(value) if value else 0
+
+
 def _invoke(state: EndpointState, engine: ChunkEngine, parsed: InvocationRequest) -> dict[str, Any]:
     """Fetch, infer, write: the 200 answer."""
+    if parsed.detector is not None and parsed.detector != engine.detector:
+        raise RequestError(
+            "detector_mismatch",
+            f"this endpoint runs the person detector {engine.detector}; the request asks for "
+            f"{parsed.detector} (options.detector: leave it out, or name the endpoint's)",
+        )
     chunk = parsed.chunk
     with state.cache.open(state.s3, parsed.video.bucket, parsed.video.key) as video:
         if chunk.stop > video.info.frame_count:
@@ -217,20 +281,44 @@ def _invoke(state: EndpointState, engine: ChunkEngine, parsed: InvocationRequest
                 f"chunk {chunk.index} ends at frame {chunk.stop} but {parsed.video.uri} "
                 f"has {video.info.frame_count} frames",
             )
-        result = engine.infer(video.path, chunk, parsed.options, video.info)
+        agree_with = _agreement(state, parsed)
+        result = engine.infer(video.path, chunk, parsed.options, video.info, agree_with)
     result.timings.update(
         download_s=video.download_s, probe_s=video.probe_s, video_cached=1.0 if video.cache_hit else 0.0
     )
     written = time.perf_counter()
     put_json(state.s3, parsed.output.bucket, parsed.output.key, result.to_dict())
     timings = {**result.timings, "write_s": round(time.perf_counter() - written, 4)}
-    return {
+    answer: dict[str, Any] = {
         "output": parsed.output.uri,
         "chunk": chunk.index,
         "frames": len(result.frames),
         "person_frames": result.person_frames,
         "timings": timings,
     }
+    if agree_with is not None:
+        answer["repair"] = True
+    return answer
+
+
+def _agreement(state: EndpointState, parsed: InvocationRequest) -> list[Frame] | None:
+    """A boundary repair's earlier frames (``agree_with``), logged as the repair it is."""
+    if parsed.agree_with is None:
+        return None
+    location = parsed.agree_with
+    try:
+        frames = [Frame.from_dict(f) for f in get_json(state.s3, location.bucket, location.key)["frames"]]
+    except ClientError as exc:
+        if is_not_found(exc):
+            raise RequestError("not_found", f"agree_with: no object at {location.uri}", status=422) from exc
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RequestError("invalid_field", f"agree_with: {location.uri} holds no frames: {exc!r}") from exc
+    logger.info(
+        "boundary repair",
+        extra={**_request_fields(parsed), "agree_with": location.uri, "agree_frames": len(frames)},
+    )
+    return frames
 
 
 def _request_fields(parsed: InvocationRequest | None) -> dict[str, Any]:

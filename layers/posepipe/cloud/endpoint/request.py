@@ -10,6 +10,10 @@ The body is the one the ``video_split`` Lambda builds::
 Validation is strict: unknown keys are refused rather than ignored, so a misspelt option
 (``"max_pose"``) fails loudly instead of silently running with the default. ``options`` may not
 name a model (``model_path``): the endpoint serves the model it was deployed with.
+
+A boundary repair (the ``aggregate`` function's) adds ``"agree_with": "s3://out/work/<job>/repairs/
+00003-agree.json"``: a JSON object whose ``frames`` are the chunk's earlier result; the repair
+stops once it agrees with them (``posepipe.video.stages.infer_chunk``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from posepipe.video.stages import Chunk
 JSON_MIMETYPE = "application/json"
 
 REQUIRED_FIELDS = ("video", "chunk", "output")
-OPTIONAL_FIELDS = ("options",)
+OPTIONAL_FIELDS = ("options", "agree_with")
 CHUNK_FIELDS = ("index", "start", "stop", "warmup_start")
 CONFIDENCE_OPTIONS = ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence")
 INTEGER_OPTIONS = ("max_poses", "decode_threads")
@@ -62,6 +66,8 @@ class InvocationRequest:
     chunk: Chunk
     output: S3Location
     options: InferenceOptions
+    detector: str | None = None  # the detector the request names, if it names one
+    agree_with: S3Location | None = None  # a boundary repair: the frames it may stop agreeing with
 
 
 def parse_invocation(body: bytes, mimetype: str) -> InvocationRequest:
@@ -91,6 +97,8 @@ def parse_invocation(body: bytes, mimetype: str) -> InvocationRequest:
         chunk=_chunk(data["chunk"]),
         output=output,
         options=_options(data.get("options", {})),
+        detector=_requested_detector(data.get("options", {})),
+        agree_with=_s3_location(data["agree_with"], "agree_with") if "agree_with" in data else None,
     )
 
 
@@ -152,6 +160,11 @@ def _options(value: Any) -> InferenceOptions:
     _integer_option(value, "decode_threads", 0, MAX_DECODE_THREADS)
     _integer_option(value, "detect_every", 1, MAX_DETECT_EVERY)
     return InferenceOptions.from_dict(value)
+
+
+def _requested_detector(value: dict[str, Any]) -> str | None:
+    detector = value.get("detector")
+    return detector if isinstance(detector, str) else None
 
 
 def _integer_option(value: dict[str, Any], name: str, low: int, high: int) -> None:

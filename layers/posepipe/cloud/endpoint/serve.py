@@ -4,8 +4,9 @@
 a container with ``docker run IMAGE serve``) starts gunicorn on ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT``
 (8080 by default) with ``$SAGEMAKER_MODEL_SERVER_WORKERS`` workers, each loading the model itself
 after the fork, and ``$POSEPIPE_SERVER_THREADS`` threads per worker (the invocations one worker
-runs at once; ``/ping`` answers while they run). The defaults depend on the engine
-(:func:`serving_plan`):
+runs at once, ``$POSEPIPE_MAX_CONCURRENT``: more are refused at once with 503 ``over_capacity``,
+which two spare threads answer, as they answer ``/ping`` while the others run). The defaults
+depend on the engine (:func:`serving_plan`):
 
 - the GPU engine (``$POSEPIPE_ENGINE`` ``torch``, or ``auto``, on a machine with NVIDIA GPUs):
   one worker per GPU, each pinned to its own GPU (``CUDA_VISIBLE_DEVICES`` set after the fork),
@@ -37,7 +38,7 @@ from typing import Any
 
 from flask import Flask
 
-from posepipe.cloud.endpoint.app import create_app, endpoint_state
+from posepipe.cloud.endpoint.app import MAX_CONCURRENT_ENV, create_app, endpoint_state
 from posepipe.cloud.endpoint.log import logger
 from posepipe.cloud.http_servers import BackgroundServer, start_server_thread
 
@@ -50,6 +51,7 @@ DEFAULT_PORT = 8080
 DEFAULT_THREADS = 2
 MIN_GPU_THREADS = 4
 DEFAULT_TIMEOUT_S = 90  # above SageMaker's 60 s invocation limit: gunicorn never kills a worker first
+SPARE_THREADS = 2  # gunicorn threads above the invocations a worker runs (see gunicorn_options)
 GRACEFUL_TIMEOUT_S = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 
 
@@ -141,7 +143,8 @@ def gunicorn_options(args: argparse.Namespace, gpus: Sequence[str] = ()) -> dict
         "bind": f"{args.host}:{args.port}",
         "workers": args.workers,
         "worker_class": "gthread",
-        "threads": args.threads,
+        # spare threads answer the invocations over capacity at once (503 over_capacity) and /ping
+        "threads": args.threads + SPARE_THREADS,
         "timeout": args.timeout,
         "graceful_timeout": GRACEFUL_TIMEOUT_S,
         "keepalive": 5,
@@ -245,5 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dev:
         run_dev_server(args.host, args.port)
     else:
+        # each worker runs --threads invocations at once and refuses the others (503 over_capacity)
+        if not os.environ.get(MAX_CONCURRENT_ENV, "").strip():
+            os.environ[MAX_CONCURRENT_ENV] = str(args.threads)
         run_gunicorn(gunicorn_options(args, serving_plan().gpus))
     return 0

@@ -8,7 +8,7 @@ order; a failed or missing chunk's frames are marked not processed. More than
 the error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
 
 Aggregation is ``posepipe video``'s own (:func:`posepipe.video.runner.aggregate_video`), run
-sequentially in this process: boundary repairs (``infer_chunk`` on this CPU), stable ids and
+sequentially in this process: boundary repairs (on the endpoint, see below), stable ids and
 smoothing, ``keypoints.json`` streamed to /tmp, the annotated MP4 rendered a chunk at a time
 (decoding the source again: the endpoint decoded it for inference) and joined with its audio. Uploads go
 keypoints, annotated, the motion analysis' files beside them (``angles.csv``, ``keypoints.csv``,
@@ -18,10 +18,12 @@ per-person ``motion`` figures, or the analysis' ``error`` where it failed: the k
 video are whole either way, and ``GET /jobs/{id}`` warns): the summary is the job's "done" marker.
 Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
 
-The repairs run the endpoint's model: ``POSEPIPE_MODEL_URI`` (an S3 ``.task`` bundle or
-``model.tar.gz``, the endpoint's ``ModelDataUrl``) fetched to /tmp and verified at cold start,
-else ``POSEPIPE_MODEL``'s or the one built into the image
-(``posepipe.cloud.model_source.function_model``).
+Boundary repairs (a chunk whose warm-up did not settle its tracks, run again from earlier) are
+invocations of the endpoint, with the chunks' engine, models and options: the earlier frames go
+to ``work/<job>/repairs/<chunk>-agree.json``, the request names them as ``agree_with``, the
+endpoint writes the repair's result to ``work/<job>/repairs/<chunk>.json`` and logs it
+(``boundary repair``). Refusals that say "try again" are retried with back-off
+(:mod:`posepipe.cloud.endpoint_client`).
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ from pydantic import ConfigDict
 from posepipe.annotation.drawing import DrawOptions
 from posepipe.annotation.render import render_frames
 from posepipe.cloud.config import PipelineConfig
+from posepipe.cloud.endpoint_client import invoke_endpoint, sagemaker_runtime_client
 from posepipe.cloud.keys import KeyLayout
-from posepipe.cloud.model_source import function_model
 from posepipe.cloud.storage import (
     download,
     get_json,
     is_not_found,
+    put_json,
     s3_client,
     s3_uri,
     write_error_record,
@@ -58,14 +61,14 @@ from posepipe.cloud.video_job import (
     check_failures,
     failed_items,
     failure_reason,
-    inference_options,
     job_chunks,
+    request_options,
 )
 from posepipe.export.motion_files import MOTION_FORMATS, analysis_outputs, content_type
-from posepipe.media.probe import VideoInfo, probe
+from posepipe.media.probe import probe
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video, rendered_now
-from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult, infer_chunk
+from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult
 
 CONFIG = PipelineConfig.from_env()
 LAYOUT = KeyLayout(CONFIG)
@@ -77,8 +80,7 @@ logger = Logger(service="posepipe")
 tracer = Tracer(service="posepipe")
 metrics = Metrics(namespace="posepipe", service="posepipe")
 
-MODEL = function_model(CONFIG, S3, logger)  # POSEPIPE_MODEL_URI fetched and verified, or local
-INFERENCE = dataclasses.replace(inference_options(CONFIG), model_path=str(MODEL))
+RUNTIME = sagemaker_runtime_client()
 
 
 class Job(BaseModel):
@@ -161,7 +163,7 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
         aggregated = aggregate_video(
             info, chunks, read_chunk_results(job, chunks, failed), handle,
             options=AGGREGATE, segments_dir=folder,
-            rerun=lambda repair, agree_with: _repair(video, info, repair, agree_with),
+            rerun=lambda repair, agree_with: _repair(job, repair, agree_with),
             render=lambda chunk, frames, timings, segment: rendered_now(
                 lambda: render_frames(video, info, frames, segment, DRAW)
             ),
@@ -254,10 +256,21 @@ def _read_chunk_result(job: Job, chunk: Chunk, failed: dict[int, str]) -> ChunkR
     return result
 
 
-def _repair(video: Path, info: VideoInfo, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
-    """A boundary repair, run here on the endpoint's model."""
+def _repair(job: Job, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+    """A boundary repair, run by the endpoint (see the module docstring)."""
     logger.info(
         "boundary repair",
         extra={"chunk": repair.index, "warmup_start": repair.warmup_start, "start": repair.start},
     )
-    return infer_chunk(video, repair, INFERENCE, info=info, agree_with=agree_with)
+    agreement = LAYOUT.repair_agreement(job.id, repair.index)
+    output = LAYOUT.repair_result(job.id, repair.index)
+    put_json(S3, job.output_bucket, agreement, {"frames": [frame.to_dict() for frame in agree_with]})
+    body = {
+        "video": job.video,
+        "chunk": repair.to_dict(),
+        "output": s3_uri(job.output_bucket, output),
+        "options": request_options(CONFIG),
+        "agree_with": s3_uri(job.output_bucket, agreement),
+    }
+    invoke_endpoint(RUNTIME, CONFIG.endpoint_name, body)
+    return ChunkResult.from_dict(get_json(S3, job.output_bucket, output))

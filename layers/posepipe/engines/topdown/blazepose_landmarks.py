@@ -76,7 +76,15 @@ class BlazePoseLandmarks:
         world = interpreter.get_tensor(self._world).reshape(NUM_POINTS, 3)[:NUM_LANDMARKS]
         points = np.concatenate([raw[:, :3] / LANDMARK_INPUT, _sigmoid(raw[:, 3:5])], axis=1)
         points = refine_from_heatmap(points, heatmap)
-        return RegionLandmarks(project(points, region), rotate_world(world, region.rotation), presence)
+        return region_landmarks(points, world, presence, region)
+
+
+def region_landmarks(
+    points: npt.NDArray[np.float32], world: npt.NDArray[np.float32], presence: float, region: Region
+) -> RegionLandmarks:
+    """The network's decoded answer for ``region`` (``points`` ``[39, 5]`` normalised to the crop
+    and refined, ``world`` ``[33, 3]`` in the crop's orientation) in the image's pixels."""
+    return RegionLandmarks(project(points, region), rotate_world(world, region.rotation), presence)
 
 
 def refine_from_heatmap(

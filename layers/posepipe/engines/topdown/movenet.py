@@ -63,11 +63,18 @@ class MoveNetKeypoints:
 
     def _one(self, rgb: RGBImage, region: Region) -> RegionKeypoints:
         pixels = crop_pixels(rgb, region, self.input_size).astype(np.int32)[None]
-        raw = self.session.run(None, {self._input: pixels})[0].reshape(NUM_KEYPOINTS, 3)
-        crop_xy = np.stack([raw[:, 1], raw[:, 0], np.zeros(NUM_KEYPOINTS, np.float32)], axis=1)
-        image_xy = project(crop_xy.astype(np.float32), region)
-        points = np.concatenate([image_xy[:, :2], raw[:, 2:3]], axis=1).astype(np.float32)
-        return RegionKeypoints(points)
+        raw = self.session.run(None, {self._input: pixels})[0]
+        return region_keypoints(raw, region)
+
+
+def region_keypoints(raw: npt.NDArray[np.float32], region: Region) -> RegionKeypoints:
+    """MoveNet's output for one crop (``[1, 1, 17, 3]``: y, x as fractions of the crop, score)
+    as keypoints in the image's pixels."""
+    rows = raw.reshape(NUM_KEYPOINTS, 3)
+    crop_xy = np.stack([rows[:, 1], rows[:, 0], np.zeros(NUM_KEYPOINTS, np.float32)], axis=1)
+    image_xy = project(crop_xy.astype(np.float32), region)
+    points = np.concatenate([image_xy[:, :2], rows[:, 2:3]], axis=1).astype(np.float32)
+    return RegionKeypoints(points)
 
 
 class MoveNetLandmarks:

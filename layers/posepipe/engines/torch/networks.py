@@ -117,3 +117,10 @@ def load_networks(bundle_path: str | PathLike[str]) -> tuple[DetectorNetwork, La
     detector = DetectorNetwork(build_module(detector_bytes, f"{bundle_path}: {DETECTOR_MEMBER}"))
     landmarks = LandmarkNetwork(build_module(landmark_bytes, f"{bundle_path}: {LANDMARKS_MEMBER}"))
     return detector.eval(), landmarks.eval()
+
+
+def load_landmark_network(bundle_path: str | PathLike[str]) -> LandmarkNetwork:
+    """The bundle's landmark network alone, fp32 on the CPU, in eval mode (the top-down engine
+    finds persons with its own detector)."""
+    _, landmark_bytes = read_bundle(bundle_path)
+    return LandmarkNetwork(build_module(landmark_bytes, f"{bundle_path}: {LANDMARKS_MEMBER}")).eval()

@@ -114,15 +114,18 @@ def one_torch_thread() -> Iterator[None]:
 def test_posepipe_engine_torch_serves_the_chunk_with_the_torch_engine(
     client: FlaskClient, s3: S3Stack, monkeypatch: pytest.MonkeyPatch, sample: Callable[[str], Path]
 ) -> None:
-    """Same request, same contract: only the stored result's ``model`` says which engine ran."""
+    """Same request, same contract, the same persons: only the stored result's ``model`` says
+    which engine ran (the top-down engine, the endpoint's default detector, in PyTorch)."""
     monkeypatch.setenv("POSEPIPE_ENGINE", "torch")
     torch_app = create_app(load_in_background=False)
     ping = torch_app.test_client().get("/ping")
     assert ping.status_code == 200, ping.get_json()
-    assert {k: ping.get_json()[k] for k in ("status", "engine", "model", "device", "dtype")} == {
-        "status": "ready", "engine": "torch", "model": "pose_landmarker_full", "device": "cpu",
-        "dtype": "float32",
+    described = ping.get_json()
+    assert {k: described[k] for k in ("status", "engine", "detector", "model", "device", "dtype")} == {
+        "status": "ready", "engine": "torch", "detector": "centernet", "model": "pose_landmarker_full",
+        "device": "cpu", "dtype": "float32",
     }  # fmt: skip
+    assert described["runtime"] == {"detector": "torch", "finder": "torch", "second_opinion": "torch"}
 
     chunk = {"index": 3, "start": 540, "stop": 560, "warmup_start": 530}
     answers = {}
@@ -132,10 +135,27 @@ def test_posepipe_engine_torch_serves_the_chunk_with_the_torch_engine(
         assert set(answer) == {"output", "chunk", "frames", "person_frames", "timings"}
         answers[engine] = get_json(s3.client, OUTPUT_BUCKET, answer["output"].split("/", 3)[3])
     stored, reference = answers["torch"], answers["mediapipe"]
-    assert (stored["model"]["engine"], reference["model"]["engine"]) == ("torch", "mediapipe")
+    assert (stored["model"]["engine"], reference["model"]["engine"]) == ("topdown", "topdown")
+    assert (stored["model"]["device"], stored["model"]["runtime"]["detector"]) == ("cpu", "torch")
+    assert reference["model"]["runtime"] == {
+        "detector": "onnxruntime", "finder": "litert", "second_opinion": "onnxruntime"
+    }  # fmt: skip
     assert len(stored["frames"]) == len(reference["frames"]) == 20
     assert [f["index"] for f in stored["frames"]] == [f["index"] for f in reference["frames"]]
-    assert sum(len(f["persons"]) for f in stored["frames"]) > 0
+    # vtest.avi's frames 540-559 hold several people: the same ones, at the same places
+    counts = [len(f["persons"]) for f in stored["frames"]]
+    assert sum(counts) >= 60
+    assert counts == [len(f["persons"]) for f in reference["frames"]]
+    moved = [
+        np.abs(np.array(p["landmarks"])[:, :2] - np.array(q["landmarks"])[:, :2])
+        for f, g in zip(stored["frames"], reference["frames"], strict=True)
+        for p, q in zip(
+            sorted(f["persons"], key=lambda p: p["bbox"]),
+            sorted(g["persons"], key=lambda p: p["bbox"]),
+            strict=True,
+        )
+    ]
+    assert float(np.median(np.concatenate(moved))) <= 1.0
     info = probe(sample("vtest.avi"))
     source = Source(uri=VIDEO_URI, width=info.width, height=info.height, fps=info.fps,
                     frame_count=info.frame_count, duration_s=info.duration_s)  # fmt: skip
@@ -149,6 +169,8 @@ def test_posepipe_engine_torch_serves_the_chunk_with_the_torch_engine(
 class GatedEngine:
     """An engine whose loading waits for a test to open the gate (or fails)."""
 
+    detector = "blazepose"
+
     def __init__(self, gate: threading.Event, failure: str | None = None) -> None:
         self.gate = gate
         self.failure = failure
@@ -161,7 +183,9 @@ class GatedEngine:
     def describe(self) -> dict[str, Any]:
         return {"engine": "gated", "model": "none"}
 
-    def infer(self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo) -> ChunkResult:
+    def infer(
+        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo, agree_with: Any = None
+    ) -> ChunkResult:
         raise RuntimeError("engine exploded")
 
 

@@ -24,6 +24,7 @@ import torch
 from posepipe.cloud.endpoint.app import create_app, endpoint_state
 from posepipe.cloud.endpoint.engine import BatchSettings, TorchChunkEngine
 from posepipe.cloud.endpoint.serve import (
+    SPARE_THREADS,
     ServingPlan,
     gunicorn_options,
     parse_args,
@@ -45,8 +46,16 @@ Frames = list[tuple[np.ndarray, int]]
 # (max_poses, first frame, frames): vtest.avi stretches with one to three pedestrians in view.
 CHUNKS = ((4, 55, 30), (1, 150, 30), (2, 240, 30))
 # What oneDNN's batched convolutions may move a landmark by, in pixels (or a visibility, world
-# coordinate in metres), over these 30-frame tracks: measured 6e-4.
+# coordinate in metres), over these 30-frame tracks: measured 6e-4 on an AVX-512 EPYC (Genoa).
 BATCH_NOISE = 2e-3
+# On an AVX2-only EPYC (Milan) the batched convolutions round differently, and the tracker feeds
+# each frame's landmarks into the next frame's region, so one 30-frame track drifts: measured
+# there, the x, y of one stream differ by 0.025 px at the median, 1.08 px at the 99th percentile,
+# 2.4 px at most (z, relative depth, by up to 12.7 px). The bounds for any CPU:
+DRIFT_MEDIAN_PX = 0.1
+DRIFT_P99_PX = 2.0
+DRIFT_MAX_PX = 5.0
+DRIFT_SCORE = 0.05  # visibility, presence
 
 
 @pytest.fixture(autouse=True)
@@ -82,9 +91,9 @@ def alone(engine: TorchBlazePose, max_poses: int, frames: Frames) -> list[list[P
 
 
 def run_concurrently(
-    streams: list[BatchedStream],
+    streams: list[BatchedStream[Any]],
     inputs: list[Frames],
-    work: Callable[[int, BatchedStream, Frames], Any] | None = None,
+    work: Callable[[int, BatchedStream[Any], Frames], Any] | None = None,
 ) -> list[Any]:
     """Each stream fed from its own thread; a thread's exception is returned in its place."""
     results: list[Any] = [None] * len(streams)
@@ -146,7 +155,30 @@ def test_concurrent_streams_give_what_each_gives_alone(
     if batch_size == 1:
         assert differences == [0.0, 0.0, 0.0]  # bit for bit
     else:
-        assert max(differences) <= BATCH_NOISE
+        for e, r in zip(expected, results, strict=True):
+            assert_within_drift(e, r)
+
+
+def assert_within_drift(a: list[list[Person]], b: list[list[Person]]) -> None:
+    """The same persons frame by frame, their x, y within the drift bounds (see DRIFT_*)."""
+    assert [len(p) for p in a] == [len(p) for p in b]
+    xy = [
+        np.abs(p.xy - q.xy).ravel()
+        for one, other in zip(a, b, strict=True)
+        for p, q in zip(one, other, strict=True)
+    ]
+    scores = [
+        np.abs(p.landmarks[:, 3:] - q.landmarks[:, 3:]).ravel()
+        for one, other in zip(a, b, strict=True)
+        for p, q in zip(one, other, strict=True)
+    ]
+    if not xy:
+        return
+    moved = np.concatenate(xy)
+    assert np.median(moved) <= DRIFT_MEDIAN_PX
+    assert np.percentile(moved, 99) <= DRIFT_P99_PX
+    assert moved.max() <= DRIFT_MAX_PX
+    assert np.concatenate(scores).max() <= DRIFT_SCORE
 
 
 def test_a_frame_that_breaks_the_pipeline_fails_its_own_stream_only(
@@ -159,7 +191,7 @@ def test_a_frame_that_breaks_the_pipeline_fails_its_own_stream_only(
     ]
     empty = np.zeros((0, 0, 3), dtype=np.uint8)  # an RGB uint8 image the crop cannot take
 
-    def work(k: int, stream: BatchedStream, frames: Frames) -> Any:
+    def work(k: int, stream: BatchedStream[Any], frames: Frames) -> Any:
         out: list[Any] = []
         for step, (rgb, t) in enumerate(frames):
             if k == 1 and step == 3:
@@ -189,7 +221,7 @@ def test_streams_that_stop_or_fail_do_not_hold_up_the_others(
     frames = chunk_frames[0][:6]
     expected = alone(engine, 4, frames)
 
-    def work(k: int, stream: BatchedStream, inputs: Frames) -> Any:
+    def work(k: int, stream: BatchedStream[Any], inputs: Frames) -> Any:
         if k == 1:
             stream.detect_for_video(*inputs[0])
             raise RuntimeError("the chunk's video stopped decoding")  # closes the stream (see feed)
@@ -329,13 +361,23 @@ def test_concurrent_invocations_are_batched_and_give_each_chunks_own_result(s3: 
         assert together["model"]["engine"] == "torch"
         frames_together, frames_alone = together["frames"], by_itself["frames"]
         assert [len(f["persons"]) for f in frames_together] == [len(f["persons"]) for f in frames_alone]
+        moved, scores, world = [], [], []
         for f, g in zip(frames_together, frames_alone, strict=True):
             for p, q in zip(f["persons"], g["persons"], strict=True):
-                # Stored values are rounded (2 decimals in pixels, 4 for scores and metres): a
-                # float-noise difference may flip the last digit.
-                assert np.abs(np.array(p["landmarks"]) - np.array(q["landmarks"])).max() <= BATCH_NOISE + 0.01
-                world = np.abs(np.array(p["world_landmarks"]) - np.array(q["world_landmarks"])).max()
-                assert world <= BATCH_NOISE + 1e-4
+                a, b = np.array(p["landmarks"]), np.array(q["landmarks"])
+                moved.append(np.abs(a[:, :2] - b[:, :2]).ravel())
+                scores.append(np.abs(a[:, 3:] - b[:, 3:]).ravel())
+                world.append(np.abs(np.array(p["world_landmarks"]) - np.array(q["world_landmarks"])).ravel())
+        # Stored values are rounded (2 decimals in pixels, 4 for scores and metres); the drift
+        # bounds are those of test_concurrent_streams_give_what_each_gives_alone.
+        if not moved:
+            continue  # no persons in this chunk, alone or together (the counts agree)
+        xy = np.concatenate(moved)
+        assert np.median(xy) <= DRIFT_MEDIAN_PX + 0.01
+        assert np.percentile(xy, 99) <= DRIFT_P99_PX
+        assert xy.max() <= DRIFT_MAX_PX
+        assert np.concatenate(scores).max() <= DRIFT_SCORE
+        assert np.median(np.concatenate(world)) <= 0.01  # metres
     endpoint_state(app).close()
     assert engine.batcher.closed
     json.dumps(batcher.stats.to_dict())  # what the logs and the bench report
@@ -375,7 +417,7 @@ def test_each_gunicorn_worker_is_pinned_to_a_gpu(monkeypatch: pytest.MonkeyPatch
     config = Config()
     for name, value in options.items():
         config.set(name, value)  # gunicorn validates the hooks (callables of two arguments)
-    assert (config.workers, config.threads) == (2, 8)
+    assert (config.workers, config.threads) == (2, 8 + SPARE_THREADS)
     pre_fork, post_fork = options["pre_fork"], options["post_fork"]
 
     class Worker:
