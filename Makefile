@@ -81,10 +81,15 @@ test-fast: model samples lint
 
 # `cdk synth` offline, no AWS account and no Docker needed (docs/DEPLOY.md): the CDK app with
 # cdk-nag's AwsSolutions checks, then cfn-lint on the templates. Context: make synth CDK_ARGS="-c apiAuth=apikey".
-synth: setup node
+# The endpoint's models packed into one archive (posepipe models pack: the detector, the pose model
+# and MoveNet, with their sha256 sums): upload it and deploy with -c modelUri=s3://.../model.tar.gz
+# (docs/DEPLOY.md); without modelUri the endpoint serves the same models built into its image.
+MODEL_ARCHIVE ?= $(CDK_OUT)-models/model.tar.gz
+synth: setup node model
+	$(BIN)/posepipe models pack -o $(MODEL_ARCHIVE)
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk synth --quiet --output $(CDK_OUT) $(CDK_ARGS)
 	$(BIN)/cfn-lint $(CDK_OUT)/*.template.json
-	@echo "synthesized: $(CDK_OUT)/ (templates, assets, cdk-nag: no unacknowledged findings)"
+	@echo "synthesized: $(CDK_OUT)/ (templates, assets, cdk-nag: no unacknowledged findings); the endpoint's model archive: $(MODEL_ARCHIVE)"
 
 # The README's pictures of the web app (docs/images/ui-*.png), taken in headless Chromium.
 screenshots: model samples browser
@@ -94,4 +99,4 @@ bench: model samples
 	$(BIN)/python bench/video_throughput.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(DEMO_OUT) $(CDK_OUT) $(CDK_OUT)-models node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -10,7 +10,7 @@ CPU and says so.
 
     python bench/gpu_throughput.py [--batches 1,8,32,128] [--seconds 2] [--compile] [--json out.json]
 
-Two more modes, each printing the device it ran on:
+Three more modes, each printing the device it ran on:
 
 ``--parity``: the torch engine's IMAGE-mode parity with MediaPipe on messi5.jpg,
 basketball1.png and basketball2.png (median and 95th-percentile landmark distance in pixels,
@@ -29,22 +29,57 @@ downloads and probes the video), and the batch sizes formed.
 
     python bench/gpu_throughput.py --invocation [--engine torch] [--streams 4] [--frames 60]
         [--rounds 2] [--batch-delay-ms 4]
+
+``--topdown``: the deployed endpoint's engine, the top-down engine (``--detector``, default
+centernet; BlazePose Full; MoveNet Lightning's second opinion; ``--max-poses``, default the
+deployment's 20) with its networks in PyTorch (``TorchTopDownNetworks``), end to end from decoded
+RGB frame to keypoints. The first ``--frames`` frames of vtest.avi (768x576, people walking: the
+persons per frame are printed) are decoded once and kept in memory (decoding is not timed). For
+each batch size N in ``--batches`` (default 1,8,32,128 on CUDA, 1,4,16 on the CPU): N streams,
+each its own ``TopDownTracker`` over the one set of networks, stream k starting at frame k *
+frames / N and starting again (a new video, its tracker reset) at the end; each step advances
+every stream by one frame with ``detect_for_video_batch``, as the endpoint's ``TopDownBatcher``
+batches the chunks in flight (without its threads and delay), so a step is N frames. The streams'
+detector frames are staggered (they join over the first ``detect_every`` steps, as chunks arrive
+at different times); after a warm-up (at least 2 steps and half of ``--seconds``), steps run for
+at least ``--seconds`` (whole detection cycles unless N is a multiple of ``detect_every``).
+Printed: the device, torch and CUDA versions, the target; frames/s, persons/s, the networks'
+batches (frames per detector call, regions per landmark call, before ``--network-batch`` splits
+them) and the peak GPU memory (``torch.cuda.max_memory_allocated``, reset per batch size). Then
+parity: the first ``--parity-frames`` frames as one VIDEO stream through the CPU engine
+(``CpuTopDownNetworks``: ONNX Runtime, LiteRT) and through the torch networks,
+``compare_results``' matched share and median distance against issue 21's bar (95 %, 1 px).
+``--detector-dtype``, ``--landmark-dtype``, ``--keypoint-dtype`` override the networks' dtypes.
+
+    python bench/gpu_throughput.py --topdown [--device cuda] [--frames 400] [--batches 1,8,32,128]
+        [--seconds 5] [--parity-frames 100] [--landmark-dtype float16] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from posepipe.assets.model_build import build_model
 from posepipe.assets.pose_model import resolve_model_path
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    import numpy as np
+    from posepipe.engines.base import PoseEngineOptions
+    from posepipe.engines.topdown.driver import TopDownNetworks
+    from posepipe.engines.topdown.estimator import TopDownPoseEstimator, TopDownTracker
+    from posepipe.engines.topdown.models import TopDownModels
+    from posepipe.engines.topdown.person_boxes import PersonBox
+    from posepipe.engines.topdown.regions import Region
+    from posepipe.engines.topdown.steps import Role
 
 
 def synchronize(device: torch.device) -> None:
@@ -141,10 +176,22 @@ def bench_network(
     return rows
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+    cores = os.cpu_count()
+    return f"CPU ({cpu_name()}, {cores} cores, {torch.get_num_threads()} torch threads)"
 
 
 PRECISIONS: dict[str, tuple[torch.dtype, torch.dtype]] = {  # (landmarks, detector)
@@ -205,7 +252,6 @@ def run_invocations(
     engine_name: str, streams: int, frames: int, rounds: int, delay_ms: float, max_batch: int
 ) -> dict[str, Any]:
     """Rounds of ``streams`` concurrent endpoint invocations (see the module docstring)."""
-    import os
     import sys
     import threading
 
@@ -288,14 +334,252 @@ def run_invocations(
     return report
 
 
+TOPDOWN_TARGET = "target: 2,000 frames/s of 768x576 video with about 6 people on one H100"
+TOPDOWN_MIN_MATCHED = 0.95  # issue 21's bar for the torch engine against the CPU engine
+TOPDOWN_MAX_MEDIAN_PX = 1.0
+
+
+class RecordingNetworks:
+    """A :class:`~posepipe.engines.topdown.driver.TopDownNetworks` that hands every call to
+    ``inner`` and records its batch: frames per detector call, regions per landmark call."""
+
+    def __init__(self, inner: TopDownNetworks) -> None:
+        self.inner = inner
+        self.sizes: dict[str, list[int]] = {}
+
+    def prepare(self, images: Sequence[Any]) -> list[Any]:
+        return self.inner.prepare(images)
+
+    def find_persons(self, frames: Sequence[Any]) -> list[list[PersonBox]]:
+        self.sizes.setdefault("detector", []).append(len(frames))
+        return self.inner.find_persons(frames)
+
+    def estimate(
+        self, role: Role, frames: Sequence[Any], regions: Sequence[Sequence[Region]]
+    ) -> list[list[Any]]:
+        self.sizes.setdefault(role, []).append(sum(len(boxes) for boxes in regions))
+        return self.inner.estimate(role, frames, regions)
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per network: its calls, and the mean and largest batch of a call."""
+        return {
+            what: {"calls": len(sizes), "mean": round(sum(sizes) / len(sizes), 1), "max": max(sizes)}
+            for what, sizes in self.sizes.items()
+            if sizes
+        }
+
+
+class VideoStreams:
+    """``count`` concurrent streams over ``frames`` (a loop of the video), each its own
+    :class:`~posepipe.engines.topdown.estimator.TopDownTracker` over the one set of networks:
+    stream k starts at frame ``k * len(frames) // count`` and, at the end, starts again from the
+    first frame as a new video (its tracker reset)."""
+
+    def __init__(self, frames: Sequence[tuple[np.ndarray, int]], trackers: Sequence[TopDownTracker]) -> None:
+        if not frames:
+            raise ValueError("no frames")
+        self.frames = frames
+        self.trackers = list(trackers)
+        self.positions = [k * len(frames) // len(self.trackers) for k in range(len(self.trackers))]
+
+    def step(self, which: Sequence[int] | None = None) -> int:
+        """One frame of each stream of ``which`` (default: all), batched; the persons found."""
+        from posepipe.engines.topdown.estimator import detect_for_video_batch
+
+        chosen = list(range(len(self.trackers))) if which is None else list(which)
+        if not chosen:
+            return 0
+        images = [self.frames[self.positions[k]][0] for k in chosen]
+        stamps = [self.frames[self.positions[k]][1] for k in chosen]
+        found = detect_for_video_batch([self.trackers[k] for k in chosen], images, stamps)
+        for k in chosen:
+            self.positions[k] += 1
+            if self.positions[k] == len(self.frames):
+                self.positions[k] = 0
+                self.trackers[k].reset()
+        return sum(len(persons) for persons in found)
+
+    def stagger(self, detect_every: int) -> None:
+        """Bring the streams in over ``detect_every - 1`` steps, so that their detector frames
+        (every ``detect_every``-th frame of a stream) fall on different steps."""
+        for s in range(detect_every - 1):
+            self.step([k for k in range(len(self.trackers)) if k % detect_every <= s])
+
+
+def topdown_batch(
+    streams: VideoStreams,
+    networks: RecordingNetworks,
+    device: torch.device,
+    seconds: float,
+    detect_every: int,
+) -> dict[str, Any]:
+    """One batch size's figures: the streams staggered and warmed up (at least 2 steps and
+    ``seconds / 2``), then steps for at least ``seconds``: whole detection cycles unless the
+    staggered streams detect as many frames on every step."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    streams.stagger(detect_every)
+    started = time.perf_counter()
+    steps = 0
+    while steps < 2 or time.perf_counter() - started < seconds / 2:
+        streams.step()
+        steps += 1
+    synchronize(device)
+    networks.sizes.clear()
+    cycle = 1 if len(streams.trackers) % detect_every == 0 else detect_every
+    steps = persons = 0
+    started = time.perf_counter()
+    while True:
+        persons += streams.step()
+        steps += 1
+        if time.perf_counter() - started >= seconds and steps % cycle == 0:
+            break
+    synchronize(device)
+    elapsed = time.perf_counter() - started
+    frames = steps * len(streams.trackers)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {
+        "batch": len(streams.trackers), "steps": steps, "frames": frames, "seconds": round(elapsed, 3),
+        "frames_per_s": round(frames / elapsed, 2), "persons_per_s": round(persons / elapsed, 1),
+        "persons_per_frame": round(persons / frames, 2), "network_batches": networks.summary(),
+        "peak_gpu_mib": round(peak, 1) if peak is not None else "n/a",
+    }  # fmt: skip
+
+
+def video_result(
+    estimator: TopDownPoseEstimator, frames: Sequence[tuple[int, float, np.ndarray]]
+) -> tuple[dict[str, Any], float]:
+    """``frames`` (index, t, RGB) as one VIDEO stream: the result as ``compare_results`` reads it,
+    and the seconds it took."""
+    from posepipe.result import Frame
+
+    out = []
+    started = time.perf_counter()
+    for index, t, rgb in frames:
+        out.append(Frame(index, t, estimator.detect_for_video(rgb, round(t * 1000))))
+    seconds = time.perf_counter() - started
+    return {"model": estimator.model_dict(), "frames": [f.to_dict() for f in out]}, seconds
+
+
+def topdown_parity(
+    options: PoseEngineOptions,
+    models: TopDownModels,
+    networks: TopDownNetworks,
+    frames: Sequence[tuple[int, float, np.ndarray]],
+) -> dict[str, Any]:
+    """The CPU engine's result on ``frames`` (one VIDEO stream) against the torch networks'."""
+    from dataclasses import replace
+
+    from posepipe.engines.topdown.cpu_networks import CpuTopDownNetworks
+    from posepipe.engines.topdown.estimator import TopDownPoseEstimator
+    from posepipe.video.result_agreement import compare_results
+
+    cpu_options = replace(options, engine="mediapipe", device=None, dtype=None)
+    with TopDownPoseEstimator(cpu_options, CpuTopDownNetworks(models), models) as cpu:
+        reference, cpu_s = video_result(cpu, frames)
+    with TopDownPoseEstimator(options, networks, models) as candidate_engine:
+        candidate, torch_s = video_result(candidate_engine, frames)
+    report = compare_results(reference, candidate)
+    passes = report["matched_share"] >= TOPDOWN_MIN_MATCHED and report["median_px"] <= TOPDOWN_MAX_MEDIAN_PX
+    return {
+        **report, "frames": len(frames), "first": frames[0][0], "last": frames[-1][0],
+        "cpu_s": round(cpu_s, 2), "torch_s": round(torch_s, 2), "passes": passes,
+    }  # fmt: skip
+
+
+def run_topdown(
+    args: argparse.Namespace, device: torch.device, batches: list[int], frame_count: int, seconds: float
+) -> dict[str, Any]:
+    """The ``--topdown`` mode (see the module docstring)."""
+    from posepipe.assets.samples import sample_path
+    from posepipe.cloud.deployment import MAX_POSES, POSE_MODEL
+    from posepipe.engines.base import PoseEngineOptions, RunningMode
+    from posepipe.engines.topdown.estimator import TopDownTracker, policy_for
+    from posepipe.engines.topdown.models import topdown_models
+    from posepipe.engines.torch.topdown_networks import TorchTopDownNetworks, TorchTopDownSettings
+    from posepipe.media.decode import read_frames
+
+    options = PoseEngineOptions(
+        model_path=Path(args.model or POSE_MODEL), running_mode=RunningMode.VIDEO,
+        max_poses=args.max_poses or MAX_POSES, engine="torch", detector=args.detector, device=str(device),
+    )  # fmt: skip
+    models = topdown_models(options)
+    settings = TorchTopDownSettings(
+        device=str(device), detector_dtype=args.detector_dtype, landmark_dtype=args.landmark_dtype,
+        keypoint_dtype=args.keypoint_dtype, batch_size=args.network_batch or TorchTopDownSettings.batch_size,
+    )  # fmt: skip
+    torch_networks = TorchTopDownNetworks(models, settings)
+    described = torch_networks.describe()
+    video = sample_path("vtest.avi")
+    started = time.perf_counter()
+    decoded = [(f.index, f.t, f.rgb) for f in read_frames(video, 0, frame_count)]
+    decode_s = time.perf_counter() - started
+    height, width = decoded[0][2].shape[:2]
+    cuda_version = torch.version.cuda if device.type == "cuda" else None
+    print(f"device: {device_name(device)}; torch {torch.__version__}; CUDA {torch.version.cuda or 'none'}"
+          + ("" if device.type == "cuda" else " (CPU figures, not the GPU target)"))  # fmt: skip
+    print(f"engine: top-down, detector {models.detector}, pose {models.model_block['name']}, "
+          f"max_poses {options.max_poses}, detect_every {options.detect_every}; TorchTopDownNetworks "
+          f"on {described['device']}, dtypes {described['dtypes']}, "
+          f"network batch cap {settings.batch_size}")  # fmt: skip
+    print(
+        f"frames: {len(decoded)} of {video.name} ({width}x{height}), decoded in {decode_s:.1f} s (not timed)"
+    )
+    print(TOPDOWN_TARGET)
+    report: dict[str, Any] = {
+        "mode": "topdown", "device": device_name(device), "torch": torch.__version__, "cuda": cuda_version,
+        "torch_threads": torch.get_num_threads(), "detector": models.detector,
+        "pose_model": models.model_block["name"], "max_poses": options.max_poses,
+        "detect_every": options.detect_every, "networks": described, "network_batch": settings.batch_size,
+        "video": video.name, "frames": len(decoded), "size": [width, height], "seconds": seconds,
+        "target": TOPDOWN_TARGET, "rows": [],
+    }  # fmt: skip
+    networks = RecordingNetworks(torch_networks)
+    stream_frames = [(rgb, round(t * 1000)) for _, t, rgb in decoded]
+    policy = policy_for(options, models)
+    for batch in batches:
+        streams = VideoStreams(stream_frames, [TopDownTracker(policy, networks) for _ in range(batch)])
+        row = topdown_batch(streams, networks, device, seconds, options.detect_every)
+        report["rows"].append(row)
+        sizes = ", ".join(
+            f"{what} mean {s['mean']:g} max {s['max']:g}" for what, s in row["network_batches"].items()
+        )
+        peak = row["peak_gpu_mib"]
+        memory = f"{peak:.0f} MiB" if isinstance(peak, float) else str(peak)
+        print(f"batch {batch:4d}: {row['frames_per_s']:9.1f} frames/s, "
+              f"{row['persons_per_s']:10.1f} persons/s ({row['persons_per_frame']:.2f} persons/frame; "
+              f"{row['steps']} steps in {row['seconds']:.1f} s); network batches: {sizes}; "
+              f"peak GPU memory {memory}")  # fmt: skip
+        del streams
+    if args.parity_frames > 0:
+        parity = topdown_parity(options, models, torch_networks, decoded[: args.parity_frames])
+        report["parity"] = parity
+        verdict = "passes" if parity["passes"] else "FAILS"
+        print(f"parity, frames {parity['first']}-{parity['last']} as one VIDEO stream, CPU engine "
+              f"({parity['cpu_s']:.1f} s) against the torch networks ({parity['torch_s']:.1f} s): "
+              f"{parity['matched_share']:.1%} of {parity['reference_persons']} persons matched "
+              f"(bar {TOPDOWN_MIN_MATCHED:.0%}), median {parity['median_px']:.3f} px "
+              f"(bar {TOPDOWN_MAX_MEDIAN_PX:g} px), p95 {parity['p95_px']:.3f} px, "
+              f"unmatched torch persons {parity['unmatched_candidate_persons']}: {verdict}")  # fmt: skip
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--batches", default="", help="comma-separated (default: 1,8,32,128 on CUDA, 1,4,16 on CPU)"
     )
-    parser.add_argument("--seconds", type=float, default=2.0, help="timing per figure (default 2)")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="timing per figure (default 2; --topdown: 5)"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
-    parser.add_argument("--model", default=None, help="a .task bundle (default: the one posepipe builds)")
+    parser.add_argument(
+        "--model", default=None,
+        help="a .task bundle (default: the one posepipe builds; --topdown: the deployment's blazepose-full)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
     parser.add_argument(
         "--parity", action="store_true", help="IMAGE-mode parity with MediaPipe per precision"
@@ -307,13 +591,46 @@ def main() -> None:
     )
     parser.add_argument("--engine", default="torch", choices=("torch", "mediapipe"), help="(--invocation)")
     parser.add_argument("--streams", type=int, default=4, help="concurrent invocations (--invocation)")
-    parser.add_argument("--frames", type=int, default=60, help="frames per invocation (--invocation)")
+    parser.add_argument(
+        "--frames", type=int, default=None,
+        help="frames per invocation (--invocation, default 60); frames of vtest.avi (--topdown, default 400)",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2, help="rounds of invocations (--invocation)")
     parser.add_argument(
         "--batch-delay-ms", type=float, default=4.0, help="frame batcher delay (--invocation)"
     )
     parser.add_argument("--max-batch", type=int, default=32, help="frame batcher batch limit (--invocation)")
+    parser.add_argument(
+        "--topdown", action="store_true", help="the deployed top-down engine in PyTorch, end to end"
+    )
+    parser.add_argument(
+        "--detector", default="centernet", choices=("centernet", "nanodet"), help="(--topdown)"
+    )
+    parser.add_argument(
+        "--max-poses", type=int, default=None, help="(--topdown; default the deployment's 20)"
+    )
+    parser.add_argument(
+        "--parity-frames", type=int, default=100, help="frames of the CPU parity check (--topdown; 0: none)"
+    )
+    for network, default in (("detector", "float32"), ("landmark", "float16 on CUDA, else float32"),
+                             ("keypoint", "float32")):  # fmt: skip
+        parser.add_argument(
+            f"--{network}-dtype", default=None, choices=("float16", "float32"),
+            help=f"(--topdown; default {default})",
+        )  # fmt: skip
+    parser.add_argument(
+        "--network-batch", type=int, default=None, help="images or crops per network call (--topdown; 256)"
+    )
     args = parser.parse_args()
+    if args.topdown:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        default_batches = "1,8,32,128" if device.type == "cuda" else "1,4,16"
+        batches = [int(b) for b in (args.batches or default_batches).split(",")]
+        topdown = run_topdown(args, device, batches, args.frames or 400, args.seconds or 5.0)
+        if args.json:
+            args.json.write_text(json.dumps(topdown, indent=2))
+        return
+    seconds = args.seconds or 2.0
     if args.parity or args.invocation:
         model = resolve_model_path(args.model) if args.model else build_model()
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -322,7 +639,7 @@ def main() -> None:
             report["parity"] = run_parity(model, device, args.precisions.split(","))
         if args.invocation:
             report["invocation"] = run_invocations(
-                args.engine, args.streams, args.frames, args.rounds, args.batch_delay_ms, args.max_batch
+                args.engine, args.streams, args.frames or 60, args.rounds, args.batch_delay_ms, args.max_batch
             )
         if args.json:
             args.json.write_text(json.dumps(report, indent=2))
@@ -344,15 +661,15 @@ def main() -> None:
     print(f"device: {name_of_device}; torch {torch.__version__}; threads {torch.get_num_threads()}"
           + ("" if cuda else " (no CUDA here: CPU figures, not the GPU targets)"))  # fmt: skip
     print(f"loading both networks from the bundle: {load_s:.3f} s (best of 3; target under 1 s)")
-    bandwidth = peak_bandwidth(device, args.seconds)
+    bandwidth = peak_bandwidth(device, seconds)
     print(f"measured bandwidth: {bandwidth / 1e9:.1f} GB/s")
     rows: list[dict[str, Any]] = []
     for dtype in dtypes:
-        peak = peak_flops(device, dtype, args.seconds)
+        peak = peak_flops(device, dtype, seconds)
         print(f"measured peak ({str(dtype).removeprefix('torch.')} matmul): {peak / 1e12:.2f} TFLOP/s")
         for name, module, size in (("detector", detector, 224), ("landmarks", landmarker, 256)):
             rows += bench_network(
-                name, module, size, device=device, dtype=dtype, batches=batches, seconds=args.seconds,
+                name, module, size, device=device, dtype=dtype, batches=batches, seconds=seconds,
                 compile_module=args.compile, peak=peak, bandwidth=bandwidth,
             )  # fmt: skip
     if args.json:

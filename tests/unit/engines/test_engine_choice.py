@@ -54,7 +54,9 @@ def test_image_with_the_torch_engine_gives_mediapipes_landmarks(
     tmp_path: Path, cli: Callable[..., CliRun], sample: Callable[[str], Path], model_path: Path
 ) -> None:
     photo = sample("messi5.jpg")
-    torch_result = _image_result(cli, tmp_path / "torch", photo, "--engine", "torch")
+    torch_result = _image_result(
+        cli, tmp_path / "torch", photo, "--engine", "torch", "--detector", "blazepose"
+    )
     mediapipe_result = _image_result(
         cli, tmp_path / "mediapipe", photo, "--engine", "mediapipe", "--detector", "blazepose"
     )
@@ -74,6 +76,28 @@ def test_image_with_the_torch_engine_gives_mediapipes_landmarks(
 
 
 @pytest.mark.usefixtures("one_torch_thread")
+def test_image_with_the_torch_engine_runs_the_top_down_networks_in_pytorch(
+    tmp_path: Path, cli: Callable[..., CliRun], sample: Callable[[str], Path], model_path: Path
+) -> None:
+    """The default detector with ``--engine torch``: the endpoint's GPU code path, on this CPU."""
+    photo = sample("basketball1.png")
+    torch_result = _image_result(cli, tmp_path / "torch", photo, "--engine", "torch")
+    cpu_result = _image_result(cli, tmp_path / "cpu", photo)
+    model = torch_result["model"]
+    assert (model["engine"], model["device"]) == ("topdown", "cpu")
+    assert model["runtime"] == {"detector": "torch", "finder": "torch", "second_opinion": "torch"}
+    assert cpu_result["model"]["runtime"] == {
+        "detector": "onnxruntime", "finder": "litert", "second_opinion": "onnxruntime"
+    }  # fmt: skip
+    ours = sorted(torch_result["frames"][0]["persons"], key=lambda p: p["bbox"])
+    theirs = sorted(cpu_result["frames"][0]["persons"], key=lambda p: p["bbox"])
+    assert len(ours) == len(theirs) == 2  # both players
+    for p, q in zip(ours, theirs, strict=True):
+        moved = np.linalg.norm(np.array(p["landmarks"])[:, :2] - np.array(q["landmarks"])[:, :2], axis=1)
+        assert float(np.median(moved)) <= 1.0
+
+
+@pytest.mark.usefixtures("one_torch_thread")
 def test_video_with_the_torch_engine_records_it(
     tmp_path: Path, cli: Callable[..., CliRun], sample: Callable[[str], Path], model_path: Path
 ) -> None:
@@ -88,7 +112,8 @@ def test_video_with_the_torch_engine_records_it(
     assert len(keypoints["frames"]) == 15
     assert sum(len(f["persons"]) for f in keypoints["frames"]) > 0
     summary = json.loads((out / "walk" / "summary.json").read_text())
-    assert (summary["model"]["engine"], summary["model"]["device"]) == ("torch", "cpu")
+    assert (summary["model"]["engine"], summary["model"]["device"]) == ("topdown", "cpu")
+    assert summary["model"]["runtime"]["detector"] == "torch"
 
 
 @pytest.mark.parametrize("command", ["image", "video"])
