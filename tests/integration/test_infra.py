@@ -248,13 +248,15 @@ def test_api_routes_are_iam_authorized_binary_throttled_and_logged(default_app: 
     environment = image_function["Properties"]["Environment"]["Variables"]
     # API Gateway base64-encodes the body; a Lambda request is at most 6 MB.
     assert int(environment["POSEPIPE_MAX_IMAGE_BYTES"]) * 4 / 3 < 6_000_000 - 100_000
-    # Images find everyone, as `posepipe image` does; the video pipeline keeps the configuration's
-    # default (BlazePose's own detector), which the endpoint's GPU engine runs.
+    # Images and videos find everyone, as `posepipe image` and `posepipe video` do: every function
+    # that infers or plans names the one detector and pose budget (posepipe.cloud.deployment).
     assert (environment["POSEPIPE_DETECTOR"], environment["POSEPIPE_MAX_POSES"]) == ("centernet", "20")
-    for function in default_app.of_type("AWS::Lambda::Function").values():
-        if function is not image_function:
-            variables = function["Properties"].get("Environment", {}).get("Variables", {})
-            assert "POSEPIPE_DETECTOR" not in variables
+    detectors = {
+        function["Properties"]["Environment"]["Variables"]["POSEPIPE_DETECTOR"]
+        for function in default_app.of_type("AWS::Lambda::Function").values()
+        if "POSEPIPE_DETECTOR" in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert detectors == {"centernet"}
 
 
 def test_api_key_option(variant_app: Synthesized) -> None:
