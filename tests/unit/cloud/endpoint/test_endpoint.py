@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from posepipe.cloud.deployment import DEFAULT_DETECTOR
 from posepipe.cloud.endpoint.app import create_app, endpoint_state
 from posepipe.cloud.endpoint.engine import resolve_endpoint_model
 from posepipe.cloud.endpoint.serve import start_background_server
 from posepipe.cloud.endpoint.video_cache import VideoCache
-from posepipe.cloud.deployment import DEFAULT_DETECTOR
 from posepipe.cloud.storage import get_json
 from posepipe.engines.base import InferenceOptions
 from posepipe.errors import ModelError
@@ -39,7 +39,8 @@ from tests.support.clips import make_clip
 from tests.support.endpoint import GARBAGE_URI, INPUT_BUCKET, OUTPUT_BUCKET, VIDEO_URI, S3Stack, free_port
 from tests.support.paths import REPO
 
-# Frames 540-600 of vtest.avi hold a few persons each (four are asked for); the warm-up starts 20 frames earlier.
+# Frames 540-600 of vtest.avi hold a few persons each (four are asked for); the warm-up starts
+# 20 frames earlier.
 CHUNK = {"index": 3, "start": 540, "stop": 600, "warmup_start": 520}
 OPTIONS = {"max_poses": 4, "min_detection_confidence": 0.5, "min_presence_confidence": 0.5,
            "min_tracking_confidence": 0.5}  # fmt: skip
