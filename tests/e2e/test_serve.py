@@ -17,6 +17,7 @@ from posepipe.result import validate_result
 from posepipe.video.result_agreement import compare_results
 
 from tests.support.cli import VideoRun
+from tests.support.clips import make_long_clip
 from tests.support.labels import vtest_recall
 from tests.support.uistack import API_URL, PEOPLE_CLIP_FRAMES, S3_URL, StackProcess, write_people_clip
 
@@ -320,3 +321,19 @@ def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
         time.sleep(0.5)
         ours = [sfn.describe_execution(executionArn=ours[0]["executionArn"])]
     assert [e["status"] for e in ours] == ["FAILED"]
+
+
+def test_a_four_hour_video_is_refused_too_long_having_read_under_10_mb_of_it(s3: Any, tmp_path: Path) -> None:
+    """video_split reads the header by ranged GETs (its MP4 index is at the end): the stack's S3
+    meter counts every byte the local stack's clients got of the object."""
+    path = make_long_clip(tmp_path / "four_hours.mp4", seconds=4 * 3600)
+    assert path.stat().st_size > 50_000_000  # read whole, it would fail the bound below
+    key = "videos/four_hours.mp4"
+    s3.upload_file(str(path), INPUT, key)
+    record = _wait_for(s3, f"errors/{key}.json", timeout_s=120)
+    assert record["stage"] == "video_split", record
+    # (The record's code and reason are still Lambda's error type and error JSON: issue 22, item 6.)
+    assert "14400.0 s long, over the limit of 100 s" in record["reason"]
+    with urllib.request.urlopen(f"{S3_URL}/_posepipe/s3-reads", timeout=10) as answer:
+        reads = json.load(answer)["reads"]
+    assert 0 < reads[f"{INPUT}/{key}"] < 10_000_000, reads

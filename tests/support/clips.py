@@ -118,3 +118,22 @@ def encode_frames(
                 out.mux(sound.encode(af))
             out.mux(sound.encode(None))
     return path
+
+
+def make_long_clip(path: Path, *, seconds: int, fps: int = 1, size: tuple[int, int] = (160, 120)) -> Path:
+    """A long H.264 MP4 (its ``moov`` index at the end, as a camera writes it) of noise frames at
+    about 32 kbit/s: 4 hours at 1 fps are about 58 MB, encoded in seconds."""
+    width, height = size
+    rng = np.random.default_rng(4)
+    pool = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(8)]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        assert isinstance(video, av.VideoStream)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.bit_rate = 32_000
+        for i in range(seconds * fps):
+            frame = av.VideoFrame.from_ndarray(pool[i % len(pool)], format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path

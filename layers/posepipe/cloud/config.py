@@ -35,6 +35,7 @@ class PipelineConfig:
     state_machine_arn: str = ""
     max_video_seconds: float = float(deployment.MAX_VIDEO_SECONDS)
     max_video_pixels: int = deployment.MAX_VIDEO_PIXELS
+    max_video_bytes: int = deployment.MAX_VIDEO_BYTES
     allowed_codecs: tuple[str, ...] = field(default=DEFAULT_ALLOWED_CODECS)
     max_image_pixels: int = deployment.MAX_IMAGE_PIXELS
     max_image_bytes: int = deployment.MAX_IMAGE_BYTES
@@ -54,7 +55,8 @@ class PipelineConfig:
         """``POSEPIPE_INPUT_BUCKET``, ``POSEPIPE_OUTPUT_BUCKET``, ``POSEPIPE_IMAGES_PREFIX``,
         ``POSEPIPE_VIDEOS_PREFIX``, ``POSEPIPE_ERRORS_PREFIX``, ``POSEPIPE_WORK_PREFIX``,
         ``POSEPIPE_ENDPOINT_NAME``, ``POSEPIPE_STATE_MACHINE_ARN``, ``POSEPIPE_MAX_VIDEO_SECONDS``,
-        ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_ALLOWED_CODECS`` (comma-separated),
+        ``POSEPIPE_MAX_VIDEO_PIXELS``, ``POSEPIPE_MAX_VIDEO_BYTES``, ``POSEPIPE_ALLOWED_CODECS``
+        (comma-separated),
         ``POSEPIPE_MAX_IMAGE_PIXELS``, ``POSEPIPE_MAX_IMAGE_BYTES``, ``POSEPIPE_MAX_POSES``,
         ``POSEPIPE_DETECTOR`` (``centernet`` by default, the top-down engine that finds everyone,
         as ``posepipe video`` does; ``nanodet`` likewise; ``blazepose`` BlazePose's own, for one
@@ -90,6 +92,7 @@ class PipelineConfig:
             state_machine_arn=text("STATE_MACHINE_ARN", base.state_machine_arn),
             max_video_seconds=float(text("MAX_VIDEO_SECONDS", str(base.max_video_seconds))),
             max_video_pixels=int(text("MAX_VIDEO_PIXELS", str(base.max_video_pixels))),
+            max_video_bytes=int(text("MAX_VIDEO_BYTES", str(base.max_video_bytes))),
             allowed_codecs=tuple(c.strip() for c in codecs.split(",") if c.strip()),
             max_image_pixels=int(text("MAX_IMAGE_PIXELS", str(base.max_image_pixels))),
             max_image_bytes=int(text("MAX_IMAGE_BYTES", str(base.max_image_bytes))),

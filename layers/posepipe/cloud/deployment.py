@@ -52,6 +52,9 @@ WARMUP_SECONDS = 1.0
 # about 26 s a minute of 1080p at 30 fps: docs/PERFORMANCE.md), hence these limits.
 MAX_VIDEO_SECONDS = 20 * 60
 MAX_VIDEO_PIXELS = 1920 * 1080
+# video_split and the aggregate copy the whole video into their 10 GiB of /tmp (the aggregate
+# beside its annotated video): a larger object is refused from its size before anything is read.
+MAX_VIDEO_BYTES = 4 * 1024**3
 MAX_IMAGE_PIXELS = 40_000_000
 # API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
@@ -128,6 +131,7 @@ def pipeline_environment(resources: Resources, limits: Limits, serving: Serving)
         "POSEPIPE_MAX_VIDEO_SECONDS": str(limits.max_video_seconds),
         "POSEPIPE_MAX_IMAGE_PIXELS": str(limits.max_image_pixels),
         "POSEPIPE_MAX_VIDEO_PIXELS": str(MAX_VIDEO_PIXELS),
+        "POSEPIPE_MAX_VIDEO_BYTES": str(MAX_VIDEO_BYTES),
         "POSEPIPE_DETECTOR": DEFAULT_DETECTOR,
         "POSEPIPE_MAX_POSES": str(MAX_POSES),
         # video_split and aggregate plan the same chunks: one value for both

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, job_id
@@ -87,9 +87,33 @@ def request_options(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def check_video_limits(key: str, info: VideoInfo, config: PipelineConfig) -> None:
-    """Raise :class:`InputError` (naming ``key``) for a video over the configured limits."""
-    if info.duration_s > config.max_video_seconds:
+class VideoLimitSubject(Protocol):
+    """What :func:`check_video_limits` reads: a probed video, or only its header."""
+
+    @property
+    def codec(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def duration_s(self) -> float | None: ...
+
+
+def check_video_size(key: str, size_bytes: int, config: PipelineConfig) -> None:
+    """Raise :class:`InputError` ``too_large`` (naming ``key``) for an object over the byte limit."""
+    if size_bytes > config.max_video_bytes:
+        raise InputError(
+            key,
+            f"video is {size_bytes} bytes, over the limit of {config.max_video_bytes} bytes",
+            code="too_large",
+        )
+
+
+def check_video_limits(key: str, info: VideoLimitSubject, config: PipelineConfig) -> None:
+    """Raise :class:`InputError` (naming ``key``) for a video over the configured limits: a probed
+    video, or its header (:class:`posepipe.media.probe.VideoHeader`, whose duration may be unknown)."""
+    if info.duration_s is not None and info.duration_s > config.max_video_seconds:
         raise InputError(
             key,
             f"video is {info.duration_s:.1f} s long, over the limit of {config.max_video_seconds:g} s",

@@ -48,6 +48,7 @@ from posepipe.cloud.storage import write_error_record
 from posepipe.local_stack import moto_shims
 from posepipe.local_stack.dispatcher import NotificationDispatcher
 from posepipe.local_stack.lambda_server import Handler, LambdaInvokeApp
+from posepipe.local_stack.s3_meter import metered_moto_server
 from posepipe.local_stack.sagemaker_runtime import SageMakerRuntimeApp
 
 log = logging.getLogger("posepipe.serve")
@@ -121,14 +122,13 @@ class LocalStack:
             raise ValueError(f"the local stack listens on loopback only, not on {self.host}")
         self._environment()
         from moto import mock_aws
-        from moto.server import ThreadedMotoServer
 
         moto_shims.install()
         self._mock = mock_aws(
             config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         )
         self._mock.start()
-        moto = ThreadedMotoServer(ip_address=self.host, port=self.ports.s3, verbose=False)
+        moto = metered_moto_server(self.host, self.ports.s3)
         moto.start()
         self._servers.append(moto)
         self._serve(LambdaInvokeApp(self._load_functions(), region=REGION), self.ports.lambdas, "lambda")
@@ -226,10 +226,11 @@ class LocalStack:
 
     def _function_environment(self, name: str) -> dict[str, str]:
         variables = dict(self._components[name])
-        if name in ("video_jobs", "image_infer"):
+        if name in ("video_jobs", "image_infer", "video_split"):
             # Their presigned URLs (uploads, results, the annotated image) are for the user's client:
             # they must name the S3 that users reach here (moto's server), as on AWS they name the
-            # regional endpoint.
+            # regional endpoint. video_split reads through it too, so that the server's meter
+            # counts what it reads of a video (posepipe.local_stack.s3_meter).
             variables["AWS_ENDPOINT_URL_S3"] = self.s3_url
         return variables
 

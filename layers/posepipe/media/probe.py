@@ -8,11 +8,13 @@ Speed here: ~5-10 ms for vtest.avi (768x576, 795 frames).
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.codec.hwaccel
@@ -156,6 +158,54 @@ def probe(path: str | Path) -> VideoInfo:
             exact_pts=exact,
             colorspace=int(first.colorspace),
             color_range=int(first.color_range),
+        )
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    """What a container's header declares of its (first) video stream, read without demuxing.
+
+    ``duration_s`` is None where the header declares none (then only :func:`probe` can tell).
+    ``width``/``height`` are as coded (a rotation turns them, not their product).
+    """
+
+    uri: str
+    codec: str
+    width: int
+    height: int
+    duration_s: float | None
+    fps: float | None
+
+
+def probe_header(file: io.IOBase | BinaryIO, uri: str) -> VideoHeader | None:
+    """The header of the video in ``file`` (any seekable binary file, e.g. an S3 object read by
+    ranged GETs), reading only what FFmpeg's demuxer needs to open it (an MP4's ``moov`` box, an
+    AVI's or a Matroska's header): enough to refuse a video over a limit before reading it.
+
+    None when the file does not open as a video with a video stream: :func:`probe`, on the whole
+    file, then says exactly why.
+    """
+    try:
+        container = av.open(file, "r", metadata_errors="replace")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError):
+        return None
+    with container:
+        stream = video_stream(container)
+        if stream is None or getattr(stream, "codec_context", None) is None:
+            return None
+        duration: float | None = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        rate = stream.average_rate or stream.guessed_rate
+        return VideoHeader(
+            uri=uri,
+            codec=stream.codec.canonical_name,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            duration_s=duration if duration is not None and duration > 0 else None,
+            fps=float(rate) if rate else None,
         )
 
 

@@ -1,8 +1,10 @@
 """``video_split``: the first state of the video pipeline (docs/CLOUD.md).
 
-In: ``{"bucket", "key", "etag"}`` (the state machine input). Downloads the video to /tmp, probes
-and validates it (duration, pixels, codec), plans its chunks and returns the job and the
-endpoint invocation of each chunk, inline or, for many chunks, in a manifest written to S3.
+In: ``{"bucket", "key", "etag"}`` (the state machine input). Checks the object's size and its
+header (duration, pixels, codec) against the limits, reading only the header by ranged GETs,
+then downloads the video to /tmp, probes and validates it whole, plans its chunks and returns the
+job and the endpoint invocation of each chunk, inline or, for many chunks, in a manifest written
+to S3.
 A bad input raises :class:`posepipe.errors.InputError` naming the key and the reason; the
 state machine catches it and writes the error record.
 """
@@ -10,6 +12,7 @@ state machine catches it and writes the error record.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,10 +24,11 @@ from botocore.exceptions import ClientError
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import job_id
-from posepipe.cloud.storage import download, is_not_found, put_json, s3_client
-from posepipe.cloud.video_job import build_split_output, check_video_limits
+from posepipe.cloud.s3_reader import S3RangeReader
+from posepipe.cloud.storage import download, is_not_found, put_json, s3_client, s3_uri
+from posepipe.cloud.video_job import build_split_output, check_video_limits, check_video_size
 from posepipe.errors import InputError
-from posepipe.media.probe import VideoInfo, probe
+from posepipe.media.probe import VideoInfo, probe, probe_header
 
 CONFIG = PipelineConfig.from_env()
 S3 = s3_client()
@@ -74,7 +78,29 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @tracer.capture_method(capture_response=False)
 def probe_video(bucket: str, key: str) -> VideoInfo:
-    """Download the video to /tmp and probe it (the copy is deleted); errors name ``key``."""
+    """Check the video's size and header against the limits, reading only its header through
+    ranged GETs, so that a video over a limit is refused in seconds; then download it to /tmp and
+    probe it whole (the copy is deleted). Errors name ``key``."""
+    try:
+        head = S3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if is_not_found(err):
+            raise InputError(key, f"no such object in bucket {bucket}") from err
+        raise
+    size = int(head["ContentLength"])
+    check_video_size(key, size, CONFIG)
+    reader = S3RangeReader(S3, bucket, key, size=size, etag=str(head["ETag"]))
+    header = probe_header(reader, s3_uri(bucket, key))
+    logger.info(
+        "header probed",
+        extra={
+            "bytes": size,
+            "header_bytes_read": reader.bytes_read,
+            "header": asdict(header) if header else None,
+        },
+    )
+    if header is not None:
+        check_video_limits(key, header, CONFIG)
     suffix = PurePosixPath(key).suffix[:16]
     with tempfile.TemporaryDirectory(prefix="posepipe-split-") as folder:
         local = Path(folder) / f"video{suffix}"
