@@ -41,6 +41,22 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@contextmanager
+def mocked_s3(monkeypatch: pytest.MonkeyPatch, *buckets: str) -> Iterator[Any]:
+    """moto's S3 in this process (fake credentials, no endpoint override) with ``buckets`` made:
+    yields its boto3 client."""
+    import boto3
+    from moto import mock_aws
+
+    fake_credentials(monkeypatch)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        for bucket in buckets:
+            client.create_bucket(Bucket=bucket)
+        yield client
+
+
 @dataclass
 class LocalAws:
     lambda_server: BackgroundServer

@@ -61,8 +61,7 @@ class S3ReadMeter:
 
 
 def metered_moto_server(host: str, port: int) -> Any:
-    """moto's ``ThreadedMotoServer`` on ``host:port``, its app behind an :class:`S3ReadMeter`
-    (the server's ``meter``)."""
+    """moto's ``ThreadedMotoServer`` on ``host:port``, its app behind an :class:`S3ReadMeter`."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -74,8 +73,6 @@ def metered_moto_server(host: str, port: int) -> Any:
     meter = S3ReadMeter(DomainDispatcherApplication(create_backend_app))
 
     class MeteredMotoServer(ThreadedMotoServer):
-        meter: S3ReadMeter
-
         def _server_entry(self) -> None:  # ThreadedMotoServer's, with the meter around the app
             self._server = make_server(
                 self._ip_address, self._port, meter, True, request_handler=MotoRequestHandler
@@ -83,6 +80,4 @@ def metered_moto_server(host: str, port: int) -> Any:
             self._server_ready_event.set()
             self._server.serve_forever()
 
-    server = MeteredMotoServer(ip_address=host, port=port, verbose=False)
-    server.meter = meter
-    return server
+    return MeteredMotoServer(ip_address=host, port=port, verbose=False)

@@ -11,29 +11,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from posepipe.assets import pose_model as models
 from posepipe.cloud import model_source
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.model_source import MODEL_URI_ENV, fetch_model, function_model
 from posepipe.errors import ModelError
 
-from tests.support.localaws import FAKE_AWS_ENV
+from tests.support.localaws import mocked_s3
 
 BUCKET = "posepipe-models"
 
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name=FAKE_AWS_ENV["AWS_REGION"])
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_s3(monkeypatch, BUCKET) as client:
         yield client
 
 

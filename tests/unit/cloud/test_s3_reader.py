@@ -8,10 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.s3_reader import S3RangeReader
 from posepipe.cloud.video_job import check_video_limits
@@ -19,7 +17,7 @@ from posepipe.errors import InputError
 from posepipe.media.probe import probe, probe_header
 
 from tests.support.clips import make_long_clip
-from tests.support.localaws import FAKE_AWS_ENV
+from tests.support.localaws import mocked_s3
 
 BUCKET = "posepipe-reader-test"
 FOUR_HOURS = 4 * 3600
@@ -27,13 +25,7 @@ FOUR_HOURS = 4 * 3600
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name=FAKE_AWS_ENV["AWS_REGION"])
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_s3(monkeypatch, BUCKET) as client:
         yield client
 
 

@@ -12,6 +12,8 @@ state machine catches it and writes the error record.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -81,12 +83,8 @@ def probe_video(bucket: str, key: str) -> VideoInfo:
     """Check the video's size and header against the limits, reading only its header through
     ranged GETs, so that a video over a limit is refused in seconds; then download it to /tmp and
     probe it whole (the copy is deleted). Errors name ``key``."""
-    try:
+    with _missing_object_is_input_error(bucket, key):
         head = S3.head_object(Bucket=bucket, Key=key)
-    except ClientError as err:
-        if is_not_found(err):
-            raise InputError(key, f"no such object in bucket {bucket}") from err
-        raise
     size = int(head["ContentLength"])
     check_video_size(key, size, CONFIG)
     reader = S3RangeReader(S3, bucket, key, size=size, etag=str(head["ETag"]))
@@ -104,13 +102,20 @@ def probe_video(bucket: str, key: str) -> VideoInfo:
     suffix = PurePosixPath(key).suffix[:16]
     with tempfile.TemporaryDirectory(prefix="posepipe-split-") as folder:
         local = Path(folder) / f"video{suffix}"
-        try:
+        with _missing_object_is_input_error(bucket, key):  # deleted since the HEAD
             download(S3, bucket, key, local)
-        except ClientError as err:
-            if is_not_found(err):
-                raise InputError(key, f"no such object in bucket {bucket}") from err
-            raise
         try:
             return probe(local)
         except InputError as err:
             raise InputError(key, err.reason, err.code) from err
+
+
+@contextmanager
+def _missing_object_is_input_error(bucket: str, key: str) -> Iterator[None]:
+    """S3's "no such object" (or bucket) inside the block as an :class:`InputError` naming ``key``."""
+    try:
+        yield
+    except ClientError as err:
+        if is_not_found(err):
+            raise InputError(key, f"no such object in bucket {bucket}") from err
+        raise
