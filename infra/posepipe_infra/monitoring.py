@@ -104,7 +104,8 @@ class Monitoring(Construct):
                 self._alarm(
                     f"{name}DeadLetters",
                     queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
-                    f"upload events for {name} could not be delivered (dead-letter queue)",
+                    f"the {name} dead-letter queue holds messages: upload events not delivered, "
+                    "or failures not recorded",
                 )
             )
 

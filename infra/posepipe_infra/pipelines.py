@@ -7,6 +7,8 @@
   EventBridge rule for ``videos/``, whose target ``video_jobs`` starts one execution per upload,
   named from the key and the ETag (EventBridge delivers at least once: a duplicate event finds the
   execution already there).
+- :class:`FailureRecords`: the on-failure destination of both paths' asynchronous functions and
+  ``failure_records``, which turns what lands there into error records.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as lambda_destinations
+from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
@@ -183,7 +187,7 @@ class VideoPipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        layer = posepipe_layer(self)
+        self.layer = layer = posepipe_layer(self)
         inputs, outputs = storage.input_bucket, storage.output_bucket
 
         self.split = split = build_function(
@@ -361,3 +365,63 @@ class VideoPipeline(Construct):
             tracing_enabled=True,
         )
         return machine
+
+
+FAILURE_RECORDS = Sizing(memory_mb=256, timeout_s=30)
+ASYNC_RETRIES = 2  # Lambda's own retries of a function error, before the on-failure destination
+
+
+class FailureRecords(Construct):
+    """What is left of an upload a function gave up on: ``image_infer``'s and ``video_jobs``'
+    asynchronous invocations (EventBridge) retry twice, then go to ``queue`` (their on-failure
+    destination), which ``failure_records`` (``built``) reads and turns into error records;
+    a message it cannot record goes, after 5 receives, to ``dead_letters``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploymentSettings,
+        storage: Storage,
+        layer: lambda_.ILayerVersion,
+        functions: list[lambda_.Function],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", settings)
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            visibility_timeout=Duration.seconds(6 * FAILURE_RECORDS.timeout_s),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=5),
+            removal_policy=settings.removal,
+        )
+        self.built = built = build_function(
+            self,
+            "FailureRecords",
+            name="failure_records",
+            settings=settings,
+            sizing=FAILURE_RECORDS,
+            environment=function_environment("failure_records", settings, storage),
+            description="posepipe: error records of the uploads a function gave up on",
+            layer=layer,
+        )
+        allow_objects(
+            built.role,
+            storage.output_bucket,
+            ERRORS_PREFIX,
+            ["s3:PutObject"],
+            "the lost uploads' error records",
+        )
+        built.function.add_event_source(
+            lambda_event_sources.SqsEventSource(self.queue, batch_size=10, report_batch_item_failures=True)
+        )
+        for function in functions:
+            function.configure_async_invoke(
+                on_failure=lambda_destinations.SqsDestination(self.queue),
+                retry_attempts=ASYNC_RETRIES,
+                max_event_age=Duration.hours(6),
+            )

@@ -6,6 +6,7 @@
 | ``Endpoint`` | ``endpoint.py`` | the SageMaker model, endpoint and autoscaling |
 | ``Images`` | ``pipelines.py`` | ``image_infer`` and the ``images/`` upload rule |
 | ``Videos`` | ``pipelines.py`` | the video functions, the state machine, the ``videos/`` rule |
+| ``Failures`` | ``pipelines.py`` | the functions' on-failure queue and ``failure_records`` |
 | ``Api`` | ``api.py`` | the REST API, usage plan and WAF |
 | ``Monitoring`` | ``monitoring.py`` | the dashboard, the alarms and their topic |
 """
@@ -20,7 +21,7 @@ from constructs import Construct
 from posepipe_infra.api import Api
 from posepipe_infra.endpoint import InferenceEndpoint
 from posepipe_infra.monitoring import Monitoring
-from posepipe_infra.pipelines import ImagePath, VideoPipeline
+from posepipe_infra.pipelines import FailureRecords, ImagePath, VideoPipeline
 from posepipe_infra.settings import DeploymentSettings
 from posepipe_infra.storage import Storage
 
@@ -42,6 +43,10 @@ class PosepipeStack(Stack):
         self.videos = VideoPipeline(
             self, "Videos", settings=settings, storage=self.storage, endpoint=self.endpoint
         )
+        self.failures = FailureRecords(
+            self, "Failures", settings=settings, storage=self.storage, layer=self.videos.layer,
+            functions=[self.images.function, self.videos.jobs.function],
+        )  # fmt: skip
         self.api = Api(
             self,
             "Api",
@@ -60,9 +65,14 @@ class PosepipeStack(Stack):
                 ("video_split", self.videos.split),
                 ("aggregate", self.videos.aggregate),
                 ("video_jobs", self.videos.jobs),
+                ("failure_records", self.failures.built),
             ],
             api=self.api.api,
-            dead_letter_queues=[("Images", self.images.dead_letters), ("Videos", self.videos.dead_letters)],
+            dead_letter_queues=[
+                ("Images", self.images.dead_letters),
+                ("Videos", self.videos.dead_letters),
+                ("FailureRecords", self.failures.dead_letters),
+            ],
         )
         outputs = {
             "InputBucket": self.storage.input_bucket.bucket_name,

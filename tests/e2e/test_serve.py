@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from posepipe.cloud.rejections import has_stack_trace
 from posepipe.result import validate_result
 from posepipe.video.result_agreement import compare_results
 
@@ -206,8 +207,9 @@ def test_video_api_gives_an_upload_slot_and_follows_the_job(
             break
         time.sleep(1)
     assert status["status"] == "failed"  # the first 2 MB of an AVI: truncated
-    assert status["error"]["stage"] == "video_split"
+    assert (status["error"]["stage"], status["error"]["code"]) == ("video_split", "bad_input")
     assert "truncated" in status["error"]["reason"]
+    assert not has_stack_trace(json.dumps(status)), status  # the trace is in the logs only
 
 
 def test_video_api_reports_a_finished_job_with_result_urls(s3: Any, uploaded: dict[str, Any]) -> None:
@@ -309,8 +311,9 @@ def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
     key = f"videos/{path.name}"
     s3.upload_file(str(path), INPUT, key)
     record = _wait_for(s3, f"errors/{key}.json", timeout_s=120)
-    assert record["stage"] == "video_split"
+    assert (record["stage"], record["code"]) == ("video_split", "too_long" if kind == "long" else "bad_input")
     assert reason in record["reason"], record
+    assert not has_stack_trace(json.dumps(record)), record
     assert record["input"] == f"s3://{INPUT}/{key}"
     written = [o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT, Prefix=f"{key}/").get("Contents", [])]
     assert written == []
@@ -331,9 +334,8 @@ def test_a_four_hour_video_is_refused_too_long_having_read_under_10_mb_of_it(s3:
     key = "videos/four_hours.mp4"
     s3.upload_file(str(path), INPUT, key)
     record = _wait_for(s3, f"errors/{key}.json", timeout_s=120)
-    assert record["stage"] == "video_split", record
-    # (The record's code and reason are still Lambda's error type and error JSON: issue 22, item 6.)
-    assert "14400.0 s long, over the limit of 100 s" in record["reason"]
+    assert (record["stage"], record["code"]) == ("video_split", "too_long"), record
+    assert record["reason"].startswith("video is 14400.0 s long, over the limit of 100 s"), record
     with urllib.request.urlopen(f"{S3_URL}/_posepipe/s3-reads", timeout=10) as answer:
         reads = json.load(answer)["reads"]
     assert 0 < reads[f"{INPUT}/{key}"] < 10_000_000, reads

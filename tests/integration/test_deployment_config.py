@@ -22,6 +22,7 @@ def deployed_environments(app: Synthesized) -> dict[str, dict[str, Any]]:
         "video_split": stack.videos.split,
         "aggregate": stack.videos.aggregate,
         "video_jobs": stack.videos.jobs,
+        "failure_records": stack.failures.built,
     }
     out = {
         name: app.resources[app.logical_id(b.function)]["Properties"]["Environment"]["Variables"]

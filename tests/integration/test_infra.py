@@ -315,6 +315,36 @@ def test_uploads_reach_the_functions_through_eventbridge(default_app: Synthesize
     }
 
 
+def test_a_function_error_after_lambda_s_retries_reaches_failure_records(default_app: Synthesized) -> None:
+    """Lambda's on-failure destination of both asynchronous functions is the queue that
+    failure_records reads (partial batch failures), with a dead-letter queue of its own; the
+    function may write error records and nothing else in the buckets."""
+    stack = default_app.stack
+    queue = default_app.logical_id(stack.failures.queue)
+    configs = {
+        c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+        for c in default_app.of_type("AWS::Lambda::EventInvokeConfig").values()
+    }
+    assert set(configs) == {
+        default_app.logical_id(stack.images.function), default_app.logical_id(stack.videos.jobs.function)
+    }  # fmt: skip
+    for props in configs.values():
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["MaximumEventAgeInSeconds"] == 6 * 3600
+        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue, "Arn"]}
+    (mapping,) = default_app.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}
+    function = default_app.logical_id(stack.failures.built.function)
+    assert mapping["Properties"]["FunctionName"] == {"Ref": function}
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    redrive = default_app.resources[queue]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {
+        "Fn::GetAtt": [default_app.logical_id(stack.failures.dead_letters), "Arn"]
+    }
+    output = default_app.logical_id(stack.storage.output_bucket)
+    assert s3_grants(default_app, stack.failures.built.role) == {("s3:PutObject", output, "/errors/*")}
+
+
 # --- the state machine ----------------------------------------------------------------------
 
 
@@ -470,6 +500,7 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
             ("video_split", stack.videos.split),
             ("aggregate", stack.videos.aggregate),
             ("video_jobs", stack.videos.jobs),
+            ("failure_records", stack.failures.built),
         )
     }
     for name, props in functions.items():
@@ -486,7 +517,7 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
     for name in ("image_infer", "aggregate"):
         assert functions[name]["PackageType"] == "Image"
         assert functions[name]["ImageConfig"]["Command"] == [f"{name}.app.handler"]
-    for name in ("video_split", "video_jobs"):
+    for name in ("video_split", "video_jobs", "failure_records"):
         assert functions[name]["Runtime"] == "python3.13"
         assert functions[name]["Handler"] == "app.handler"
         assert len(functions[name]["Layers"]) == 1
@@ -633,7 +664,7 @@ def test_stack_name_sets_the_resource_names(variant_app: Synthesized) -> None:
 def test_template_assertions_api(default_app: Synthesized) -> None:
     """The same facts through aws_cdk.assertions' matchers (resource counts and key properties)."""
     template = default_app.template
-    template.resource_count_is("AWS::Lambda::Function", 4)
+    template.resource_count_is("AWS::Lambda::Function", 5)
     template.resource_count_is("AWS::S3::Bucket", 3)
     template.has_resource_properties(
         "AWS::S3::Bucket",

@@ -59,7 +59,9 @@ def test_render_refuses_unknown_or_missing_placeholders() -> None:
 
 
 class FlakyContainer:
-    """An endpoint container that answers 500 for its first ``failures`` invocations."""
+    """An endpoint container that answers 500 for its first ``failures`` invocations; a video
+    whose key ends in ``.refused.mp4`` it refuses as the real endpoint does (a 422, or, when the
+    caller asks for ``posepipe-refusals=in-body``, a 200 saying ``refused``)."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
@@ -71,10 +73,23 @@ class FlakyContainer:
         with self.lock:
             self.calls += 1
             failing = self.calls <= self.failures
-        if failing:
+        body = json.loads(request.get_data())
+        if body["video"].endswith(".refused.mp4"):
+            refused = {
+                "status": 422,
+                "code": "bad_input",
+                "reason": f"{body['video']}: truncated or corrupt video",
+            }
+            if request.headers.get("X-Amzn-SageMaker-Custom-Attributes") == "posepipe-refusals=in-body":
+                answer = {"refused": refused, "chunk": body["chunk"]["index"]}
+                response = Response(json.dumps(answer), content_type="application/json")
+            else:
+                response = Response(
+                    json.dumps({"error": "bad_input", "message": refused["reason"]}), status=422
+                )
+        elif failing:
             response = Response(json.dumps({"error": "internal", "message": "boom"}), status=500)
         else:
-            body = json.loads(request.get_data())
             answer = {
                 "output": body["output"],
                 "chunk": body["chunk"]["index"],
@@ -86,8 +101,13 @@ class FlakyContainer:
 
 
 def split_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """video_split's answers: a plan of one chunk, a refusal (``.txt.mp4``), a crash (``.crash.mp4``)."""
     if event["key"].endswith(".txt.mp4"):
-        raise ValueError(f"{event['key']}: not a video file: it is text")
+        return {
+            "rejected": {"key": event["key"], "code": "bad_input", "reason": "not a video file: it is text"}
+        }
+    if event["key"].endswith(".crash.mp4"):
+        raise ZeroDivisionError("division by zero in the planner")
     request = {
         "video": f"s3://{event['bucket']}/{event['key']}",
         "chunk": {"index": 0, "start": 0, "stop": 3, "warmup_start": 0},
@@ -98,9 +118,10 @@ def split_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def aggregate_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    failed = [r for r in event["chunk_results"] if r.get("failed")]
+    failed = [r for r in event["chunk_results"] if r.get("failed") or r.get("refused")]
     if len(failed) == len(event["chunk_results"]):
-        raise RuntimeError(f"{len(failed)} of {len(failed)} chunks failed")
+        reason = f"{len(failed)} of {len(failed)} chunks failed: " + json.dumps(failed)[:300]
+        return {"rejected": {"key": event["job"]["key"], "code": "chunks_failed", "reason": reason}}
     return {"job": event["job"], "chunk_results": event["chunk_results"]}
 
 
@@ -159,10 +180,48 @@ def test_endpoint_that_keeps_failing_is_caught_recorded_and_fails_the_execution(
     record = json.loads(
         boto3.client("s3").get_object(Bucket=OUTPUT, Key="errors/videos/clip.mp4.json")["Body"].read()
     )
-    assert record["stage"] == "aggregate"
+    assert (record["stage"], record["code"]) == ("aggregate", "chunks_failed")
     assert record["input"] == f"s3://{INPUT}/videos/clip.mp4"
     assert "1 of 1 chunks failed" in record["reason"]
     assert record["time"]
+
+
+@pytest.mark.parametrize("flaky", [0], indirect=True)
+def test_a_chunk_the_endpoint_refuses_for_good_is_not_retried(
+    aws: LocalAws, flaky: tuple[FlakyContainer, BackgroundServer]
+) -> None:
+    """A deterministic 4xx (the video cannot be read) comes back in the body, as the state
+    machine's CustomAttributes ask: one call, no retry, and the record says why."""
+    import boto3
+
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    key = "videos/clip.refused.mp4"
+    done = run_execution(machine, "refused", {"bucket": INPUT, "key": key, "etag": "e"})
+    assert done["status"] == "FAILED"
+    assert flaky[0].calls == 1
+    assert not [e for e in history(done["executionArn"]) if e["type"] == "TaskFailed"]
+    record = json.loads(boto3.client("s3").get_object(Bucket=OUTPUT, Key=f"errors/{key}.json")["Body"].read())
+    assert (record["stage"], record["code"]) == ("aggregate", "chunks_failed")
+    assert "truncated or corrupt video" in record["reason"]
+
+
+@pytest.mark.parametrize("flaky", [0], indirect=True)
+def test_an_unexpected_failure_is_recorded_as_internal_error_without_its_stack_trace(aws: LocalAws) -> None:
+    import boto3
+
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    key = "videos/clip.crash.mp4"
+    done = run_execution(machine, "crash", {"bucket": INPUT, "key": key, "etag": "e"})
+    assert done["status"] == "FAILED"
+    record = json.loads(boto3.client("s3").get_object(Bucket=OUTPUT, Key=f"errors/{key}.json")["Body"].read())
+    assert (record["stage"], record["code"]) == ("video_split", "internal_error")
+    assert record["reason"] == (
+        "video_split failed with ZeroDivisionError, an unexpected error; the details are in the logs "
+        "of execution crash"
+    )
+    # The trace is in the execution's history (and, in AWS, the function's log), not in the record.
+    [failed] = [e for e in history(done["executionArn"]) if e["type"] == "TaskFailed"]
+    assert "stackTrace" in failed["taskFailedEventDetails"]["cause"]
 
 
 @pytest.mark.parametrize("flaky", [0], indirect=True)
@@ -175,8 +234,8 @@ def test_split_failure_is_recorded_with_its_reason(aws: LocalAws) -> None:
     record = json.loads(
         boto3.client("s3").get_object(Bucket=OUTPUT, Key="errors/videos/notes.txt.mp4.json")["Body"].read()
     )
-    assert record["stage"] == "video_split"
-    assert "not a video file: it is text" in record["reason"]
+    assert (record["stage"], record["code"]) == ("video_split", "bad_input")
+    assert record["reason"] == "not a video file: it is text"
     s3_keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=OUTPUT).get("Contents", [])]
     assert s3_keys == ["errors/videos/notes.txt.mp4.json"]  # nothing else written
 

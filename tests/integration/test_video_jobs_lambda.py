@@ -25,6 +25,7 @@ import requests  # moto's mock answers its calls as well as boto3's
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from posepipe.cloud.keys import job_id
+from posepipe.cloud.rejections import has_stack_trace
 
 from tests.support.lambdas import (
     captured_logs,
@@ -288,9 +289,30 @@ def test_job_whose_execution_ended_without_an_error_record_says_why(aws: Aws) ->
     assert status == 200
     assert body["status"] == "aborted"
     assert body["error"] == {
-        "input": f"s3://{INPUT}/{key}", "stage": "pipeline", "code": "ABORTED",
-        "reason": "the execution ended aborted", "execution": started["execution_arn"],
+        "input": f"s3://{INPUT}/{key}", "stage": "pipeline", "code": "aborted",
+        "reason": "the execution ended aborted; the details are in its history and the functions' logs",
+        "execution": started["execution_arn"],
     }  # fmt: skip
+
+
+def test_no_answer_hands_out_a_stack_trace_or_an_exception_class(aws: Aws) -> None:
+    """A record written before error records were sanitized (Lambda's error type as the code, its
+    error JSON with the trace as the reason) is handed out as a code and one line."""
+    job = unique("crashed.mp4")
+    cause = json.dumps({
+        "errorMessage": "videos/x.mp4: [Errno 28] No space left on device", "errorType": "OSError",
+        "requestId": "r-1",
+        "stackTrace": ['  File "/var/task/app.py", line 12, in handler\n    probe(video)\n'],
+    })  # fmt: skip
+    record = {"input": f"s3://{INPUT}/videos/{job}", "stage": "video_split", "code": "OSError",
+              "reason": cause, "time": "2025-03-14T09:30:00+00:00", "trace": "Traceback (most"}  # fmt: skip
+    aws.json(OUTPUT, f"errors/videos/{job}.json", record)
+    status, body = api_call(aws, get_job(job))
+    assert (status, body["status"]) == (200, "failed")
+    assert body["error"]["code"] == "internal_error"
+    assert body["error"]["reason"] == "OSError: videos/x.mp4: [Errno 28] No space left on device"
+    assert set(body["error"]) == {"input", "stage", "code", "reason", "time"}
+    assert not has_stack_trace(json.dumps(body)), body
 
 
 def test_job_with_a_summary_has_succeeded_with_urls_that_download_the_results(aws: Aws) -> None:

@@ -34,7 +34,6 @@ from posepipe.cloud.video_job import (
     plan_video_chunks,
 )
 from posepipe.engines.base import InferenceOptions
-from posepipe.errors import InputError
 from posepipe.media.decode import read_frames
 from posepipe.media.probe import VideoInfo
 from posepipe.result import validate_result
@@ -246,47 +245,56 @@ def test_split_refuses_what_is_not_a_usable_video(
     etag = upload(s3, path, key)
     before = leftovers("posepipe-split-")
     app = lambda_module("video_split")
-    with pytest.raises(InputError) as caught:
-        app.handler(event("video_split.json", key=key, etag=etag), lambda_context())
-    assert str(caught.value).startswith(f"{key}: "), caught.value
-    assert reason in str(caught.value)
-    assert "/tmp" not in str(caught.value)  # the key, not the downloaded copy
+    answer = app.handler(event("video_split.json", key=key, etag=etag), lambda_context())
+    assert set(answer) == {"rejected"}, answer  # refused, not raised: no stack trace for the record
+    refused = answer["rejected"]
+    assert (refused["key"], refused["code"]) == (key, "bad_input"), refused
+    assert reason in refused["reason"]
+    assert "/tmp" not in refused["reason"]  # the key, not the downloaded copy
     assert leftovers("posepipe-split-") == before
 
 
 @pytest.mark.parametrize(
-    ("env", "reason"),
+    ("env", "code", "reason"),
     [
-        ({"POSEPIPE_MAX_VIDEO_SECONDS": "60"}, "video is 79.5 s long, over the limit of 60 s"),
+        ({"POSEPIPE_MAX_VIDEO_SECONDS": "60"}, "too_long", "video is 79.5 s long, over the limit of 60 s"),
         (
             {"POSEPIPE_MAX_VIDEO_PIXELS": "307200"},
+            "too_large",
             "768x576 (442368 pixels a frame), over the limit of 307200",
         ),
         (
             {"POSEPIPE_ALLOWED_CODECS": "h264,hevc"},
+            "codec_not_allowed",
             "video codec 'msmpeg4v3' is not accepted (accepted: h264, hevc)",
         ),
     ],
 )
 def test_split_refuses_videos_over_the_limits(
-    s3: Any, lambda_module: Loader, sample: Callable[[str], Path], env: dict[str, str], reason: str
+    s3: Any,
+    lambda_module: Loader,
+    sample: Callable[[str], Path],
+    env: dict[str, str],
+    code: str,
+    reason: str,
 ) -> None:
     etag = upload(s3, sample("vtest.avi"), "videos/vtest.avi")
     app = lambda_module("video_split", **env)
-    with pytest.raises(InputError, match=r"^videos/vtest\.avi: ") as caught:
-        app.handler(event("video_split.json", etag=etag), lambda_context())
-    assert reason in str(caught.value)
+    refused = app.handler(event("video_split.json", etag=etag), lambda_context())["rejected"]
+    assert (refused["key"], refused["code"]) == ("videos/vtest.avi", code)
+    assert reason in refused["reason"]
 
 
 def test_split_refuses_a_missing_object_and_keys_outside_the_videos_prefix(
     s3: Any, lambda_module: Loader, short_clip: Path
 ) -> None:
     app = lambda_module("video_split")
-    with pytest.raises(InputError, match=r"^videos/gone\.mp4: no such object in bucket posepipe-input"):
-        app.handler(event("video_split.json", key="videos/gone.mp4"), lambda_context())
+    gone = app.handler(event("video_split.json", key="videos/gone.mp4"), lambda_context())
+    assert gone == {"rejected": {"key": "videos/gone.mp4", "code": "bad_input",
+                                 "reason": "no such object in bucket posepipe-input"}}  # fmt: skip
     etag = upload(s3, short_clip, "images/clip.mp4")
-    with pytest.raises(InputError, match=r"^images/clip\.mp4: not an input object under 'videos/'"):
-        app.handler(event("video_split.json", key="images/clip.mp4", etag=etag), lambda_context())
+    outside = app.handler(event("video_split.json", key="images/clip.mp4", etag=etag), lambda_context())
+    assert outside["rejected"]["reason"].startswith("not an input object under 'videos/'"), outside
     with pytest.raises(ValueError, match="etag"), pytest.warns(UserWarning, match="No application metrics"):
         # the parser model (pydantic's ValidationError is a ValueError)
         app.handler({"bucket": INPUT, "key": "videos/clip.mp4"}, lambda_context())
@@ -572,15 +580,18 @@ def test_a_job_with_too_many_failed_chunks_has_failed(
     """The aggregate refuses and writes nothing; the state machine records why; the job failed."""
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip={0, 1})
     app = lambda_module("aggregate", **CLIP_ENV)
-    with pytest.raises(Exception, match="2 of 3 chunks failed") as caught:
-        app.handler(aggregate_event, lambda_context())
-    # The state machine's WriteErrorRecord: the error name and cause of the aggregate's failure.
+    refused = app.handler(aggregate_event, lambda_context())["rejected"]
+    assert (refused["key"], refused["code"]) == ("videos/clip.mp4", "chunks_failed")
+    assert "2 of 3 chunks failed" in refused["reason"]
+    assert not any(key.startswith("videos/") for key in output_keys(s3))  # nothing written
+    # The state machine's AggregateRejected and WriteErrorRecord: the record as the aggregate gave it.
     config = PipelineConfig.from_env()
-    write_error_record(s3, config, "videos/clip.mp4", stage="aggregate", reason=str(caught.value),
-                       code=type(caught.value).__name__)  # fmt: skip
+    write_error_record(s3, config, refused["key"], stage="aggregate", reason=refused["reason"],
+                       code=refused["code"])  # fmt: skip
     status, answer = job_status(lambda_module, "clip.mp4")
     assert (status, answer["status"]) == (200, "failed"), answer
-    assert answer["error"]["code"] == "ChunksFailedError"
+    assert answer["error"]["code"] == "chunks_failed"
+    assert "2 of 3 chunks failed" in answer["error"]["reason"]
     assert "warnings" not in answer
 
 

@@ -2,10 +2,11 @@
 state machine's Map invokes it for the chunks: the same body (docs/CLOUD.md, "Endpoint
 invocation"), the same retries.
 
-A refusal that says "try again" (the container's 503, ``over_capacity`` or ``not_ready``, which
-SageMaker returns as ``ModelError`` with ``OriginalStatusCode`` 503; SageMaker's own throttling
-and 5xx) is retried with full-jitter exponential back-off, as the state machine's ``Retry`` does;
-any other error is raised at once, as :class:`EndpointError` naming the endpoint and its message.
+An error that can pass (the container's 429 and 5xx: ``over_capacity`` and ``not_ready`` are
+503s, which SageMaker returns as ``ModelError`` with that ``OriginalStatusCode``; SageMaker's own
+throttling and 5xx) is retried with full-jitter exponential back-off, as the state machine's
+``Retry`` does; a 4xx, which no retry changes, is raised at once, as :class:`EndpointError`
+naming the endpoint and its message.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _retryable(error: ClientError) -> bool:
     if code in RETRYABLE_CODES:
         return True
     original = error.response.get("OriginalStatusCode")
-    return code in ("ModelError", "ModelErrorException") and original in (429, 503)
+    return code in ("ModelError", "ModelErrorException") and (original == 429 or int(original or 0) >= 500)
 
 
 def invoke_endpoint(

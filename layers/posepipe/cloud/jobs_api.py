@@ -37,10 +37,12 @@ from typing import Any
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, execution_arn, job_id
+from posepipe.cloud.rejections import INTERNAL_ERROR, readable_reason
 from posepipe.cloud.storage import is_missing_object, put_json
 from posepipe.errors import InputError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # too_long, chunks_failed: not an exception's class
 _VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts")
 
 
@@ -92,7 +94,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
         head = None
     if head is None:
         if error is not None:
-            return {"job": job, "status": "failed", "error": error}
+            return {"job": job, "status": "failed", "error": public_error(error)}
         if _get_json(s3, config.output_bucket, layout.upload_slot(job)) is not None:
             return {"job": job, "status": "awaiting_upload"}
         raise InputError(
@@ -103,7 +105,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
         described = stepfunctions.describe_execution(executionArn=execution)
     except stepfunctions.exceptions.ExecutionDoesNotExist:
         if error is not None:
-            return {"job": job, "status": "failed", "error": error}
+            return {"job": job, "status": "failed", "error": public_error(error)}
         return {"job": job, "status": "queued"}
     status = str(described["status"]).lower()
     if status == "succeeded":
@@ -118,7 +120,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
         error = _get_json(s3, config.output_bucket, layout.error(key))
         if error is None:
             error = _execution_error(described, f"s3://{config.input_bucket}/{key}")
-        answer["error"] = error
+        answer["error"] = public_error(error)
     return answer
 
 
@@ -175,15 +177,34 @@ def _chunk_warning(chunk: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_EXECUTION_CODES = {"TIMED_OUT": "timed_out", "ABORTED": "aborted"}
+_RECORD_FIELDS = ("input", "stage", "code", "reason", "time", "execution")
+
+
 def _execution_error(described: dict[str, Any], input_uri: str) -> dict[str, Any]:
-    """The error of an execution that left no error record (one that timed out, say)."""
+    """The error of an execution that left no error record (one that timed out, say): its status
+    and its error's name; never its cause, which may hold a function's stack trace."""
+    status = str(described["status"])
+    name = described.get("error")
     return {
         "input": input_uri,
         "stage": "pipeline",
-        "code": described.get("error") or str(described["status"]),
-        "reason": described.get("cause") or f"the execution ended {str(described['status']).lower()}",
+        "code": _EXECUTION_CODES.get(status, INTERNAL_ERROR),
+        "reason": f"the execution ended {status.lower()}"
+        + (f" with {name}" if name else "")
+        + "; the details are in its history and the functions' logs",
         "execution": described.get("executionArn"),
     }
+
+
+def public_error(record: dict[str, Any]) -> dict[str, Any]:
+    """An error record as ``GET /jobs`` hands it out: its known fields, the code a word, the
+    reason one line without a stack trace (:mod:`posepipe.cloud.rejections`)."""
+    public = {name: record[name] for name in _RECORD_FIELDS if record.get(name) is not None}
+    code = str(public.get("code") or INTERNAL_ERROR)
+    public["code"] = code if _CODE.fullmatch(code) else INTERNAL_ERROR
+    public["reason"] = readable_reason(str(public.get("reason") or "failed"))
+    return public
 
 
 def _get_json(s3: Any, bucket: str, key: str) -> Any:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, job_id
+from posepipe.cloud.rejections import readable_reason
 from posepipe.cloud.storage import s3_uri
 from posepipe.engines.base import InferenceOptions
 from posepipe.errors import InputError, PosepipeError
@@ -218,13 +219,17 @@ def failed_items(chunk_results: Sequence[Mapping[str, Any]], chunk_count: int) -
     """
     failed: dict[int, str] = {}
     for position, item in enumerate(chunk_results):
-        if not item.get("failed"):
+        refused = item.get("refused")
+        if not item.get("failed") and not refused:
             continue
         index = item.get("chunk")
         index = position if index is None else int(index)
         if not 0 <= index < chunk_count:
             raise ValueError(f"a failed Map item names chunk {index}, the job has {chunk_count} chunks")
-        failed[index] = _reason(item.get("error"), item.get("cause"))
+        if isinstance(refused, Mapping):
+            failed[index] = _reason(f"the endpoint refused it ({refused.get('code')})", refused.get("reason"))
+        else:
+            failed[index] = _reason(item.get("error"), item.get("cause"))
     return failed
 
 
@@ -232,7 +237,7 @@ def _reason(error: Any, cause: Any) -> str:
     if isinstance(error, Mapping):  # a Catch's whole {"Error", "Cause"} object
         error, cause = error.get("Error"), cause or error.get("Cause")
     parts = [str(part) for part in (error, cause) if part]
-    reason = ": ".join(parts) or "failed"
+    reason = readable_reason(": ".join(parts) or "failed")
     return reason if len(reason) <= _MAX_REASON_CHARS else reason[: _MAX_REASON_CHARS - 3] + "..."
 
 

@@ -18,6 +18,13 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+# InvokeEndpoint's CustomAttributes reach the container as this header (and so on for the others).
+_FORWARDED = (
+    "X-Amzn-SageMaker-Custom-Attributes",
+    "X-Amzn-SageMaker-Target-Model",
+    "X-Amzn-SageMaker-Inference-Id",
+)
+
 
 class SageMakerRuntimeApp:
     """A WSGI app mapping endpoint names to container base URLs."""
@@ -48,6 +55,7 @@ class SageMakerRuntimeApp:
             headers={
                 "Content-Type": request.headers.get("Content-Type", "application/octet-stream"),
                 "Accept": request.headers.get("Accept", "*/*"),
+                **{name: request.headers[name] for name in _FORWARDED if name in request.headers},
             },
         )
         try:

@@ -8,8 +8,9 @@
   holding each invocation to SageMaker's 60 s,
 - a dispatcher from the input bucket's notifications (S3 -> SQS) to the image function or to the
   video-jobs function, which starts the state machine (executions named from the key and ETag),
-  retrying a failed delivery as the EventBridge rules do and then writing the input's error record
-  (:mod:`posepipe.local_stack.dispatcher`), and
+  retrying a failed delivery and then handing Lambda's record of the failed invocation to
+  ``failure_records``, as the functions' on-failure destination does in AWS, which writes the
+  input's error record (:mod:`posepipe.local_stack.dispatcher`), and
 - the API (``host:3000``), calling the functions as API Gateway's REST proxy integration does:
   ``POST /images`` (image_infer), ``POST /videos`` and ``GET /jobs/{id}`` (video_jobs).
 The state machine is the repository's one ASL file; the handlers are the ones deployed to AWS.
@@ -41,21 +42,18 @@ from werkzeug.wrappers import Request, Response
 
 from posepipe.cloud import deployment
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.events import object_key
 from posepipe.cloud.http_servers import BackgroundServer, serve_in_background
 from posepipe.cloud.state_machine import render_definition
-from posepipe.cloud.storage import write_error_record
 from posepipe.local_stack import moto_shims
 from posepipe.local_stack.dispatcher import NotificationDispatcher
 from posepipe.local_stack.lambda_server import Handler, LambdaInvokeApp
 from posepipe.local_stack.s3_meter import metered_moto_server
 from posepipe.local_stack.sagemaker_runtime import SageMakerRuntimeApp
+from posepipe.local_stack.uploads import ACCOUNT, REGION, FunctionError, UploadRouting, invoke_function
 
 log = logging.getLogger("posepipe.serve")
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-FUNCTIONS = ("image_infer", "video_jobs", "video_split", "aggregate")
+FUNCTIONS = ("image_infer", "video_jobs", "video_split", "aggregate", "failure_records")
 # The REST API's resources and the function behind each (API Gateway's proxy integrations).
 API_ROUTES = (
     ("POST", "/images", "image_infer"),
@@ -144,9 +142,11 @@ class LocalStack:
         self._resources()
         import boto3
 
+        routing = UploadRouting(self.config, self.on_event)
         self._dispatcher = NotificationDispatcher(
-            boto3.client("sqs"), self._queue_url, self._deliver, self._give_up
+            boto3.client("sqs"), self._queue_url, routing.deliver, routing.give_up
         )
+        routing.attempts = self._dispatcher.attempts
         threading.Thread(
             target=self._dispatcher.run, args=(self._stop,), name="posepipe-dispatcher", daemon=True
         ).start()
@@ -279,33 +279,6 @@ class LocalStack:
             name=STATE_MACHINE, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/posepipe-local"
         )
 
-    # --- the dispatcher: input bucket notifications -> image function or video-jobs function ---
-
-    def _deliver(self, record: dict[str, Any]) -> None:
-        """One S3 record to its function, as the EventBridge rules route them; raises if it failed."""
-        bucket = record["s3"]["bucket"]["name"]
-        key = object_key(record["s3"]["object"]["key"])
-        if key.startswith(self.config.images_prefix):
-            self.on_event(f"image uploaded: s3://{bucket}/{key} -> image_infer")
-            _invoke("image_infer", {"Records": [record]})
-        elif key.startswith(self.config.videos_prefix):
-            answer = _invoke("video_jobs", {"Records": [record]})
-            for job in answer.get("results", []):
-                self.on_event(_video_event_line(job))
-
-    def _give_up(self, record: dict[str, Any], reason: str) -> None:
-        """After the last attempt: the input's error record (AWS: the rule's dead-letter queue)."""
-        import boto3
-
-        bucket = record["s3"]["bucket"]["name"]
-        key = object_key(record["s3"]["object"]["key"])
-        if not key.startswith((self.config.images_prefix, self.config.videos_prefix)):
-            return
-        error_key = write_error_record(
-            boto3.client("s3"), self.config, key, stage="dispatch", reason=reason, code="delivery_failed"
-        )
-        self.on_event(f"upload not delivered: s3://{bucket}/{key} ({reason}) -> {error_key}")
-
     # --- the API ------------------------------------------------------------------------------
 
     def _api(self, environ: Any, start_response: Any) -> Any:
@@ -321,33 +294,6 @@ class LocalStack:
         if path == "/" and request.method == "GET":
             return _json({"routes": [f"{method} {resource}" for method, resource, _ in API_ROUTES]}, 200)
         return _json({"error": "not_found", "message": f"no route for {request.method} {request.path}"}, 404)
-
-
-class FunctionError(RuntimeError):
-    """A function invocation that failed (Lambda's ``FunctionError``)."""
-
-
-def _invoke(function: str, event: dict[str, Any]) -> Any:
-    """Invoke ``function`` through the local Lambda Invoke API, as AWS's services do: its answer."""
-    import boto3
-
-    answer = boto3.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
-    result = json.loads(answer["Payload"].read())
-    if answer.get("FunctionError"):
-        message = result.get("errorMessage") if isinstance(result, dict) else None
-        raise FunctionError(f"{function}: {message or 'the function failed'}")
-    return result
-
-
-def _video_event_line(job: dict[str, Any]) -> str:
-    """The line ``posepipe serve`` prints for one of video_jobs' results."""
-    where = f"s3://{job.get('bucket')}/{job.get('key')}"
-    status = job.get("status")
-    if status == "started":
-        return f"video uploaded: {where} -> execution {job['execution']}"
-    if status == "duplicate":
-        return f"video uploaded again: {where} -> execution {job['execution']} exists (duplicate event)"
-    return f"video upload skipped: {where} ({job.get('reason', status)})"
 
 
 def _match(resource: str, path: str) -> dict[str, str] | None:
@@ -406,7 +352,7 @@ def _proxy_event(request: Request, resource: str, path: str, parameters: dict[st
 def _invoke_api(function: str, event: dict[str, Any]) -> Response:
     """The HTTP answer API Gateway makes of ``function``'s proxy response (502 if it failed)."""
     try:
-        result = _invoke(function, event)
+        result = invoke_function(function, event)
     except FunctionError as exc:
         return _json({"error": "internal", "message": str(exc)}, 502)
     payload = result.get("body") or ""

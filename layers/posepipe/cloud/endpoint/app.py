@@ -24,6 +24,11 @@ engine over the chunk, writes the ``ChunkResult`` JSON to ``output`` and answers
   invocations (``$POSEPIPE_MAX_CONCURRENT``); refused at once rather than queued past the
   invocation's time limit. SageMaker answers the caller ``ModelError``, which the state machine
   retries with backoff;
+- A caller whose ``CustomAttributes`` (header ``X-Amzn-SageMaker-Custom-Attributes``) say
+  ``posepipe-refusals=in-body``, as the state machine's do, gets each 4xx above (a refusal for
+  good) as ``200 {"refused": {"status", "code", "reason"}, "chunk": <index>}`` instead: SageMaker
+  would hand any non-200 on as ``ModelError``, which Step Functions cannot tell from an error
+  worth retrying. 503 and 500 stay as they are (retried);
 - 500 ``internal``: anything else (S3 access denied, a failed write, an engine crash), with the
   traceback in the log.
 
@@ -65,6 +70,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
 DEFAULT_CACHED_VIDEOS = 2
 DEFAULT_LOAD_WAIT_S = 30.0
 MAX_CONCURRENT_ENV = "POSEPIPE_MAX_CONCURRENT"
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"  # InvokeEndpoint's CustomAttributes
+REFUSALS_ATTRIBUTE = "posepipe-refusals"
 _EXTENSION = "posepipe.cloud.endpoint"
 # werkzeug's own errors; 404 is not "not_found", which means a missing S3 object (422) here.
 _HTTP_ERROR_CODES = {404: "unknown_route", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -213,16 +220,16 @@ def create_app(
             admitted = True
             answer = _invoke(state, engine, parsed)
         except RequestError as exc:
-            response = _error(exc.status, exc.code, exc.message, parsed)
+            response = _refusal(exc.status, exc.code, exc.message, parsed)
             if exc.code == "over_capacity":
                 response[0].headers["Retry-After"] = "1"
             return response
         except VideoNotFoundError as exc:
-            return _error(422, "not_found", str(exc), parsed)
+            return _refusal(422, "not_found", str(exc), parsed)
         except InputError as exc:
             # The message names the S3 object, not the local copy posepipe read.
             message = f"{parsed.video.uri}: {exc.reason}" if parsed else str(exc)
-            return _error(422, "bad_input", message, parsed)
+            return _refusal(422, "bad_input", message, parsed)
         except HTTPException:
             raise  # werkzeug's own (413: body over 6 MiB), answered by http_error
         except Exception as exc:
@@ -325,6 +332,29 @@ def _request_fields(parsed: InvocationRequest | None) -> dict[str, Any]:
     if parsed is None:
         return {}
     return {"video": parsed.video.uri, "chunk": parsed.chunk.to_dict(), "output": parsed.output.uri}
+
+
+def _refusal(status: int, code: str, message: str, parsed: InvocationRequest | None) -> tuple[Response, int]:
+    """A request refused: its 4xx or 503, or, for a 4xx (a refusal for good, that no retry would
+    change) when the caller asked for ``posepipe-refusals=in-body`` in SageMaker's custom
+    attributes, ``200 {"refused": {"status", "code", "reason"}, "chunk": <index>}``: SageMaker
+    passes any other status on as ``ModelError``, which the state machine cannot tell from a
+    failure worth retrying."""
+    if (
+        400 <= status < 500
+        and status != 429
+        and _refusals_in_body(request.headers.get(CUSTOM_ATTRIBUTES, ""))
+    ):
+        _error(status, code, message, parsed)  # logged as any refusal
+        refused = {"status": status, "code": code, "reason": message}
+        return jsonify(refused=refused, chunk=parsed.chunk.index if parsed else None), 200
+    return _error(status, code, message, parsed)
+
+
+def _refusals_in_body(attributes: str) -> bool:
+    """Whether SageMaker's custom attributes (``a=b; c=d``, or ``a=b,c=d``) ask for refusals in the body."""
+    pairs = (item.strip().partition("=") for item in attributes.replace(";", ",").split(","))
+    return any(name.strip() == REFUSALS_ATTRIBUTE and value.strip() == "in-body" for name, _, value in pairs)
 
 
 def _error(

@@ -4,8 +4,9 @@ In: ``{"job": <video_split's job>, "chunk_results": [<Map item outputs>]}``. A M
 endpoint's answer, or ``{"failed": true, "chunk": <index>, "error": <error name>, "cause":
 <cause>}`` for a chunk that kept failing. Each chunk's result is read from the work prefix, in
 order; a failed or missing chunk's frames are marked not processed. More than
-``max_failed_chunk_ratio`` failed chunks raise ``ChunksFailedError`` (the state machine writes
-the error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
+``max_failed_chunk_ratio`` failed chunks refuse the job: ``{"rejected": {"key", "code":
+"chunks_failed", "reason"}}`` (:mod:`posepipe.cloud.rejections`; the state machine writes the
+error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
 
 Aggregation is ``posepipe video``'s own (:func:`posepipe.video.runner.aggregate_video`), run
 sequentially in this process: boundary repairs (on the endpoint, see below), stable ids and
@@ -48,6 +49,7 @@ from posepipe.annotation.render import render_frames
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.endpoint_client import invoke_endpoint, sagemaker_runtime_client
 from posepipe.cloud.keys import KeyLayout
+from posepipe.cloud.rejections import rejection
 from posepipe.cloud.storage import (
     download,
     get_json,
@@ -64,6 +66,7 @@ from posepipe.cloud.video_job import (
     job_chunks,
     request_options,
 )
+from posepipe.errors import PosepipeError
 from posepipe.export.motion_files import MOTION_FORMATS, analysis_outputs, content_type
 from posepipe.media.probe import probe
 from posepipe.result import Frame
@@ -134,6 +137,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         check_failures(job.key, failed, len(chunks), CONFIG)  # before any heavy work
         with tempfile.TemporaryDirectory(prefix="posepipe-aggregate-") as folder:
             outputs = aggregate_job(job, chunks, failed, Path(folder))
+    except PosepipeError as err:  # too many failed chunks, the video gone: refused, not raised
+        logger.warning("job refused", extra={"code": err.code, "reason": str(err)})
+        return rejection(job.key, err)
     finally:
         metrics.add_metric(name="FailedChunks", unit=MetricUnit.Count, value=len(failed))
     return {"job": event["job"], "outputs": outputs}

@@ -5,8 +5,9 @@ header (duration, pixels, codec) against the limits, reading only the header by 
 then downloads the video to /tmp, probes and validates it whole, plans its chunks and returns the
 job and the endpoint invocation of each chunk, inline or, for many chunks, in a manifest written
 to S3.
-A bad input raises :class:`posepipe.errors.InputError` naming the key and the reason; the
-state machine catches it and writes the error record.
+A bad input is refused with ``{"rejected": {"key", "code", "reason"}}``
+(:mod:`posepipe.cloud.rejections`: ``too_long``, ``too_large``, ``bad_input``, ...), from which
+the state machine writes the error record; anything unexpected raises (``internal_error``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import job_id
+from posepipe.cloud.rejections import rejection
 from posepipe.cloud.s3_reader import S3RangeReader
 from posepipe.cloud.storage import download, is_not_found, put_json, s3_client, s3_uri
 from posepipe.cloud.video_job import build_split_output, check_video_limits, check_video_size
@@ -63,7 +65,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InputError as err:
         metrics.add_metric(name="RejectedVideos", unit=MetricUnit.Count, value=1)
         logger.warning("video rejected", extra={"reason": err.reason, "code": err.code})
-        raise
+        return rejection(request.key, err)
     if plan.manifest_key is not None:
         put_json(S3, CONFIG.output_bucket, plan.manifest_key, plan.manifest_items)
     job = plan.output["job"]

@@ -430,6 +430,27 @@ def test_a_missing_object_is_422_not_found(client: FlaskClient, uri: str) -> Non
     assert answer == {"error": "not_found", "message": f"{uri}: no such object in S3"}
 
 
+@pytest.mark.parametrize("attributes", ["posepipe-refusals=in-body", "trace=on; posepipe-refusals = in-body"])
+def test_a_caller_asking_for_refusals_in_the_body_gets_a_4xx_as_a_200_saying_refused(
+    client: FlaskClient, s3: S3Stack, attributes: str
+) -> None:
+    """What the state machine asks (InvokeEndpoint's CustomAttributes): SageMaker would turn a 422
+    into ModelError, which Step Functions would retry as if it could pass."""
+    body = invocation("garbage", video=GARBAGE_URI)
+    response = client.post(
+        "/invocations", json=body, headers={"X-Amzn-SageMaker-Custom-Attributes": attributes}
+    )
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["chunk"] == CHUNK["index"]
+    assert (answer["refused"]["status"], answer["refused"]["code"]) == (422, "bad_input")
+    assert answer["refused"]["reason"].startswith(f"{GARBAGE_URI}: not a video file")
+    assert not s3.exists(body["output"])
+    # Other attributes, or none: the status as it is.
+    other = client.post("/invocations", json=body, headers={"X-Amzn-SageMaker-Custom-Attributes": "x=y"})
+    assert (other.status_code, other.get_json()["error"]) == (422, "bad_input")
+
+
 def test_an_engine_failure_is_500_with_json(s3: S3Stack) -> None:
     gate = threading.Event()
     gate.set()
