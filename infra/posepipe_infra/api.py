@@ -1,4 +1,5 @@
-"""The REST API: ``POST /images`` (image_infer), ``POST /videos`` and ``GET /jobs/{id}`` (video_jobs).
+"""The REST API: ``POST /images`` (image_infer), ``POST /videos``, ``GET /videos/{id}/upload``,
+``POST /videos/{id}/complete`` and ``GET /jobs/{id}`` (video_jobs).
 
 IAM authorization (SigV4) on every method by default, or API keys (``apiAuth=apikey``); binary
 media types for images; request validation; stage throttling and a usage plan with a quota;
@@ -111,6 +112,20 @@ class Api(Construct):
             jobs_integration,
             request_validator=parameters,
             request_parameters={"method.request.querystring.filename": False},
+        )
+        # A multipart upload (a video over 100 MB): its state and fresh part URLs, its completion.
+        upload_job = videos.add_resource("{id}")
+        upload_job.add_resource("upload").add_method(
+            "GET",
+            jobs_integration,
+            request_validator=parameters,
+            request_parameters={"method.request.path.id": True},
+        )
+        upload_job.add_resource("complete").add_method(
+            "POST",
+            jobs_integration,
+            request_validator=parameters,
+            request_parameters={"method.request.path.id": True},
         )
         job = api.root.add_resource("jobs").add_resource("{id}")
         job.add_method(

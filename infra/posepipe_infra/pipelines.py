@@ -248,8 +248,11 @@ class VideoPipeline(Construct):
             layer=layer,
         )
         allow_objects(
-            jobs.role, inputs, VIDEOS_PREFIX, ["s3:PutObject", "s3:GetObject"],
-            "PutObject signs the upload URL of POST /videos; GetObject reads an upload's ETag",
+            jobs.role, inputs, VIDEOS_PREFIX,
+            ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts"],
+            "PutObject signs the upload URLs of POST /videos (a PUT, or a multipart upload's parts) and "
+            "starts and completes multipart uploads; GetObject reads an upload's ETag; "
+            "ListMultipartUploadParts tells which parts an upload holds",
         )  # fmt: skip
         allow_listing(jobs.role, inputs, [VIDEOS_PREFIX])
         allow_objects(

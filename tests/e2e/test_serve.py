@@ -18,7 +18,7 @@ from posepipe.result import validate_result
 from posepipe.video.result_agreement import compare_results
 
 from tests.support.cli import VideoRun
-from tests.support.clips import make_long_clip
+from tests.support.clips import encode_frames, make_long_clip
 from tests.support.labels import vtest_recall
 from tests.support.uistack import API_URL, PEOPLE_CLIP_FRAMES, S3_URL, StackProcess, write_people_clip
 
@@ -339,3 +339,57 @@ def test_a_four_hour_video_is_refused_too_long_having_read_under_10_mb_of_it(s3:
     with urllib.request.urlopen(f"{S3_URL}/_posepipe/s3-reads", timeout=10) as answer:
         reads = json.load(answer)["reads"]
     assert 0 < reads[f"{INPUT}/{key}"] < 10_000_000, reads
+
+
+def test_a_re_upload_while_its_job_runs_is_a_second_job_and_neither_mixes_with_the_other(
+    s3: Any, sfn: Any, tmp_path: Path, sample: Callable[[str], Path]
+) -> None:
+    """Two versions of one key, the second uploaded while the first's job runs: two executions,
+    each reading its own version (by version id); the key's outputs are the second's, the
+    first's lie under versions/<its etag>/, and GET /jobs reports the second."""
+    import av
+    import numpy as np
+
+    first = write_people_clip(tmp_path, sample("vtest.avi"))  # 40 frames
+    with av.open(str(first)) as video:
+        frames = [np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8) for f in video.decode(video=0)][
+            :20
+        ]
+    second = encode_frames(tmp_path / "short.mp4", frames, fps=10)
+    key = "videos/pinned-walk.mp4"
+    s3.upload_file(str(first), INPUT, key)
+    etag1 = s3.head_object(Bucket=INPUT, Key=key)["ETag"].strip('"')
+    deadline = time.monotonic() + 60
+    while not _executions(sfn, "pinned-walk-mp4-"):
+        assert time.monotonic() < deadline, "the first upload started no execution"
+        time.sleep(0.2)
+    s3.upload_file(str(second), INPUT, key)
+    etag2 = s3.head_object(Bucket=INPUT, Key=key)["ETag"].strip('"')
+    assert etag1 != etag2
+    deadline = time.monotonic() + 300
+    while True:
+        ours = _executions(sfn, "pinned-walk-mp4-")
+        if len(ours) == 2 and all(e["status"] != "RUNNING" for e in ours):
+            break
+        assert time.monotonic() < deadline, ours
+        time.sleep(1)
+    try:
+        record = s3.get_object(Bucket=OUTPUT, Key=f"errors/{key}.json")["Body"].read().decode()
+    except s3.exceptions.NoSuchKey:
+        record = "no error record"
+    assert [e["status"] for e in ours] == ["SUCCEEDED", "SUCCEEDED"], record
+    newest = _wait_for(s3, f"{key}/summary.json")
+    assert newest["input"]["etag"] == etag2
+    assert newest["input"]["superseded"] is False
+    assert newest["frames"] == 20
+    keypoints = json.loads(s3.get_object(Bucket=OUTPUT, Key=f"{key}/keypoints.json")["Body"].read())
+    assert len(keypoints["frames"]) == 20
+    earlier = _wait_for(s3, f"{key}/versions/{etag1}/summary.json")
+    assert (earlier["input"]["etag"], earlier["input"]["superseded"], earlier["frames"]) == (etag1, True, 40)
+    versions = json.loads(
+        s3.get_object(Bucket=OUTPUT, Key=f"{key}/versions/{etag1}/keypoints.json")["Body"].read()
+    )
+    assert len(versions["frames"]) == 40
+    with urllib.request.urlopen(f"{API_URL}/jobs/pinned-walk.mp4", timeout=30) as answer:
+        status = json.loads(answer.read())
+    assert (status["status"], status["frames"]) == ("succeeded", 20), status

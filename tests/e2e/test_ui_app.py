@@ -69,7 +69,7 @@ def test_the_modes_switch(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None
     app.radio(key="mode").set_value("Video").run()
     assert app.title[0].value == "posepipe · Video"
     assert [u.label for u in app.file_uploader] == [
-        "A video (uploaded to the pipeline through POST /videos and a presigned PUT)"
+        "A video (uploaded to the pipeline through POST /videos: a presigned PUT, in parts over 100 MB)"
     ]
     assert not app.exception
     with pytest.raises(KeyError):

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.clips import pad_mp4
 from tests.support.paths import REPO
 from tests.support.uibrowser import (
     CLIP_FPS,
@@ -42,7 +43,7 @@ from tests.support.uibrowser import (
     webrtc_frame,
     write_camera_clip,
 )
-from tests.support.uistack import StackProcess
+from tests.support.uistack import PEOPLE_CLIP_FRAMES, StackProcess, write_people_clip
 
 pytestmark = pytest.mark.browser
 
@@ -118,6 +119,28 @@ def test_image_mode_shows_one_person_and_the_annotated_photo(
     drawn = skeleton_pixels(screenshot_rgb(image), [original])
     assert drawn > 300, drawn
     _save(page, "ui-image.png")
+
+
+def test_video_mode_uploads_a_video_over_100_mb_in_parts_with_a_progress_bar(
+    page: Any, tmp_path: Path, sample: Callable[[str], Path]
+) -> None:
+    """The web app's video mode on a 150 MB file (the people clip and a ``free`` box): POST
+    /videos answers a multipart upload, the app sends its 3 parts (the progress bar says so) and
+    the job runs to its annotated video."""
+    clip = write_people_clip(tmp_path, sample("vtest.avi"))
+    big = pad_mp4(clip, tmp_path / "long-walk.mp4", 150_000_000)
+    choose_mode(page, "Video")
+    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(big))
+    page.get_by_role("button", name="Upload and process").click(timeout=120_000)
+    uploaded = page.get_by_text("Uploaded long-walk.mp4 (150.0 MB, 3 parts): job ")
+    uploaded.wait_for(timeout=180_000)
+    job = uploaded.inner_text().rsplit("job ", 1)[1].strip()
+    assert job.endswith("-long-walk.mp4"), job
+    page.locator("[data-testid='stMain']").get_by_text(f"Job {job}", exact=True).wait_for(timeout=300_000)
+    frames = page.locator("[data-testid='stMetric']", has_text="Frames").first
+    assert frames.locator("[data-testid='stMetricValue']").inner_text().strip() == str(PEOPLE_CLIP_FRAMES)
+    page.locator("video").first.wait_for(timeout=60_000)  # the annotated video, whole
+    _save(page, "ui-video-multipart.png")
 
 
 def _wait_for_skeletons(

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from posepipe.cli.upload import STATE_DIR_ENV, upload_file
 from posepipe.result import validate_result
 from posepipe.ui.client import UPLOAD_BLOCK_BYTES, ApiClient, ApiProblem, server_timing
 from posepipe.ui.settings import ApiAuth, UiSettings
 
+from tests.support.cli import run_cli
+from tests.support.clips import pad_mp4
 from tests.support.uistack import PEOPLE_CLIP_FRAMES, S3_URL, StackProcess, write_people_clip
 
 DEAD_URL = "http://127.0.0.1:3999"  # nothing listens there
@@ -157,6 +160,62 @@ def test_a_video_job_from_upload_to_results(client: ApiClient, people_clip: Path
     assert sum(len(frame["persons"]) for frame in keypoints["frames"]) == status.person_frames
     video = client.download(status.results["annotated"])
     assert video[4:8] == b"ftyp"
+
+
+def test_a_video_over_100_mb_goes_up_in_parts_and_posepipe_upload_resumes_an_interrupted_upload(
+    client: ApiClient, people_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """150 MB (the people clip and a ``free`` box): 3 parts. The first try stops in part 2 (the
+    connection dropped by an interrupt, as Ctrl-C would); ``posepipe upload`` then finds the
+    upload, sends parts 2 and 3 only, completes it, and the job runs on the whole file."""
+    big = pad_mp4(people_clip, tmp_path / "long-walk.mp4", 150_000_000)
+    states = tmp_path / "states"
+    seen: list[int] = []
+
+    def interrupt_in_part_two(sent: int, total: int) -> None:
+        seen.append(sent)
+        if sent > 80 * 1024 * 1024:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upload_file(client, big, states, progress=interrupt_in_part_two)
+    [state_file] = states.iterdir()
+    job = json.loads(state_file.read_text())["job"]
+    assert client.job_status(job).status == "awaiting_upload"
+    held = client.upload_state(job)
+    assert (held.part_count, held.done) == (3, (1,))
+
+    monkeypatch.setenv(STATE_DIR_ENV, str(states))
+    run = run_cli("upload", big, "--api", client.base_url, "--wait", timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"resuming the upload of long-walk.mp4 (job {job}): 1 of 3 parts already uploaded" in run.stderr
+    assert f"uploaded long-walk.mp4: job {job}" in run.stdout
+    assert f"job {job} succeeded: {PEOPLE_CLIP_FRAMES} frames" in run.stdout
+    assert not any(states.iterdir())  # the state is gone with the upload
+    status = client.job_status(job)
+    keypoints = json.loads(client.download(status.results["keypoints"]))
+    assert len(keypoints["frames"]) == PEOPLE_CLIP_FRAMES
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=S3_URL, region_name="us-east-1",
+                      aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+    stored = s3.head_object(Bucket="posepipe-input", Key=f"videos/{job}")
+    assert stored["ContentLength"] == big.stat().st_size
+    assert stored["ETag"].strip('"').endswith("-3")  # S3's ETag of a 3-part upload
+
+
+def test_posepipe_upload_says_in_one_line_what_is_wrong(client: ApiClient, tmp_path: Path) -> None:
+    missing = run_cli("upload", tmp_path / "nothing.mp4", "--api", client.base_url)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        f"posepipe: error: {tmp_path / 'nothing.mp4'}: no such file",
+    )
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    refused = run_cli("upload", text, "--api", client.base_url)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("posepipe: error: The API refused notes.txt (400 bad_input): ")
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_a_bad_job_id_is_refused(client: ApiClient) -> None:

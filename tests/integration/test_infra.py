@@ -225,7 +225,7 @@ def test_api_routes_are_iam_authorized_binary_throttled_and_logged(default_app: 
         assert props.get("ApiKeyRequired") in (None, False)
         assert "RequestValidatorId" in props
         routes[props["HttpMethod"]] = routes.get(props["HttpMethod"], 0) + 1
-    assert routes == {"POST": 2, "GET": 1}
+    assert routes == {"POST": 3, "GET": 2}  # images, videos, complete; jobs/{id}, videos/{id}/upload
     api = default_app.one("AWS::ApiGateway::RestApi")["Properties"]
     assert set(api["BinaryMediaTypes"]) == {"image/*", "application/octet-stream"}
     stage = default_app.one("AWS::ApiGateway::Stage")["Properties"]
@@ -285,6 +285,8 @@ def test_api_routes_reach_the_right_functions(default_app: Synthesized) -> None:
     assert integrations == {
         ("POST", "images"): image_fn,
         ("POST", "videos"): jobs_fn,
+        ("GET", "upload"): jobs_fn,  # /videos/{id}/upload: a multipart upload's state
+        ("POST", "complete"): jobs_fn,  # /videos/{id}/complete
         ("GET", "{id}"): jobs_fn,
     }
 

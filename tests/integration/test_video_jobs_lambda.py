@@ -196,6 +196,84 @@ def test_post_videos_answers_a_presigned_put_url_that_takes_the_upload(aws: Aws)
     assert api_call(aws, get_job(job)) == (200, {"job": job, "status": "queued"})
 
 
+def upload_request(job: str, action: str) -> dict[str, Any]:
+    """``GET /videos/{job}/upload`` or ``POST /videos/{job}/complete`` (from the get-job fixture)."""
+    event = get_job(job)
+    event["httpMethod"] = "GET" if action == "upload" else "POST"
+    event["resource"] = f"/videos/{{id}}/{action}"
+    event["path"] = f"/videos/{job}/{action}"
+    event["requestContext"]["path"] = f"/prod/videos/{job}/{action}"
+    return event
+
+
+def test_a_video_over_100_mb_goes_up_in_parts_that_resume_and_complete_only_when_whole(aws: Aws) -> None:
+    size = 150_000_000
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    status, slot = api_call(aws, post_videos(json.dumps({"filename": "marathon.mp4", "size_bytes": size})))
+    assert status == 201, slot
+    upload = slot["upload"]
+    assert (upload["method"], upload["size_bytes"], upload["part_count"]) == ("multipart", size, 3)
+    assert upload["part_bytes"] == 64 * 1024 * 1024
+    assert upload["complete"] == f"/videos/{slot['job']}/complete"
+    assert upload["resume"] == f"/videos/{slot['job']}/upload"
+    parts = upload["parts"]
+    assert [(p["part"], p["offset"], p["size"]) for p in parts] == [
+        (1, 0, 67108864), (2, 67108864, 67108864), (3, 134217728, size - 134217728)
+    ]  # fmt: skip
+    job = slot["job"]
+    assert api_call(aws, get_job(job)) == (200, {"job": job, "status": "awaiting_upload"})
+
+    def put(part: dict[str, Any]) -> None:
+        answer = requests.put(
+            part["url"], data=data[part["offset"] : part["offset"] + part["size"]], timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+
+    put(parts[0])
+    put(parts[2])  # part 2 is "interrupted"
+    refused = assert_api_error(api_call(aws, upload_request(job, "complete")), 409, "upload_incomplete")
+    assert "parts 2 of 3 are not uploaded" in refused["message"]
+    status, state = api_call(aws, upload_request(job, "upload"))
+    assert status == 200
+    assert state["upload"]["done"] == [{"part": 1, "size": 67108864}, {"part": 3, "size": size - 134217728}]
+    [again] = state["upload"]["parts"]
+    assert (again["part"], again["offset"]) == (2, 67108864)
+    put(again)
+    status, done = api_call(aws, upload_request(job, "complete"))
+    assert status == 200, done
+    assert (done["job"], done["size_bytes"], done["status"]) == (job, size, f"/jobs/{job}")
+    stored = aws.s3.get_object(Bucket=INPUT, Key=slot["key"])
+    assert stored["ContentLength"] == size
+    assert stored["Body"].read() == data
+    assert done["etag"] == stored["ETag"]
+    assert_api_error(api_call(aws, upload_request(job, "complete")), 409, "upload_complete")
+    assert_api_error(api_call(aws, upload_request(job, "upload")), 409, "upload_complete")
+
+
+@pytest.mark.parametrize(
+    ("request_body", "status", "code"),
+    [
+        ({"filename": "huge.mp4", "size_bytes": 5 * 1024**3}, 413, "too_large"),
+        ({"filename": "huge.mp4", "size_bytes": 0}, 400, "bad_input"),
+        ({"filename": "huge.mp4", "size_bytes": "big"}, 400, "invalid_parameter"),
+        ({"filename": "huge.mp4", "size_bytes": True}, 400, "invalid_parameter"),
+    ],
+)
+def test_post_videos_refuses_a_size_over_the_limit_or_not_a_size(
+    aws: Aws, request_body: dict[str, Any], status: int, code: str
+) -> None:
+    refused = assert_api_error(api_call(aws, post_videos(json.dumps(request_body))), status, code)
+    if code == "too_large":
+        assert "over the limit of 4294967296 bytes" in refused["message"]
+
+
+def test_a_small_video_with_its_size_gets_one_put_and_a_single_put_has_no_parts(aws: Aws) -> None:
+    status, slot = api_call(aws, post_videos(json.dumps({"filename": "short.mp4", "size_bytes": 1_000_000})))
+    assert (status, slot["upload"]["method"]) == (201, "PUT")
+    assert_api_error(api_call(aws, upload_request(slot["job"], "upload")), 409, "not_multipart")
+    assert_api_error(api_call(aws, upload_request("0123-never.mp4", "complete")), 404, "not_found")
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "query"),
     [

@@ -25,6 +25,7 @@ import pytest
 from moto import mock_aws
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import job_id
+from posepipe.cloud.pinning import PinnedObject
 from posepipe.cloud.storage import parse_s3_uri, write_error_record
 from posepipe.cloud.video_job import (
     SPLIT_OUTPUT_BUDGET,
@@ -165,6 +166,7 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
     job_name = job_id("videos/vtest.avi", etag)
     assert out["job"] == {
         "id": job_name, "bucket": INPUT, "key": "videos/vtest.avi", "video": f"s3://{INPUT}/videos/vtest.avi",
+        "etag": etag.strip('"'), "version_id": None,  # the version every read names (unversioned: IfMatch)
         "frame_count": 795, "fps": 10.0, "width": 768, "height": 576, "duration_s": 79.5,
         "chunk_count": len(out["chunks"]), "output_bucket": OUTPUT,
     }  # fmt: skip
@@ -180,6 +182,7 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
     for chunk, item in zip(chunks, out["chunks"], strict=True):
         assert item["request"] == {
             "video": f"s3://{INPUT}/videos/vtest.avi",
+            "video_etag": etag.strip('"'),
             "chunk": chunk.to_dict(),
             "output": f"s3://{OUTPUT}/work/{job_name}/chunks/{chunk.index:05d}.json",
             "options": {"max_poses": 20, "min_detection_confidence": 0.5, "min_presence_confidence": 0.5,
@@ -327,7 +330,7 @@ def _hour_long(fps: float = 30.0) -> VideoInfo:
 def test_split_output_of_an_hour_long_video_stays_under_256_kib(
     config: PipelineConfig, key: str, inline: bool
 ) -> None:
-    plan = build_split_output(config, bucket=INPUT, key=key, etag='"abc"', info=_hour_long())
+    plan = build_split_output(config, pin=PinnedObject(INPUT, key, '"abc"'), info=_hour_long())
     size = payload_bytes(plan.output)
     assert size <= SPLIT_OUTPUT_BUDGET < STATE_PAYLOAD_LIMIT == 262_144
     assert (plan.output["manifest"] is None) is inline
@@ -603,3 +606,28 @@ def test_aggregate_refuses_a_plan_other_than_the_split_s(
     with pytest.raises(RuntimeError, match="the chunk plan gives 1 chunks where video_split planned 3"):
         app.handler(aggregate_event, lambda_context())
     assert not any(key.startswith("videos/") for key in output_keys(s3))
+
+
+def test_split_refuses_an_object_replaced_since_its_job_started_in_a_bucket_without_versions(
+    s3: Any, lambda_module: Loader, sample: Callable[[str], Path], short_clip: Path
+) -> None:
+    etag = upload(s3, sample("vtest.avi"), "videos/vtest.avi")
+    upload(s3, short_clip, "videos/vtest.avi")  # uploaded again before the split ran
+    refused = lambda_module("video_split").handler(event("video_split.json", etag=etag), lambda_context())
+    assert refused["rejected"]["code"] == "superseded", refused
+    assert "uploaded again since this job started" in refused["rejected"]["reason"]
+
+
+def test_split_reads_the_version_that_started_the_job_in_a_versioned_bucket(
+    s3: Any, lambda_module: Loader, sample: Callable[[str], Path], short_clip: Path
+) -> None:
+    s3.put_bucket_versioning(Bucket=INPUT, VersioningConfiguration={"Status": "Enabled"})
+    s3.upload_file(str(sample("vtest.avi")), INPUT, "videos/vtest.avi")
+    head = s3.head_object(Bucket=INPUT, Key="videos/vtest.avi")
+    upload(s3, short_clip, "videos/vtest.avi")  # a newer version, while the first one's job runs
+    request = event("video_split.json", etag=head["ETag"])
+    request["version_id"] = head["VersionId"]
+    out = lambda_module("video_split").handler(request, lambda_context())
+    assert out["job"]["frame_count"] == 795  # vtest.avi's, not the short clip's
+    assert out["job"]["version_id"] == head["VersionId"]
+    assert all(item["request"]["video_version_id"] == head["VersionId"] for item in out["chunks"])

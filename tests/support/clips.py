@@ -137,3 +137,22 @@ def make_long_clip(path: Path, *, seconds: int, fps: int = 1, size: tuple[int, i
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
     return path
+
+
+def pad_mp4(source: Path, path: Path, total_bytes: int) -> Path:
+    """``source`` (an MP4) grown to ``total_bytes`` by a top-level ``free`` box at its end: a file
+    as large as a test needs (a multipart upload) whose video is still ``source``'s few frames
+    (demuxers skip ``free`` boxes, ISO/IEC 14496-12 8.1.2)."""
+    data = source.read_bytes()
+    padding = total_bytes - len(data)
+    if not 8 <= padding < 2**32:
+        raise ValueError(f"cannot pad {len(data)} bytes to {total_bytes} with one 32-bit free box")
+    with path.open("wb") as out:
+        out.write(data)
+        out.write(padding.to_bytes(4, "big") + b"free")
+        block = bytes(1024 * 1024)
+        left = padding - 8
+        while left:
+            out.write(block[: min(left, len(block))])
+            left -= min(left, len(block))
+    return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from posepipe.cli import jobs, services
 from posepipe.cli.parser import EXIT_BAD_INPUT, build_parser, report_error
@@ -31,6 +32,12 @@ def silence_native_stderr() -> None:
     os.close(devnull)
 
 
+def _run_upload(args: Any) -> int:
+    from posepipe.cli.upload import run_upload  # requests and the API client: only for this command
+
+    return run_upload(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from posepipe.errors import PosepipeError
 
@@ -45,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": jobs.run_export,
         "serve": services.run_serve,
         "ui": services.run_ui,
+        "upload": _run_upload,
     }
     try:
         return handlers[args.command](args)

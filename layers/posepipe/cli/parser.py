@@ -204,6 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--profile", help="AWS profile for --auth iam (default: the default credentials)")
     ui.add_argument("--region", help="AWS region of the API for --auth iam (default: the profile's)")
 
+    upload = commands.add_parser(
+        "upload",
+        help="upload a video to posepipe's API (in parts over 100 MB; run it again to resume)",
+    )
+    upload.add_argument("file", type=Path, metavar="FILE")
+    upload.add_argument(
+        "--api", dest="api_url", default="http://127.0.0.1:3000", metavar="URL",
+        help="posepipe's API: the local stack's (http://127.0.0.1:3000) or a deployed stack's ApiUrl",
+    )  # fmt: skip
+    upload.add_argument(
+        "--auth", choices=("none", "iam", "apikey"), default="none",
+        help="none (the local stack); iam: SigV4 with an AWS profile; apikey: the key in $POSEPIPE_API_KEY",
+    )  # fmt: skip
+    upload.add_argument("--profile", help="AWS profile for --auth iam (default: the default credentials)")
+    upload.add_argument("--region", help="AWS region of the API for --auth iam (default: the profile's)")
+    upload.add_argument("--wait", action="store_true", help="wait for the job to end and report it")
+
     export = commands.add_parser(
         "export", help="convert a result to another format, or analyse its motion into files"
     )

@@ -32,6 +32,7 @@ class ObjectEvent:
     etag: str
     name: str
     created: bool
+    version_id: str = ""  # in a bucket that keeps versions
 
 
 def object_events(event: S3Event | S3EventBridgeNotificationEvent) -> list[ObjectEvent]:
@@ -42,7 +43,8 @@ def object_events(event: S3Event | S3EventBridgeNotificationEvent) -> list[Objec
         # The raw key: powertools' ``.key`` decodes it already.
         key = object_key(detail.object["key"])
         created = event.detail_type == "Object Created"
-        return [ObjectEvent(detail.bucket.name, key, etag, event.detail_type, created)]
+        version = str(detail.object.get("version-id") or "")
+        return [ObjectEvent(detail.bucket.name, key, etag, event.detail_type, created, version)]
     return [
         ObjectEvent(
             bucket=record.s3.bucket.name,
@@ -50,6 +52,7 @@ def object_events(event: S3Event | S3EventBridgeNotificationEvent) -> list[Objec
             etag=record.s3.get_object.etag or "",
             name=record.event_name,
             created=record.event_name.startswith("ObjectCreated:"),
+            version_id=record.s3.get_object.version_id or "",
         )
         for record in event.records
     ]

@@ -1,4 +1,6 @@
-"""The video-job API: an upload slot (``POST /videos``) and a status (``GET /jobs/{id}``).
+"""The video-job API: an upload slot (``POST /videos``: a presigned PUT, or a multipart upload
+for a video over 100 MB, resumed with ``GET /videos/{job}/upload`` and finished with ``POST
+/videos/{job}/complete``) and a status (``GET /jobs/{id}``).
 
 A job's id is the video's name under the videos prefix (unique per upload: a short random part
 and the file name), so its status needs no database: it is read from the buckets (the summary,
@@ -7,7 +9,8 @@ name comes from the key and the ETag.
 
 The statuses, in the order they are decided:
 
-- ``succeeded``: the summary exists (the aggregate writes it last, as its "done" marker), with
+- ``succeeded``: the summary of the upload the key holds now exists (the aggregate writes it
+  last, as its "done" marker; a summary of an earlier upload of the key is not this job's), with
   presigned URLs of the results (``analysis``: the motion analysis' ``analysis.json``, beside
   which its other files lie); when some chunks failed (fewer than the job can stand) it carries
   ``warnings`` naming them: their frames are in the results, marked not processed; and one when
@@ -31,14 +34,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import mimetypes
 import re
 import uuid
 from typing import Any
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, execution_arn, job_id
+from posepipe.cloud.multipart import (
+    MULTIPART_THRESHOLD_BYTES,
+    PartPlan,
+    complete_upload,
+    plan_parts,
+    resume_upload,
+    start_upload,
+)
 from posepipe.cloud.rejections import INTERNAL_ERROR, readable_reason
-from posepipe.cloud.storage import is_missing_object, put_json
+from posepipe.cloud.storage import is_missing_object, put_json, s3_object_exists
 from posepipe.errors import InputError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -46,52 +58,108 @@ _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # too_long, chunks_failed: not an e
 _VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts")
 
 
-def new_upload(s3: Any, config: PipelineConfig, filename: str) -> dict[str, Any]:
-    """A job id and a presigned PUT URL for uploading one video under the videos prefix; the slot
-    is recorded (``KeyLayout.upload_slot``) so that its status is known before the upload."""
+def new_upload(
+    s3: Any, config: PipelineConfig, filename: str, size_bytes: int | None = None
+) -> dict[str, Any]:
+    """A job id and how to upload one video under the videos prefix: a presigned PUT URL, or,
+    for ``size_bytes`` over 100 MB, a multipart upload (:mod:`posepipe.cloud.multipart`); the
+    slot is recorded (``KeyLayout.upload_slot``) so that its status is known before the upload.
+    A declared size over ``max_video_bytes`` is refused here, before a byte is sent."""
     name = _SAFE_NAME.sub("-", filename.rsplit("/", 1)[-1]).strip("-.")
     if not name or not name.lower().endswith(_VIDEO_SUFFIXES):
         raise InputError(
             filename or "(no name)", f"not a video file name (expected one of {', '.join(_VIDEO_SUFFIXES)})"
         )
+    if size_bytes is not None:
+        if size_bytes < 1:
+            raise InputError(filename, f"size_bytes must be a positive number of bytes, not {size_bytes}")
+        if size_bytes > config.max_video_bytes:
+            raise InputError(
+                filename,
+                f"the video is {size_bytes} bytes, over the limit of {config.max_video_bytes} bytes",
+                code="too_large",
+            )
     job = f"{uuid.uuid4().hex[:12]}-{name}"
     key = f"{config.videos_prefix}{job}"
-    url = s3.generate_presigned_url(
-        "put_object", Params={"Bucket": config.input_bucket, "Key": key}, ExpiresIn=config.presign_seconds
-    )
+    record: dict[str, Any] = {"job": job, "key": key}
+    if size_bytes is not None and size_bytes > MULTIPART_THRESHOLD_BYTES:
+        plan = plan_parts(size_bytes)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        upload = start_upload(s3, config.input_bucket, key, plan, config.presign_seconds, content_type)
+        upload.update(_multipart_routes(job))
+        record.update(upload_id=upload["upload_id"], size_bytes=size_bytes, part_bytes=plan.part_bytes)
+    else:
+        url = s3.generate_presigned_url(
+            "put_object", Params={"Bucket": config.input_bucket, "Key": key}, ExpiresIn=config.presign_seconds
+        )
+        upload = {"method": "PUT", "url": url, "expires_in": config.presign_seconds}
+        if size_bytes is not None:
+            record["size_bytes"] = size_bytes
     issued = dt.datetime.now(dt.UTC)
     expires = issued + dt.timedelta(seconds=config.presign_seconds)
-    put_json(
-        s3,
-        config.output_bucket,
-        KeyLayout(config).upload_slot(job),
-        {"job": job, "key": key, "issued": _iso(issued), "upload_expires": _iso(expires)},
-    )
-    return {
-        "job": job,
-        "key": key,
-        "upload": {"method": "PUT", "url": url, "expires_in": config.presign_seconds},
-        "status": f"/jobs/{job}",
-    }
+    record.update(issued=_iso(issued), upload_expires=_iso(expires))
+    put_json(s3, config.output_bucket, KeyLayout(config).upload_slot(job), record)
+    return {"job": job, "key": key, "upload": upload, "status": f"/jobs/{job}"}
+
+
+def upload_state(s3: Any, config: PipelineConfig, job: str) -> dict[str, Any]:
+    """``GET /videos/{job}/upload``: the parts S3 holds of a multipart upload and fresh URLs for
+    the rest (how an interrupted upload resumes)."""
+    key, slot, plan = _multipart_slot(s3, config, job)
+    upload = resume_upload(s3, config.input_bucket, key, slot["upload_id"], plan, config.presign_seconds)
+    upload.update(_multipart_routes(job))
+    return {"job": job, "key": key, "upload": upload, "status": f"/jobs/{job}"}
+
+
+def complete_video_upload(s3: Any, config: PipelineConfig, job: str) -> dict[str, Any]:
+    """``POST /videos/{job}/complete``: the multipart upload assembled into the video (which
+    starts the job, as any upload does)."""
+    key, slot, plan = _multipart_slot(s3, config, job)
+    etag = complete_upload(s3, config.input_bucket, key, slot["upload_id"], plan)
+    return {"job": job, "key": key, "etag": etag, "size_bytes": plan.size_bytes, "status": f"/jobs/{job}"}
+
+
+def _multipart_slot(s3: Any, config: PipelineConfig, job: str) -> tuple[str, dict[str, Any], PartPlan]:
+    """The video key, the slot record and the part plan of ``job``'s multipart upload."""
+    _check_job_id(job)
+    slot = _get_json(s3, config.output_bucket, KeyLayout(config).upload_slot(job))
+    if slot is None:
+        raise InputError(
+            job, "no such upload: POST /videos issued no upload slot with this id", code="not_found"
+        )
+    if "upload_id" not in slot:
+        raise InputError(job, "this upload is a single PUT, not a multipart upload", code="not_multipart")
+    key = str(slot["key"])
+    if s3_object_exists(s3, config.input_bucket, key):
+        raise InputError(job, "the upload is already complete", code="upload_complete")
+    return key, slot, PartPlan(int(slot["size_bytes"]), int(slot["part_bytes"]))
+
+
+def _multipart_routes(job: str) -> dict[str, str]:
+    return {"complete": f"/videos/{job}/complete", "resume": f"/videos/{job}/upload"}
+
+
+def _check_job_id(job: str) -> None:
+    if not job or "/" in job or job.startswith("."):
+        raise InputError(job or "(no id)", "not a job id")
 
 
 def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) -> dict[str, Any]:
     """The job's status, as the module docstring decides it."""
-    if not job or "/" in job or job.startswith("."):
-        raise InputError(job or "(no id)", "not a job id")
+    _check_job_id(job)
     layout = KeyLayout(config)
     key = f"{config.videos_prefix}{job}"
     outputs = layout.video_outputs(key)
-    summary = _get_json(s3, config.output_bucket, outputs.summary)
-    if summary is not None:
-        return _succeeded(s3, config, job, outputs, summary)
-    error = _get_json(s3, config.output_bucket, layout.error(key))
     try:
         head = s3.head_object(Bucket=config.input_bucket, Key=key)
     except Exception as err:
         if not is_missing_object(err):
             raise
         head = None
+    summary = _get_json(s3, config.output_bucket, outputs.summary)
+    if summary is not None and _of_the_upload(summary, head):
+        return _succeeded(s3, config, job, outputs, summary)
+    error = _get_json(s3, config.output_bucket, layout.error(key))
     if head is None:
         if error is not None:
             return {"job": job, "status": "failed", "error": public_error(error)}
@@ -111,7 +179,7 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
     if status == "succeeded":
         # Ended after our first look at the summary: look again.
         summary = _get_json(s3, config.output_bucket, outputs.summary)
-        if summary is not None:
+        if summary is not None and _of_the_upload(summary, head):
             return _succeeded(s3, config, job, outputs, summary)
     answer: dict[str, Any] = {"job": job, "status": status, "execution": execution}
     if status not in ("running", "succeeded"):
@@ -122,6 +190,16 @@ def job_status(s3: Any, stepfunctions: Any, config: PipelineConfig, job: str) ->
             error = _execution_error(described, f"s3://{config.input_bucket}/{key}")
         answer["error"] = public_error(error)
     return answer
+
+
+def _of_the_upload(summary: dict[str, Any], head: dict[str, Any] | None) -> bool:
+    """Whether ``summary`` is of the upload the key holds now (a re-upload's job may still run:
+    the earlier job's summary is not its result). Summaries that name no ETag, and those of a
+    key since deleted, stand."""
+    etag = (summary.get("input") or {}).get("etag")
+    if head is None or not etag:
+        return True
+    return str(head["ETag"]).strip('"') == str(etag).strip('"')
 
 
 def _succeeded(

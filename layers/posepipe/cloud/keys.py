@@ -72,8 +72,12 @@ class KeyLayout:
         """Outputs of an image posted to the API (no input object): under ``images/api/<id>``."""
         return self.image_outputs(f"{self.config.images_prefix}api/{request_id}", annotated_suffix)
 
-    def video_outputs(self, input_key: str) -> VideoKeys:
+    def video_outputs(self, input_key: str, superseded_etag: str | None = None) -> VideoKeys:
+        """The outputs of a video: ``videos/<name>/...``, the newest upload's; a job of an
+        upload since replaced writes under ``videos/<name>/versions/<its etag>/...``."""
         base = self.config.videos_prefix + name_after_prefix(input_key, self.config.videos_prefix)
+        if superseded_etag:
+            base = f"{base}/versions/{superseded_etag.strip(chr(34))}"
         return VideoKeys(
             keypoints=f"{base}/keypoints.json",
             annotated=f"{base}/annotated.mp4",

@@ -24,7 +24,8 @@ CACHED_BLOCKS = 16
 class S3RangeReader(io.RawIOBase):
     """``s3://bucket/key`` as a seekable binary file (see the module docstring).
 
-    ``size`` and ``etag`` come from one ``HeadObject`` unless given. Raises botocore's
+    ``size`` and ``etag`` come from one ``HeadObject`` unless given; with ``version_id`` every
+    read is of that version (else ``IfMatch`` on the ETag). Raises botocore's
     ``ClientError`` as S3 answers it (a missing object: 404 on the HEAD).
     """
 
@@ -36,6 +37,7 @@ class S3RangeReader(io.RawIOBase):
         *,
         size: int | None = None,
         etag: str | None = None,
+        version_id: str | None = None,
         block_bytes: int = BLOCK_BYTES,
         cached_blocks: int = CACHED_BLOCKS,
     ) -> None:
@@ -43,7 +45,9 @@ class S3RangeReader(io.RawIOBase):
         if block_bytes <= 0 or cached_blocks <= 0:
             raise ValueError("block_bytes and cached_blocks must be positive")
         if size is None or etag is None:
-            head = client.head_object(Bucket=bucket, Key=key)
+            head = client.head_object(
+                Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {})
+            )
             size = int(head["ContentLength"]) if size is None else size
             etag = str(head["ETag"]) if etag is None else etag
         self.client = client
@@ -51,6 +55,7 @@ class S3RangeReader(io.RawIOBase):
         self.key = key
         self.size = size
         self.etag = etag
+        self.version_id = version_id
         self.block_bytes = block_bytes
         self.cached_blocks = cached_blocks
         self.bytes_read = 0  # bytes fetched from S3
@@ -103,8 +108,9 @@ class S3RangeReader(io.RawIOBase):
             return cached
         first = index * self.block_bytes
         last = min(self.size, first + self.block_bytes) - 1
+        pin = {"VersionId": self.version_id} if self.version_id else {"IfMatch": self.etag}
         answer = self.client.get_object(
-            Bucket=self.bucket, Key=self.key, Range=f"bytes={first}-{last}", IfMatch=self.etag
+            Bucket=self.bucket, Key=self.key, Range=f"bytes={first}-{last}", **pin
         )
         data: bytes = answer["Body"].read()
         self.bytes_read += len(data)

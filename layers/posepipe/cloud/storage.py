@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,18 @@ def get_json(client: Any, bucket: str, key: str) -> Any:
     return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def download(client: Any, bucket: str, key: str, destination: Path) -> Path:
-    client.download_file(bucket, key, str(destination))
+def download(
+    client: Any, bucket: str, key: str, destination: Path, extra: dict[str, str] | None = None
+) -> Path:
+    """``s3://bucket/key`` to ``destination``; ``extra``: ``VersionId`` or ``IfMatch`` (a pinned
+    read: s3transfer's parallel ranged download takes a version, not a condition, so a
+    conditional read is one streamed GET)."""
+    if extra and "IfMatch" in extra:
+        body = client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+        with destination.open("wb") as handle:
+            shutil.copyfileobj(body, handle, 8 * 1024 * 1024)
+        return destination
+    client.download_file(bucket, key, str(destination), ExtraArgs=extra or None)
     return destination
 
 
@@ -99,3 +110,14 @@ def write_error_record(
     }
     put_json(client, config.output_bucket, key, record)
     return key
+
+
+def s3_object_exists(client: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` is in ``bucket`` (a HEAD; any error but "no such object" is raised)."""
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except Exception as err:
+        if is_missing_object(err):
+            return False
+        raise
+    return True

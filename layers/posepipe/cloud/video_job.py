@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, job_id
+from posepipe.cloud.pinning import PinnedObject
 from posepipe.cloud.rejections import readable_reason
 from posepipe.cloud.storage import s3_uri
 from posepipe.engines.base import InferenceOptions
@@ -145,22 +146,24 @@ class SplitPlan:
     manifest_items: list[dict[str, Any]] | None
 
 
-def build_split_output(
-    config: PipelineConfig, *, bucket: str, key: str, etag: str, info: VideoInfo
-) -> SplitPlan:
-    """The split output of docs/CLOUD.md for ``info`` (a probed video), chunks inline or in a
-    manifest: a manifest when there are more than ``manifest_threshold`` chunks, or when inline
-    chunks would take the output over :data:`SPLIT_OUTPUT_BUDGET` (long keys)."""
+def build_split_output(config: PipelineConfig, *, pin: PinnedObject, info: VideoInfo) -> SplitPlan:
+    """The split output of docs/CLOUD.md for ``info`` (a probed video, the version ``pin``
+    names), chunks inline or in a manifest: a manifest when there are more than
+    ``manifest_threshold`` chunks, or when inline chunks would take the output over
+    :data:`SPLIT_OUTPUT_BUDGET` (long keys). Every request names the pinned version."""
+    bucket, key = pin.bucket, pin.key
     layout = KeyLayout(config)
     layout.video_outputs(key)  # an input outside the videos prefix is an InputError
-    job = job_id(key, etag)
+    job = job_id(key, pin.etag)
     video = s3_uri(bucket, key)
     chunks = plan_video_chunks(info.frame_count, info.fps, config)
     options = request_options(config)
+    version = video_version(pin)
     items = [
         {
             "request": {
                 "video": video,
+                **version,
                 "chunk": chunk.to_dict(),
                 "output": s3_uri(config.output_bucket, layout.chunk_result(job, chunk.index)),
                 "options": options,
@@ -172,6 +175,8 @@ def build_split_output(
         "id": job,
         "bucket": bucket,
         "key": key,
+        "etag": pin.etag.strip('"'),
+        "version_id": pin.version_id,
         "video": video,
         "frame_count": info.frame_count,
         "fps": info.fps,
@@ -190,6 +195,20 @@ def build_split_output(
     if size > SPLIT_OUTPUT_BUDGET:  # only the job's header is left: keys are at most 1 KiB
         raise RuntimeError(f"split output of {size} bytes is over the budget of {SPLIT_OUTPUT_BUDGET}")
     return SplitPlan(output=output, manifest_key=manifest_key, manifest_items=items)
+
+
+def video_version(pin: PinnedObject) -> dict[str, str]:
+    """The request fields naming the version to read: ``video_etag``, and ``video_version_id``
+    where the bucket keeps versions."""
+    fields = {"video_etag": pin.etag.strip('"')}
+    if pin.version_id and pin.version_id != "null":
+        fields["video_version_id"] = pin.version_id
+    return fields
+
+
+def job_pin(job: Mapping[str, Any]) -> PinnedObject:
+    """The version a job (video_split's ``job``) was started for."""
+    return PinnedObject(str(job["bucket"]), str(job["key"]), str(job["etag"]), job.get("version_id"))
 
 
 def payload_bytes(data: Any) -> int:

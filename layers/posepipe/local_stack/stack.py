@@ -58,6 +58,8 @@ FUNCTIONS = ("image_infer", "video_jobs", "video_split", "aggregate", "failure_r
 API_ROUTES = (
     ("POST", "/images", "image_infer"),
     ("POST", "/videos", "video_jobs"),
+    ("GET", "/videos/{id}/upload", "video_jobs"),
+    ("POST", "/videos/{id}/complete", "video_jobs"),
     ("GET", "/jobs/{id}", "video_jobs"),
 )
 # Bodies of these media types reach the functions base64-encoded (the REST API's binary media
@@ -246,6 +248,9 @@ class LocalStack:
         s3 = boto3.client("s3")
         for bucket in (config.input_bucket, config.output_bucket):
             s3.create_bucket(Bucket=bucket)
+        # As deployed (infra/posepipe_infra/storage.py): the input bucket keeps versions, which
+        # jobs read by version id (posepipe.cloud.pinning).
+        s3.put_bucket_versioning(Bucket=config.input_bucket, VersioningConfiguration={"Status": "Enabled"})
         sqs = boto3.client("sqs")
         queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][

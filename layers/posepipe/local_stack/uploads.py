@@ -37,6 +37,7 @@ class UploadRouting:
         """One S3 record to its function, as the EventBridge rules route them; raises if it failed."""
         bucket = record["s3"]["bucket"]["name"]
         key = object_key(record["s3"]["object"]["key"])
+        record = with_version_id(record, key)
         try:
             if key.startswith(self.config.images_prefix):
                 self.on_event(f"image uploaded: s3://{bucket}/{key} -> image_infer")
@@ -122,3 +123,27 @@ def video_event_line(job: dict[str, Any]) -> str:
     if status == "duplicate":
         return f"video uploaded again: {where} -> execution {job['execution']} exists (duplicate event)"
     return f"video upload skipped: {where} ({job.get('reason', status)})"
+
+
+def with_version_id(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """``record`` with the ``versionId`` AWS puts in the notifications of a versioned bucket.
+
+    moto 5.2.5's S3 notifications to SQS leave it out (its EventBridge events carry it); the
+    version is found again as the newest one of the key with the record's ETag (two versions
+    with one ETag hold the same bytes).
+    """
+    obj = record["s3"]["object"]
+    if obj.get("versionId") or not obj.get("eTag"):
+        return record
+    import boto3
+
+    bucket = record["s3"]["bucket"]["name"]
+    listed = boto3.client("s3").list_object_versions(Bucket=bucket, Prefix=key)
+    etag = str(obj["eTag"]).strip('"')
+    versions = [
+        v for v in listed.get("Versions", []) if v["Key"] == key and str(v["ETag"]).strip('"') == etag
+    ]
+    if not versions or versions[0].get("VersionId") in (None, "null"):
+        return record
+    newest = max(versions, key=lambda v: v["LastModified"])
+    return {**record, "s3": {**record["s3"], "object": {**obj, "versionId": newest["VersionId"]}}}

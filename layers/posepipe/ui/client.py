@@ -1,4 +1,5 @@
-"""A thin HTTP client of posepipe's API (``POST /images``, ``POST /videos``, ``GET /jobs/{id}``).
+"""A thin HTTP client of posepipe's API (``POST /images``, ``POST /videos`` with its multipart
+uploads, ``GET /jobs/{id}``).
 
 Requests are sent as they are (the local stack), SigV4-signed for ``execute-api`` (a deployed
 API with IAM authorization) or with an ``x-api-key`` header (a deployed API with API keys); the
@@ -8,12 +9,14 @@ an :class:`ApiProblem` whose ``str()`` is one sentence a person can act on.
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -63,13 +66,43 @@ class ImageAnswer:
 
 
 @dataclass(frozen=True)
+class UploadPart:
+    """One part of a multipart upload: its number (from 1), its bytes of the file, its URL."""
+
+    number: int
+    offset: int
+    size: int
+    url: str
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A multipart upload (``POST /videos`` for a video over 100 MB, or ``GET /videos/{job}/upload``):
+    ``parts`` still to PUT, ``done`` the numbers S3 already holds."""
+
+    upload_id: str
+    size_bytes: int
+    part_bytes: int
+    part_count: int
+    parts: tuple[UploadPart, ...]
+    done: tuple[int, ...] = ()
+
+    @property
+    def bytes_done(self) -> int:
+        """The bytes of the parts S3 already holds."""
+        return sum(min(self.part_bytes, self.size_bytes - (n - 1) * self.part_bytes) for n in self.done)
+
+
+@dataclass(frozen=True)
 class VideoUpload:
-    """An upload slot from ``POST /videos``: the job id and where to PUT the video."""
+    """An upload slot from ``POST /videos``: the job id and where to PUT the video (``upload_url``),
+    or, for a video over 100 MB, its ``multipart`` upload."""
 
     job: str
     key: str
     upload_url: str
     expires_in: int | None
+    multipart: MultipartUpload | None = None
 
 
 @dataclass(frozen=True)
@@ -165,21 +198,87 @@ class ApiClient:
         network_s = total_s if inference_s is None else max(0.0, total_s - inference_s)
         return ImageAnswer(result, total_s, network_s, inference_s, annotated_url)
 
-    def new_video(self, filename: str) -> VideoUpload:
-        """``POST /videos``: a job id and a presigned PUT URL for ``filename``."""
-        body = json.dumps({"filename": filename}).encode()
+    def new_video(self, filename: str, size_bytes: int | None = None) -> VideoUpload:
+        """``POST /videos``: a job id and a presigned PUT URL for ``filename``, or (``size_bytes``
+        over 100 MB) a multipart upload."""
+        request: dict[str, Any] = {"filename": filename}
+        if size_bytes is not None:
+            request["size_bytes"] = size_bytes
+        body = json.dumps(request).encode()
         answer = self._call("POST", "/videos", filename, body=body, content_type="application/json")
         slot = _json_object(answer, filename)
         try:
             upload = slot["upload"]
+            multipart = _multipart(upload) if upload.get("method") == "multipart" else None
             return VideoUpload(
                 job=str(slot["job"]),
                 key=str(slot.get("key", "")),
-                upload_url=str(upload["url"]),
+                upload_url="" if multipart else str(upload["url"]),
                 expires_in=upload.get("expires_in"),
+                multipart=multipart,
             )
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             raise ApiProblem(f"The API's answer for {filename} is not an upload slot", status=200) from None
+
+    def upload_state(self, job: str) -> MultipartUpload:
+        """``GET /videos/{job}/upload``: what S3 holds of a multipart upload, fresh URLs for the rest."""
+        answer = self._call("GET", f"/videos/{quote(job, safe='')}/upload", f"the upload of job {job}")
+        state = _json_object(answer, f"the upload of job {job}")
+        try:
+            return _multipart(state["upload"])
+        except (KeyError, TypeError, ValueError):
+            raise ApiProblem(
+                f"The API's answer for the upload of job {job} is not an upload", status=200
+            ) from None
+
+    def complete_upload(self, job: str) -> dict[str, Any]:
+        """``POST /videos/{job}/complete``: the parts put together into the video (the job starts)."""
+        answer = self._call("POST", f"/videos/{quote(job, safe='')}/complete", f"the upload of job {job}")
+        return _json_object(answer, f"the upload of job {job}")
+
+    def send_video(
+        self,
+        slot: VideoUpload,
+        source: bytes | Path,
+        progress: ProgressCallback | None = None,
+        *,
+        name: str = "the video",
+    ) -> None:
+        """Upload ``source`` (bytes, or a file read a block at a time) to ``slot``: one PUT, or each
+        part still to send and then the completion; ``progress(sent, total)`` counts the parts
+        S3 held already as sent."""
+        if slot.multipart is None:
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            self.upload(slot.upload_url, data, progress, name=name)
+            return
+        self.send_parts(slot.job, slot.multipart, source, progress, name=name)
+
+    def send_parts(
+        self,
+        job: str,
+        upload: MultipartUpload,
+        source: bytes | Path,
+        progress: ProgressCallback | None = None,
+        *,
+        name: str = "the video",
+    ) -> None:
+        """PUT ``upload``'s parts still to send from ``source``, then complete the upload."""
+        size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+        if size != upload.size_bytes:
+            raise ApiProblem(
+                f"{name} is {size} bytes, but its upload was started for {upload.size_bytes} bytes "
+                "(a different file?)"
+            )
+        total, base = upload.size_bytes, upload.bytes_done
+        for part in upload.parts:
+            body = _RangeBody(source, part.offset, part.size, progress, base, total)
+            self._presigned(
+                "PUT", part.url, f"part {part.number} of {upload.part_count} of {name}", data=body
+            )
+            base += part.size
+        self.complete_upload(job)
+        if progress is not None:
+            progress(total, total)
 
     def upload(
         self,
@@ -328,6 +427,58 @@ class ApiClient:
                 )
             return ApiProblem(f"Nothing answers at {origin}: check the URL and the network")
         return ApiProblem(f"The request for {what} to {origin} failed: {exc}")
+
+
+def _multipart(upload: Mapping[str, Any]) -> MultipartUpload:
+    """A multipart upload from the API's ``upload`` object."""
+    parts = tuple(
+        UploadPart(int(p["part"]), int(p["offset"]), int(p["size"]), str(p["url"])) for p in upload["parts"]
+    )
+    return MultipartUpload(
+        upload_id=str(upload["upload_id"]),
+        size_bytes=int(upload["size_bytes"]),
+        part_bytes=int(upload["part_bytes"]),
+        part_count=int(upload["part_count"]),
+        parts=parts,
+        done=tuple(int(p["part"]) for p in upload.get("done", ())),
+    )
+
+
+class _RangeBody:
+    """``size`` bytes of ``source`` from ``offset``, read in blocks (a file is never read whole),
+    reporting ``base`` + what has been read of ``total``."""
+
+    def __init__(
+        self, source: bytes | Path, offset: int, size: int, progress: ProgressCallback | None, base: int,
+        total: int,
+    ) -> None:  # fmt: skip
+        self._source, self._offset, self._size = source, offset, size
+        self._progress, self._base, self._total = progress, base, total
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:  # requests streams a body with __iter__ and a length
+        if isinstance(self._source, bytes):
+            view = memoryview(self._source)[self._offset : self._offset + self._size]
+            yield from self._blocks(io.BytesIO(view))
+            return
+        with Path(self._source).open("rb") as handle:
+            handle.seek(self._offset)
+            yield from self._blocks(handle)
+
+    def _blocks(self, handle: BinaryIO) -> Iterator[bytes]:
+        sent = 0
+        while sent < self._size:
+            block = handle.read(min(UPLOAD_BLOCK_BYTES * 16, self._size - sent))
+            if not block:
+                raise ApiProblem(
+                    f"the video ended at byte {self._offset + sent} of {self._total}: it changed"
+                )
+            sent += len(block)
+            if self._progress is not None:
+                self._progress(self._base + sent, self._total)
+            yield block
 
 
 class _ProgressBody:

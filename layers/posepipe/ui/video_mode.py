@@ -1,5 +1,6 @@
-"""Video mode: ``POST /videos``, the presigned upload with a progress bar, ``GET /jobs/{id}`` until
-the job ends, then the annotated video, per-person joint angles and trajectories, persons per frame."""
+"""Video mode: ``POST /videos``, the presigned upload (in parts over 100 MB) with a progress bar,
+``GET /jobs/{id}`` until the job ends, then the annotated video, per-person joint angles and
+trajectories, persons per frame."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class VideoOutputs:
 
 def render_video_mode(client: ApiClient) -> None:
     file = st.file_uploader(
-        "A video (uploaded to the pipeline through POST /videos and a presigned PUT)",
+        "A video (uploaded to the pipeline through POST /videos: a presigned PUT, in parts over 100 MB)",
         type=VIDEO_TYPES,
         key="video_file",
     )
@@ -73,8 +74,9 @@ def render_video_mode(client: ApiClient) -> None:
 
 
 def upload_video(client: ApiClient, name: str, data: bytes) -> str:
-    """An upload slot, then the upload with a progress bar; returns the job id."""
-    slot = client.new_video(name)
+    """An upload slot, then the upload with a progress bar (one PUT, or the parts of a multipart
+    upload for a video over 100 MB); returns the job id."""
+    slot = client.new_video(name, len(data))
     bar = st.progress(0.0, text=f"Uploading {name}…")
     last_shown = [0.0]
 
@@ -85,8 +87,9 @@ def upload_video(client: ApiClient, name: str, data: bytes) -> str:
         last_shown[0] = now
         bar.progress(sent / total if total else 1.0, text=f"Uploading {name}: {_mb(sent)} of {_mb(total)}")
 
-    client.upload(slot.upload_url, data, progress, name=name)
-    bar.progress(1.0, text=f"Uploaded {name} ({_mb(len(data))}): job {slot.job}")
+    client.send_video(slot, data, progress, name=name)
+    how = f"{slot.multipart.part_count} parts" if slot.multipart else "one PUT"
+    bar.progress(1.0, text=f"Uploaded {name} ({_mb(len(data))}, {how}): job {slot.job}")
     return slot.job
 
 

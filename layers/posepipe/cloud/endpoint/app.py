@@ -16,6 +16,8 @@ engine over the chunk, writes the ``ChunkResult`` JSON to ``output`` and answers
   or the chunk reaches past the video's last frame (``chunk_out_of_range``);
 - 422: the video cannot be used: ``not_found`` (no such object or bucket) or ``bad_input``
   (posepipe cannot read it; the message says why);
+- 409 ``video_changed``: the request pins the video (``video_etag``, ``video_version_id``: the
+  version its job was started for) and S3 no longer has that version under the key;
 - 400 ``detector_mismatch``: the request names a person detector other than the endpoint's
   (``$POSEPIPE_DETECTOR``): the endpoint never runs another one than it was deployed with;
 - 413: a body over 6 MiB (SageMaker's own limit); 503 ``not_ready``: the model failed to load,
@@ -61,7 +63,8 @@ from posepipe.cloud.endpoint.engine import ChunkEngine, EngineFactory, default_e
 from posepipe.cloud.endpoint.log import logger
 from posepipe.cloud.endpoint.metrics import record_invocation
 from posepipe.cloud.endpoint.request import InvocationRequest, RequestError, parse_invocation
-from posepipe.cloud.endpoint.video_cache import VideoCache, VideoNotFoundError
+from posepipe.cloud.endpoint.video_cache import VideoCache, VideoChangedError, VideoNotFoundError
+from posepipe.cloud.pinning import PinnedObject
 from posepipe.cloud.storage import get_json, is_not_found, put_json, s3_client
 from posepipe.errors import InputError
 from posepipe.result import Frame
@@ -226,6 +229,8 @@ def create_app(
             return response
         except VideoNotFoundError as exc:
             return _refusal(422, "not_found", str(exc), parsed)
+        except VideoChangedError as exc:
+            return _refusal(409, "video_changed", str(exc), parsed)
         except InputError as exc:
             # The message names the S3 object, not the local copy posepipe read.
             message = f"{parsed.video.uri}: {exc.reason}" if parsed else str(exc)
@@ -281,7 +286,10 @@ def _invoke(state: EndpointState, engine: ChunkEngine, parsed: InvocationRequest
             f"{parsed.detector} (options.detector: leave it out, or name the endpoint's)",
         )
     chunk = parsed.chunk
-    with state.cache.open(state.s3, parsed.video.bucket, parsed.video.key) as video:
+    pin = None
+    if parsed.video_etag is not None:
+        pin = PinnedObject(parsed.video.bucket, parsed.video.key, parsed.video_etag, parsed.video_version_id)
+    with state.cache.open(state.s3, parsed.video.bucket, parsed.video.key, pin) as video:
         if chunk.stop > video.info.frame_count:
             raise RequestError(
                 "chunk_out_of_range",

@@ -31,7 +31,7 @@ from posepipe.video.stages import Chunk
 JSON_MIMETYPE = "application/json"
 
 REQUIRED_FIELDS = ("video", "chunk", "output")
-OPTIONAL_FIELDS = ("options", "agree_with")
+OPTIONAL_FIELDS = ("options", "agree_with", "video_etag", "video_version_id")
 CHUNK_FIELDS = ("index", "start", "stop", "warmup_start")
 CONFIDENCE_OPTIONS = ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence")
 INTEGER_OPTIONS = ("max_poses", "decode_threads")
@@ -68,6 +68,8 @@ class InvocationRequest:
     options: InferenceOptions
     detector: str | None = None  # the detector the request names, if it names one
     agree_with: S3Location | None = None  # a boundary repair: the frames it may stop agreeing with
+    video_etag: str | None = None  # the version of the video to read (posepipe.cloud.pinning)
+    video_version_id: str | None = None
 
 
 def parse_invocation(body: bytes, mimetype: str) -> InvocationRequest:
@@ -99,7 +101,18 @@ def parse_invocation(body: bytes, mimetype: str) -> InvocationRequest:
         options=_options(data.get("options", {})),
         detector=_requested_detector(data.get("options", {})),
         agree_with=_s3_location(data["agree_with"], "agree_with") if "agree_with" in data else None,
+        video_etag=_optional_text(data, "video_etag"),
+        video_version_id=_optional_text(data, "video_version_id"),
     )
+
+
+def _optional_text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise RequestError("invalid_field", f"{name} must be a non-empty string, not {_json_type(value)}")
+    return value
 
 
 def _s3_location(value: Any, name: str) -> S3Location:

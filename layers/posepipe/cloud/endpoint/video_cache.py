@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from posepipe.cloud.pinning import PinnedObject, is_changed
 from posepipe.cloud.storage import is_not_found, s3_uri
 from posepipe.media.probe import VideoInfo, probe
 
@@ -36,6 +37,14 @@ class VideoNotFoundError(Exception):
     def __init__(self, uri: str) -> None:
         super().__init__(f"{uri}: no such object in S3")
         self.uri = uri
+
+
+class VideoChangedError(Exception):
+    """The version of the video a request pins is no longer in S3 under its key."""
+
+    def __init__(self, uri: str, version: dict[str, str]) -> None:
+        pinned = ", ".join(f"{name} {value}" for name, value in version.items())
+        super().__init__(f"{uri}: the version its job was started for ({pinned}) is no longer there")
 
 
 @dataclass
@@ -76,14 +85,18 @@ class VideoCache:
         self._names = itertools.count()
 
     @contextlib.contextmanager
-    def open(self, client: Any, bucket: str, key: str) -> Iterator[LocalVideo]:
-        """The local copy of ``s3://bucket/key``, kept from deletion while the ``with`` lasts.
+    def open(
+        self, client: Any, bucket: str, key: str, pin: PinnedObject | None = None
+    ) -> Iterator[LocalVideo]:
+        """The local copy of ``s3://bucket/key`` (of the version ``pin`` names, when given: no
+        HEAD needed for a copy already here), kept from deletion while the ``with`` lasts.
 
-        Raises :class:`VideoNotFoundError`, :class:`posepipe.errors.InputError` (not a usable video)
-        or botocore's ``ClientError`` (any other S3 failure).
+        Raises :class:`VideoNotFoundError`, :class:`VideoChangedError` (the pinned version is gone),
+        :class:`posepipe.errors.InputError` (not a usable video) or botocore's ``ClientError``
+        (any other S3 failure).
         """
         uri = s3_uri(bucket, key)
-        etag = self._etag(client, bucket, key)
+        etag = pin.quoted_etag if pin is not None else self._etag(client, bucket, key)
         ident = (uri, etag)
         entry = self._checkout(ident)
         cache_hit = entry is not None
@@ -94,7 +107,7 @@ class VideoCache:
                 cache_hit = entry is not None
                 if entry is None:
                     started = time.perf_counter()
-                    path = self._download(client, bucket, key, etag)
+                    path = self._download(client, bucket, key, pin.get_args() if pin else {"IfMatch": etag})
                     download_s = time.perf_counter() - started
                     try:
                         info = probe(path)
@@ -136,21 +149,23 @@ class VideoCache:
             raise
         return str(head["ETag"])
 
-    def _download(self, client: Any, bucket: str, key: str, etag: str) -> Path:
+    def _download(self, client: Any, bucket: str, key: str, version: dict[str, str]) -> Path:
         suffix = Path(key).suffix
         name = f"video-{next(self._names):06d}{suffix if _SAFE_SUFFIX.match(suffix) else ''}"
         path = self.directory / name
         partial = path.with_name(f".{name}.partial")
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
-            body = client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+            body = client.get_object(Bucket=bucket, Key=key, **version)["Body"]
             with partial.open("wb") as handle:
                 shutil.copyfileobj(body, handle, _COPY_BUFFER)
             partial.replace(path)
         except Exception as exc:
             partial.unlink(missing_ok=True)
-            if is_not_found(exc):
+            if is_not_found(exc) and "VersionId" not in version:
                 raise VideoNotFoundError(s3_uri(bucket, key)) from exc
+            if is_changed(exc) or is_not_found(exc):  # that version is gone (a 404 for a version id)
+                raise VideoChangedError(s3_uri(bucket, key), version) from exc
             raise
         return path
 

@@ -49,6 +49,7 @@ from posepipe.annotation.render import render_frames
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.endpoint_client import invoke_endpoint, sagemaker_runtime_client
 from posepipe.cloud.keys import KeyLayout
+from posepipe.cloud.pinning import PinnedObject, superseded_is_input_error
 from posepipe.cloud.rejections import rejection
 from posepipe.cloud.storage import (
     download,
@@ -64,7 +65,9 @@ from posepipe.cloud.video_job import (
     failed_items,
     failure_reason,
     job_chunks,
+    job_pin,
     request_options,
+    video_version,
 )
 from posepipe.errors import PosepipeError
 from posepipe.export.motion_files import MOTION_FORMATS, analysis_outputs, content_type
@@ -95,6 +98,8 @@ class Job(BaseModel):
     bucket: str = Field(min_length=1)
     key: str = Field(min_length=1)
     video: str = Field(min_length=1)
+    etag: str | None = None  # the version the job was started for (posepipe.cloud.pinning)
+    version_id: str | None = None
     frame_count: int = Field(gt=0)
     fps: float = Field(gt=0)
     width: int
@@ -158,7 +163,13 @@ def missing_results(job: Job, chunks: list[Chunk]) -> list[int]:
 def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder: Path) -> dict[str, str]:
     """Everything between reading the chunk results and the uploads; returns the output URIs."""
     started = time.perf_counter()
-    video = download(S3, job.bucket, job.key, folder / f"video{PurePosixPath(job.key).suffix[:16]}")
+    pin = job_pin(job.model_dump()) if job.etag else None
+    local = folder / f"video{PurePosixPath(job.key).suffix[:16]}"
+    if pin is None:
+        video = download(S3, job.bucket, job.key, local)
+    else:
+        with superseded_is_input_error(pin):
+            video = download(S3, job.bucket, job.key, local, pin.get_args())
     downloaded = time.perf_counter()
     info = dataclasses.replace(probe(video), uri=job.video)
     if info.frame_count != job.frame_count:
@@ -179,7 +190,10 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     aggregated.join(annotated, info, video)
     joined = time.perf_counter()
 
-    keys = LAYOUT.video_outputs(job.key)
+    superseded = pin is not None and _superseded(pin)
+    # A job of a version since uploaded again writes beside, under versions/<etag>/: the key's
+    # own outputs are the newest upload's (docs/CLOUD.md, "Pinned inputs").
+    keys = LAYOUT.video_outputs(job.key, pin.describe()["etag"] if superseded and pin else None)
     S3.upload_file(
         str(keypoints), job.output_bucket, keys.keypoints, ExtraArgs={"ContentType": "application/json"}
     )
@@ -196,11 +210,12 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
             Bucket=job.output_bucket, Key=keys.analysis_file(name), Body=data, ContentType=content_type(name)
         )
     analysed = time.perf_counter()
-    if failed:
+    if failed and not superseded:  # the key's error record is the newest upload's
         reason = failure_reason(failed, len(chunks)) + "; their frames are marked not processed"
         write_error_record(S3, CONFIG, job.key, stage="aggregate", reason=reason, code="chunks_failed")
     summary = {
         "job": job.id,
+        "input": {"uri": job.video, **(pin.describe() if pin else {}), "superseded": superseded},
         **aggregated.summary(
             info, chunks, smoothing=AGGREGATE.smoothing.enabled,
             stages_wall_s={"download": downloaded - started, "probe": probed - downloaded,
@@ -230,6 +245,17 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
         "annotated": s3_uri(job.output_bucket, keys.annotated),
         "summary": s3_uri(job.output_bucket, keys.summary),
     }
+
+
+def _superseded(pin: PinnedObject) -> bool:
+    """Whether the key now holds another upload than the job's (or none)."""
+    try:
+        head = S3.head_object(Bucket=pin.bucket, Key=pin.key)
+    except ClientError as err:
+        if is_not_found(err):
+            return True
+        raise
+    return str(head["ETag"]).strip('"') != pin.etag.strip('"')
 
 
 def read_chunk_results(job: Job, chunks: list[Chunk], failed: dict[int, str]) -> Iterator[ChunkResult | None]:
@@ -273,6 +299,7 @@ def _repair(job: Job, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
     put_json(S3, job.output_bucket, agreement, {"frames": [frame.to_dict() for frame in agree_with]})
     body = {
         "video": job.video,
+        **(video_version(job_pin(job.model_dump())) if job.etag else {}),
         "chunk": repair.to_dict(),
         "output": s3_uri(job.output_bucket, output),
         "options": request_options(CONFIG),

@@ -2,8 +2,11 @@
 
 One handler for three event kinds (see ``docs/CLOUD.md`` for the key layout):
 
-- API Gateway (REST, payload v1): ``POST /videos`` (``{"filename": "..."}`` as JSON, or
-  ``?filename=``) answers ``201`` with a job id and a presigned PUT URL under ``videos/``;
+- API Gateway (REST, payload v1): ``POST /videos`` (``{"filename": "...", "size_bytes": N}`` as
+  JSON, or ``?filename=``) answers ``201`` with a job id and a presigned PUT URL under
+  ``videos/``, or for ``size_bytes`` over 100 MB a multipart upload (presigned part URLs,
+  :mod:`posepipe.cloud.multipart`), resumed by ``GET /videos/{job}/upload`` and finished by
+  ``POST /videos/{job}/complete``; a declared size over the limit is ``413 too_large``;
   ``GET /jobs/{id}`` answers ``200`` with the job's status. Errors are
   ``{"error": code, "message": ...}`` with a 4xx status, or ``500`` ``internal``.
 - S3 ``ObjectCreated`` notifications and EventBridge ``Object Created`` events for
@@ -32,12 +35,19 @@ from posepipe.cloud.api_errors import ApiError, register_error_handlers
 from posepipe.cloud.api_requests import media_type, request_body
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.events import ObjectEvent, dispatch_event
-from posepipe.cloud.jobs_api import job_status, new_upload
+from posepipe.cloud.jobs_api import complete_video_upload, job_status, new_upload, upload_state
 from posepipe.cloud.keys import execution_arn, job_id, name_after_prefix
 from posepipe.cloud.storage import s3_client
 from posepipe.errors import InputError
 
 STAGE = "video_jobs"
+_INPUT_ERROR_STATUS = {
+    "not_found": 404,
+    "too_large": 413,
+    "upload_incomplete": 409,
+    "upload_complete": 409,
+    "not_multipart": 409,
+}
 
 config = PipelineConfig.from_env()
 s3 = s3_client()  # SigV4 presigning: valid in every region and for SSE-KMS objects
@@ -66,12 +76,14 @@ def handle_object(obj: ObjectEvent) -> dict[str, Any]:
     """One object event: a created video starts its job, anything else is skipped."""
     if not obj.created:
         return _skipped(obj.bucket, obj.key, f"event {obj.name}")
-    return start_job(obj.bucket, obj.key, obj.etag)
+    return start_job(obj.bucket, obj.key, obj.etag, obj.version_id)
 
 
 @tracer.capture_method(capture_response=False)
-def start_job(bucket: str, key: str, etag: str) -> dict[str, Any]:
-    """Start the execution of one version of one video (``job_id(key, etag)``), at most once."""
+def start_job(bucket: str, key: str, etag: str, version_id: str = "") -> dict[str, Any]:
+    """Start the execution of one version of one video (``job_id(key, etag)``), at most once; the
+    input names the version (``etag``, and ``version_id`` in a bucket that keeps versions), which
+    every read of the job is pinned to (:mod:`posepipe.cloud.pinning`)."""
     if bucket != config.input_bucket:
         return _skipped(bucket, key, f"bucket {bucket} is not the input bucket")
     try:
@@ -90,7 +102,10 @@ def start_job(bucket: str, key: str, etag: str) -> dict[str, Any]:
         # ExecutionAlreadyExists covers a duplicate delivered between the look and the start.
         if _execution_exists(arn):
             return _duplicate(result)
-        payload = json.dumps({"bucket": bucket, "key": key, "etag": etag})
+        request = {"bucket": bucket, "key": key, "etag": etag}
+        if version_id and version_id != "null":
+            request["version_id"] = version_id
+        payload = json.dumps(request)
         try:
             sfn.start_execution(stateMachineArn=config.state_machine_arn, name=name, input=payload)
         except sfn.exceptions.ExecutionAlreadyExists:
@@ -132,10 +147,28 @@ def _skipped(bucket: str, key: str, reason: str) -> dict[str, Any]:
 
 @app.post("/videos")
 def post_videos() -> Response[dict[str, Any]]:
-    upload = new_upload(s3, config, _requested_filename(app.current_event))
+    request = _request_object(app.current_event)
+    filename = _filename(app.current_event, request)
+    upload = new_upload(s3, config, filename, _size_bytes(request))
     metrics.add_metric(name="UploadSlots", unit=MetricUnit.Count, value=1)
-    logger.info("upload slot issued", extra={"job": upload["job"], "object_key": upload["key"]})
+    logger.info(
+        "upload slot issued",
+        extra={"job": upload["job"], "object_key": upload["key"], "method": upload["upload"]["method"]},
+    )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=upload)
+
+
+@app.get("/videos/<job>/upload")
+def get_video_upload(job: str) -> dict[str, Any]:
+    return upload_state(s3, config, job)
+
+
+@app.post("/videos/<job>/complete")
+def post_video_complete(job: str) -> dict[str, Any]:
+    done = complete_video_upload(s3, config, job)
+    metrics.add_metric(name="MultipartUploadsCompleted", unit=MetricUnit.Count, value=1)
+    logger.info("multipart upload completed", extra={"job": job, "size_bytes": done["size_bytes"]})
+    return done
 
 
 @app.get("/jobs/<job>")
@@ -144,12 +177,11 @@ def get_job(job: str) -> dict[str, Any]:
     return job_status(s3, sfn, config, job)
 
 
-def _requested_filename(event: APIGatewayProxyEvent) -> str:
-    """The body's ``filename`` (a JSON object), else the ``filename`` query parameter."""
-    query = event.query_string_parameters.get("filename") or ""
+def _request_object(event: APIGatewayProxyEvent) -> dict[str, Any]:
+    """The body's JSON object (``{}`` for no body)."""
     body = _body_text(event)
     if not body.strip():
-        return query
+        return {}
     kind = media_type(event)
     if kind != "application/json" and not kind.endswith("+json"):
         raise ApiError(
@@ -161,12 +193,27 @@ def _requested_filename(event: APIGatewayProxyEvent) -> str:
         raise ApiError(400, "bad_body", f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_body", 'the body must be a JSON object: {"filename": "..."}')
-    filename = data.get("filename")
+    return data
+
+
+def _filename(event: APIGatewayProxyEvent, request: dict[str, Any]) -> str:
+    """The body's ``filename``, else the ``filename`` query parameter."""
+    filename = request.get("filename")
     if filename is None:
-        return query
+        return event.query_string_parameters.get("filename") or ""
     if not isinstance(filename, str):
         raise ApiError(400, "invalid_parameter", f"filename must be a string, not {filename!r}")
     return filename
+
+
+def _size_bytes(request: dict[str, Any]) -> int | None:
+    """The body's ``size_bytes`` (None when it is left out)."""
+    size = request.get("size_bytes")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise ApiError(400, "invalid_parameter", f"size_bytes must be a whole number of bytes, not {size!r}")
+    return size
 
 
 def _body_text(event: APIGatewayProxyEvent) -> str:
@@ -180,6 +227,6 @@ register_error_handlers(
     app,
     logger,
     metrics,
-    input_error=lambda exc: ApiError(404 if exc.code == "not_found" else 400, exc.code, str(exc)),
+    input_error=lambda exc: ApiError(_INPUT_ERROR_STATUS.get(exc.code, 400), exc.code, str(exc)),
     internal=ApiError(500, "internal", "the request could not be handled; try again later"),
 )

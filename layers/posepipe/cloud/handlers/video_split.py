@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import job_id
+from posepipe.cloud.pinning import PinnedObject, superseded_is_input_error
 from posepipe.cloud.rejections import rejection
 from posepipe.cloud.s3_reader import S3RangeReader
 from posepipe.cloud.storage import download, is_not_found, put_json, s3_client, s3_uri
@@ -43,11 +44,13 @@ metrics = Metrics(namespace="posepipe", service="posepipe")
 
 
 class SplitEvent(BaseModel):
-    """The state machine input: one version of one uploaded video."""
+    """The state machine input: one version of one uploaded video (``version_id`` where the
+    bucket keeps versions)."""
 
     bucket: str = Field(min_length=1)
     key: str = Field(min_length=1)
     etag: str = Field(min_length=1)
+    version_id: str | None = None
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -56,12 +59,11 @@ class SplitEvent(BaseModel):
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=SplitEvent)
     logger.append_keys(correlation_id=job_id(request.key, request.etag), input_key=request.key)
+    pin = PinnedObject(request.bucket, request.key, request.etag, request.version_id)
     try:
-        info = probe_video(request.bucket, request.key)
+        info = probe_video(pin)
         check_video_limits(request.key, info, CONFIG)
-        plan = build_split_output(
-            CONFIG, bucket=request.bucket, key=request.key, etag=request.etag, info=info
-        )
+        plan = build_split_output(CONFIG, pin=pin, info=info)
     except InputError as err:
         metrics.add_metric(name="RejectedVideos", unit=MetricUnit.Count, value=1)
         logger.warning("video rejected", extra={"reason": err.reason, "code": err.code})
@@ -81,16 +83,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @tracer.capture_method(capture_response=False)
-def probe_video(bucket: str, key: str) -> VideoInfo:
+def probe_video(pin: PinnedObject) -> VideoInfo:
     """Check the video's size and header against the limits, reading only its header through
     ranged GETs, so that a video over a limit is refused in seconds; then download it to /tmp and
-    probe it whole (the copy is deleted). Errors name ``key``."""
-    with _missing_object_is_input_error(bucket, key):
-        head = S3.head_object(Bucket=bucket, Key=key)
+    probe it whole (the copy is deleted). Every read is of the pinned version
+    (:mod:`posepipe.cloud.pinning`). Errors name the key."""
+    bucket, key = pin.bucket, pin.key
+    with _missing_object_is_input_error(bucket, key), superseded_is_input_error(pin):
+        head = S3.head_object(Bucket=bucket, Key=key, **pin.get_args())
     size = int(head["ContentLength"])
     check_video_size(key, size, CONFIG)
-    reader = S3RangeReader(S3, bucket, key, size=size, etag=str(head["ETag"]))
-    header = probe_header(reader, s3_uri(bucket, key))
+    reader = S3RangeReader(
+        S3, bucket, key, size=size, etag=str(head["ETag"]), version_id=pin.get_args().get("VersionId")
+    )
+    with superseded_is_input_error(pin):
+        header = probe_header(reader, s3_uri(bucket, key))
     logger.info(
         "header probed",
         extra={
@@ -104,8 +111,9 @@ def probe_video(bucket: str, key: str) -> VideoInfo:
     suffix = PurePosixPath(key).suffix[:16]
     with tempfile.TemporaryDirectory(prefix="posepipe-split-") as folder:
         local = Path(folder) / f"video{suffix}"
-        with _missing_object_is_input_error(bucket, key):  # deleted since the HEAD
-            download(S3, bucket, key, local)
+        # deleted or replaced since the HEAD
+        with _missing_object_is_input_error(bucket, key), superseded_is_input_error(pin):
+            download(S3, bucket, key, local, pin.get_args())
         try:
             return probe(local)
         except InputError as err:
