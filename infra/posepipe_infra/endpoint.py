@@ -1,5 +1,5 @@
 """The SageMaker real-time endpoint that runs the chunks: model, endpoint config, endpoint and
-autoscaling on invocations per instance.
+autoscaling on the requests in flight per instance (the endpoint's backlog).
 
 The image is ``sagemaker_endpoint/Dockerfile`` (built by ``cdk deploy``, never by ``cdk synth``).
 The models are the ones built into the image, or ``modelUri``: a ``model.tar.gz`` that
@@ -203,10 +203,15 @@ class InferenceEndpoint(Construct):
                 mutable=False,
             ),
         )
+        # The endpoint's real backlog: the requests in flight at each instance's model, measured
+        # every 10 s (high resolution). An instance admits as many invocations as its server has
+        # threads and refuses the rest at once (503 over_capacity, retried by the state machine),
+        # so a concurrency held at the target means the Map is waiting: more instances. Invocations
+        # per minute would not see it (a refused invocation is quick, a chunk takes 20 s).
         target.scale_to_track_metric(
-            "InvocationsPerInstance",
-            target_value=float(settings.invocations_per_instance),
-            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            "ConcurrentRequestsPerModel",
+            target_value=float(settings.concurrent_requests_per_instance),
+            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
             scale_out_cooldown=Duration.minutes(2),
             scale_in_cooldown=Duration.minutes(10),
         )

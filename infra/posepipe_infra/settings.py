@@ -44,7 +44,7 @@ class DeploymentSettings:
     instance_type: str = "ml.g5.xlarge"
     min_endpoint_instances: int = 1
     max_endpoint_instances: int = 4
-    invocations_per_instance: int = 6
+    concurrent_requests_per_instance: int = 3
     max_video_minutes: int = 20
     max_image_megapixels: int = 40
     model_uri: str = ""
@@ -99,7 +99,7 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "instance_type": "instanceType",
     "min_endpoint_instances": "minEndpointInstances",
     "max_endpoint_instances": "maxEndpointInstances",
-    "invocations_per_instance": "invocationsPerInstance",
+    "concurrent_requests_per_instance": "concurrentRequestsPerInstance",
     "max_video_minutes": "maxVideoMinutes",
     "max_image_megapixels": "maxImageMegapixels",
     "model_uri": "modelUri",
@@ -177,7 +177,7 @@ _PARSERS: Mapping[str, Callable[[str, Any], Any]] = {
     "instance_type": _pattern(_INSTANCE_TYPE, "a SageMaker instance type such as ml.g5.xlarge"),
     "min_endpoint_instances": _integer(1, 100),
     "max_endpoint_instances": _integer(1, 100),
-    "invocations_per_instance": _integer(1, 10_000),
+    "concurrent_requests_per_instance": _integer(1, 1000),
     "max_video_minutes": _integer(1, 25),  # the aggregate's 15 minutes (docs/PERFORMANCE.md)
     "max_image_megapixels": _integer(1, 400),
     "model_uri": _pattern(_MODEL_ARCHIVE_URI, "an s3://bucket/key URI of a model.tar.gz"),

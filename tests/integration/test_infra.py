@@ -448,8 +448,9 @@ def test_endpoint_instance_type_and_autoscaling(default_app: Synthesized, varian
         tracking = policy["TargetTrackingScalingPolicyConfiguration"]
         assert (
             tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
-            == "SageMakerVariantInvocationsPerInstance"
+            == "SageMakerVariantConcurrentRequestsPerModelHighResolution"
         )
+        assert tracking["TargetValue"] == 3.0  # of the 4 invocations a g5.xlarge's server admits
     # an instance type with an EBS volume gets a KMS key; g5 (local NVMe) cannot take one
     assert "KmsKeyId" not in default_app.one("AWS::SageMaker::EndpointConfig")["Properties"]
     assert "KmsKeyId" in variant_app.one("AWS::SageMaker::EndpointConfig")["Properties"]
