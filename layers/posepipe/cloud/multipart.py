@@ -63,15 +63,7 @@ def start_upload(
     (without its ``complete`` and ``resume`` routes, which the caller adds)."""
     started = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
     upload_id = str(started["UploadId"])
-    return {
-        "method": "multipart",
-        "upload_id": upload_id,
-        "size_bytes": plan.size_bytes,
-        "part_bytes": plan.part_bytes,
-        "part_count": plan.count,
-        "parts": list(_signed_parts(s3, bucket, key, upload_id, plan, range(1, plan.count + 1), expires_in)),
-        "expires_in": expires_in,
-    }
+    return _answer(s3, bucket, key, upload_id, plan, range(1, plan.count + 1), expires_in)
 
 
 def uploaded_parts(s3: Any, bucket: str, key: str, upload_id: str) -> dict[int, dict[str, Any]]:
@@ -96,16 +88,9 @@ def resume_upload(
     held = uploaded_parts(s3, bucket, key, upload_id)
     done = [held[n] for n in sorted(held) if n <= plan.count and held[n]["size"] == plan.part(n)[1]]
     missing = [n for n in range(1, plan.count + 1) if n not in {p["part"] for p in done}]
-    return {
-        "method": "multipart",
-        "upload_id": upload_id,
-        "size_bytes": plan.size_bytes,
-        "part_bytes": plan.part_bytes,
-        "part_count": plan.count,
-        "done": [{"part": p["part"], "size": p["size"]} for p in done],
-        "parts": list(_signed_parts(s3, bucket, key, upload_id, plan, missing, expires_in)),
-        "expires_in": expires_in,
-    }
+    answer = _answer(s3, bucket, key, upload_id, plan, missing, expires_in)
+    answer["done"] = [{"part": p["part"], "size": p["size"]} for p in done]
+    return answer
 
 
 def complete_upload(s3: Any, bucket: str, key: str, upload_id: str, plan: PartPlan) -> str:
@@ -127,6 +112,21 @@ def complete_upload(s3: Any, bucket: str, key: str, upload_id: str, plan: PartPl
         Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
     )
     return str(done.get("ETag", ""))
+
+
+def _answer(
+    s3: Any, bucket: str, key: str, upload_id: str, plan: PartPlan, numbers: Any, expires_in: int
+) -> dict[str, Any]:
+    """The ``upload`` object: the plan and the signed URLs of parts ``numbers``."""
+    return {
+        "method": "multipart",
+        "upload_id": upload_id,
+        "size_bytes": plan.size_bytes,
+        "part_bytes": plan.part_bytes,
+        "part_count": plan.count,
+        "parts": list(_signed_parts(s3, bucket, key, upload_id, plan, numbers, expires_in)),
+        "expires_in": expires_in,
+    }
 
 
 def _signed_parts(
