@@ -393,3 +393,42 @@ def test_a_re_upload_while_its_job_runs_is_a_second_job_and_neither_mixes_with_t
     with urllib.request.urlopen(f"{API_URL}/jobs/pinned-walk.mp4", timeout=30) as answer:
         status = json.loads(answer.read())
     assert (status["status"], status["frames"]) == ("succeeded", 20), status
+
+
+def test_twenty_videos_uploaded_at_once_all_complete_with_nothing_lost(
+    s3: Any, sfn: Any, tmp_path: Path, sample: Callable[[str], Path]
+) -> None:
+    """20 uploads at the same moment: 20 executions whose chunks meet an endpoint that admits
+    only what its threads can run and refuses the rest at once (503 over_capacity, retried by
+    the state machine with jitter). Every job succeeds with every frame processed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+    import numpy as np
+
+    walk = write_people_clip(tmp_path, sample("vtest.avi"))
+    with av.open(str(walk)) as video:
+        frames = [np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8) for f in video.decode(video=0)][
+            :20
+        ]
+    clip = encode_frames(tmp_path / "load.mp4", frames, fps=10)
+    keys = [f"videos/load-{n:02d}.mp4" for n in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda key: s3.upload_file(str(clip), INPUT, key), keys))
+    summaries = {key: _wait_for(s3, f"{key}/summary.json", timeout_s=900) for key in keys}
+    ours = _executions(sfn, "load-")
+    assert len(ours) == 20
+    deadline = time.monotonic() + 60
+    while any(e["status"] == "RUNNING" for e in ours) and time.monotonic() < deadline:
+        time.sleep(1)
+        ours = _executions(sfn, "load-")
+    assert sorted(e["status"] for e in ours) == ["SUCCEEDED"] * 20
+    for key, summary in summaries.items():
+        assert (summary["frames"], summary["failed_chunks"], summary["frames_not_processed"]) == (
+            20,
+            [],
+            0,
+        ), key
+        assert summary["person_frames"] > 0, key
+    errors = s3.list_objects_v2(Bucket=OUTPUT, Prefix="errors/videos/load-").get("Contents", [])
+    assert errors == []
