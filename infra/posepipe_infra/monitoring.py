@@ -145,7 +145,10 @@ class Monitoring(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="Endpoint invocations",
-                left=[endpoint_metric("Invocations"), endpoint_metric("ConcurrentRequestsPerModel", "Maximum")],
+                left=[
+                    endpoint_metric("Invocations"),
+                    endpoint_metric("ConcurrentRequestsPerModel", "Maximum"),
+                ],
                 right=[endpoint_metric("Invocation4XXErrors"), endpoint_metric("Invocation5XXErrors")],
                 width=WIDTH,
             ),
