@@ -11,9 +11,10 @@ the job runs changes nothing for it, else ``IfMatch`` on the ETag, so that the j
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -34,9 +35,17 @@ class PinnedObject:
     version_id: str | None = None
 
     @property
+    def bare_etag(self) -> str:
+        """The ETag without the quotes S3 puts around it (as events give it)."""
+        return self.etag.strip('"')
+
+    @property
     def quoted_etag(self) -> str:
-        bare = self.etag.strip('"')
-        return f'"{bare}"'
+        return f'"{self.bare_etag}"'
+
+    def is_held_by(self, head: Mapping[str, Any]) -> bool:
+        """Whether a ``HeadObject`` answer for the key is of this version."""
+        return str(head["ETag"]).strip('"') == self.bare_etag
 
     def get_args(self) -> dict[str, str]:
         """``VersionId``, or ``IfMatch`` when the bucket keeps no versions."""
@@ -46,7 +55,7 @@ class PinnedObject:
 
     def describe(self) -> dict[str, str | None]:
         """What outputs record of the input: ``{"etag", "version_id"}``."""
-        return {"etag": self.etag.strip('"'), "version_id": self.version_id}
+        return {"etag": self.bare_etag, "version_id": self.version_id}
 
 
 def is_changed(error: BaseException) -> bool:

@@ -175,7 +175,7 @@ def build_split_output(config: PipelineConfig, *, pin: PinnedObject, info: Video
         "id": job,
         "bucket": bucket,
         "key": key,
-        "etag": pin.etag.strip('"'),
+        "etag": pin.bare_etag,
         "version_id": pin.version_id,
         "video": video,
         "frame_count": info.frame_count,
@@ -200,7 +200,7 @@ def build_split_output(config: PipelineConfig, *, pin: PinnedObject, info: Video
 def video_version(pin: PinnedObject) -> dict[str, str]:
     """The request fields naming the version to read: ``video_etag``, and ``video_version_id``
     where the bucket keeps versions."""
-    fields = {"video_etag": pin.etag.strip('"')}
+    fields = {"video_etag": pin.bare_etag}
     if pin.version_id and pin.version_id != "null":
         fields["video_version_id"] = pin.version_id
     return fields

@@ -29,6 +29,7 @@ endpoint writes the repair's result to ``work/<job>/repairs/<chunk>.json`` and l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import tempfile
@@ -165,11 +166,8 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     started = time.perf_counter()
     pin = job_pin(job.model_dump()) if job.etag else None
     local = folder / f"video{PurePosixPath(job.key).suffix[:16]}"
-    if pin is None:
-        video = download(S3, job.bucket, job.key, local)
-    else:
-        with superseded_is_input_error(pin):
-            video = download(S3, job.bucket, job.key, local, pin.get_args())
+    with superseded_is_input_error(pin) if pin else contextlib.nullcontext():
+        video = download(S3, job.bucket, job.key, local, pin.get_args() if pin else None)
     downloaded = time.perf_counter()
     info = dataclasses.replace(probe(video), uri=job.video)
     if info.frame_count != job.frame_count:
@@ -193,7 +191,7 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     superseded = pin is not None and _superseded(pin)
     # A job of a version since uploaded again writes beside, under versions/<etag>/: the key's
     # own outputs are the newest upload's (docs/CLOUD.md, "Pinned inputs").
-    keys = LAYOUT.video_outputs(job.key, pin.describe()["etag"] if superseded and pin else None)
+    keys = LAYOUT.video_outputs(job.key, pin.bare_etag if pin and superseded else None)
     S3.upload_file(
         str(keypoints), job.output_bucket, keys.keypoints, ExtraArgs={"ContentType": "application/json"}
     )
@@ -255,7 +253,7 @@ def _superseded(pin: PinnedObject) -> bool:
         if is_not_found(err):
             return True
         raise
-    return str(head["ETag"]).strip('"') != pin.etag.strip('"')
+    return not pin.is_held_by(head)
 
 
 def read_chunk_results(job: Job, chunks: list[Chunk], failed: dict[int, str]) -> Iterator[ChunkResult | None]:
