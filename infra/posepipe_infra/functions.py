@@ -3,8 +3,9 @@
 Memory, timeout and ephemeral storage come from measurement (docs/PERFORMANCE.md, "Lambda
 sizing"). Two kinds of code:
 - zip functions (``video_split``, ``video_jobs``): ``functions/<name>/`` plus the posepipe layer;
-- the container image (``image_infer``, ``aggregate``): MediaPipe, OpenCV and PyAV are over the
-  250 MB a zip may unpack to, so one image (``functions/Dockerfile``) serves both, by ``CMD``.
+- the container image (``image_infer``, ``aggregate``, ``render_segment``, ``join_video``):
+  MediaPipe, OpenCV and PyAV are over the 250 MB a zip may unpack to, so one image
+  (``functions/Dockerfile``) serves them all, by ``CMD``.
 """
 
 from __future__ import annotations

@@ -42,11 +42,14 @@ from posepipe_infra.storage import (
 )
 
 # From measurement: docs/PERFORMANCE.md, "Lambda sizing".
-# One vCPU (1,769 MB) is all each uses; /tmp holds the input (split) or input + 2 x annotated +
-# keypoints (aggregate).
+# One vCPU (1,769 MB) is all most use; render_segment encodes with 2 threads (3,008 MB: about
+# 2 vCPUs). /tmp holds the input (split), keypoints.json (aggregate), one segment (render) or the
+# annotated video (join).
 IMAGE_INFER = Sizing(memory_mb=2048, timeout_s=30)
 VIDEO_SPLIT = Sizing(memory_mb=1024, timeout_s=300, ephemeral_mb=10240)
 AGGREGATE = Sizing(memory_mb=2048, timeout_s=900, ephemeral_mb=10240)
+RENDER_SEGMENT = Sizing(memory_mb=3008, timeout_s=900, ephemeral_mb=2048)
+JOIN_VIDEO = Sizing(memory_mb=1024, timeout_s=900, ephemeral_mb=10240)
 VIDEO_JOBS = Sizing(memory_mb=512, timeout_s=10)
 # Detector, pose model, max poses, chunk planning and limits: posepipe.cloud.deployment, the one
 # configuration this app and `posepipe serve` both read.
@@ -173,8 +176,8 @@ class ImagePath(Construct):
 
 
 class VideoPipeline(Construct):
-    """``split``, ``aggregate``, ``jobs`` (each a BuiltFunction), ``state_machine``, ``rule``,
-    ``dead_letters``."""
+    """``split``, ``aggregate``, ``render``, ``join``, ``jobs`` (each a BuiltFunction),
+    ``state_machine``, ``rule``, ``dead_letters``."""
 
     def __init__(
         self,
@@ -211,12 +214,12 @@ class VideoPipeline(Construct):
             settings=settings,
             sizing=AGGREGATE,
             environment=function_environment("aggregate", settings, storage, endpoint.endpoint_name),
-            description="posepipe: merges chunk results, renders the annotated video",
+            description="posepipe: merges chunk results, hands each chunk's final frames to the render Map",
         )
-        allow_objects(aggregate.role, inputs, VIDEOS_PREFIX, ["s3:GetObject"], "the video being rendered")
         allow_objects(
             aggregate.role, outputs, WORK_PREFIX, ["s3:GetObject", "s3:PutObject"],
-            "the chunk results; PutObject writes the frames a boundary repair agrees with",
+            "the probe and the chunk results; PutObject writes the frames a boundary repair agrees "
+            "with, each chunk's final frames and the render Map's items",
         )  # fmt: skip
         aggregate.role.add_to_principal_policy(  # boundary repairs run on the endpoint
             iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint.endpoint_arn])
@@ -227,10 +230,47 @@ class VideoPipeline(Construct):
             outputs,
             VIDEOS_PREFIX,
             ["s3:PutObject"],
-            "keypoints.json, annotated.mp4, summary.json",
+            "keypoints.json and the motion analysis' files",
+        )
+
+        self.render = render = build_function(
+            self,
+            "RenderSegment",
+            name="render_segment",
+            settings=settings,
+            sizing=RENDER_SEGMENT,
+            environment=function_environment("render_segment", settings, storage),
+            description="posepipe: draws one segment of the annotated video (the render Map's item)",
         )
         allow_objects(
-            aggregate.role, outputs, ERRORS_PREFIX, ["s3:PutObject"], "error records of failed chunks"
+            render.role, inputs, VIDEOS_PREFIX, ["s3:GetObject"], "the segment's range of the video, ranged"
+        )
+        allow_objects(
+            render.role, outputs, WORK_PREFIX, ["s3:GetObject", "s3:PutObject"],
+            "the probe and the chunk's final frames; PutObject writes the segment",
+        )  # fmt: skip
+
+        self.join = join = build_function(
+            self,
+            "JoinVideo",
+            name="join_video",
+            settings=settings,
+            sizing=JOIN_VIDEO,
+            environment=function_environment("join_video", settings, storage),
+            description="posepipe: joins the segments into annotated.mp4, writes summary.json",
+        )
+        allow_objects(join.role, inputs, VIDEOS_PREFIX, ["s3:GetObject"], "the video's audio (ranged GETs)")
+        allow_objects(
+            join.role,
+            outputs,
+            WORK_PREFIX,
+            ["s3:GetObject"],
+            "the probe, the aggregate's output, the segments",
+        )
+        allow_listing(join.role, outputs, [WORK_PREFIX])
+        allow_objects(join.role, outputs, VIDEOS_PREFIX, ["s3:PutObject"], "annotated.mp4, summary.json")
+        allow_objects(
+            join.role, outputs, ERRORS_PREFIX, ["s3:PutObject"], "the record of a job's partial failures"
         )
 
         self.state_machine = self._state_machine(settings, storage, endpoint)
@@ -298,7 +338,7 @@ class VideoPipeline(Construct):
         stack = Stack.of(self)
         self.state_machine_name = name = f"{settings.stack_name}-video"
         role = iam.Role(self, "StateMachineRole", assumed_by=iam.ServicePrincipal("states.amazonaws.com"))
-        for built in (self.split, self.aggregate):
+        for built in (self.split, self.aggregate, self.render, self.join):
             role.add_to_principal_policy(
                 iam.PolicyStatement(
                     actions=["lambda:InvokeFunction"], resources=[built.function.function_arn]
@@ -308,7 +348,7 @@ class VideoPipeline(Construct):
             iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint.endpoint_arn])
         )
         allow_objects(
-            role, storage.output_bucket, WORK_PREFIX, ["s3:GetObject"], "the Distributed Map's manifest"
+            role, storage.output_bucket, WORK_PREFIX, ["s3:GetObject"], "the Distributed Maps' manifests"
         )
         allow_objects(
             role, storage.output_bucket, ERRORS_PREFIX, ["s3:PutObject"], "the error record of a failed job"
@@ -358,6 +398,8 @@ class VideoPipeline(Construct):
             definition_substitutions={
                 "VideoSplitFunctionArn": self.split.function.function_arn,
                 "AggregateFunctionArn": self.aggregate.function.function_arn,
+                "RenderSegmentFunctionArn": self.render.function.function_arn,
+                "JoinVideoFunctionArn": self.join.function.function_arn,
                 "EndpointName": endpoint.endpoint_name,
                 "InputBucket": storage.input_bucket.bucket_name,
                 "OutputBucket": storage.output_bucket.bucket_name,

@@ -64,6 +64,8 @@ class PosepipeStack(Stack):
                 ("image_infer", self.images.built),
                 ("video_split", self.videos.split),
                 ("aggregate", self.videos.aggregate),
+                ("render_segment", self.videos.render),
+                ("join_video", self.videos.join),
                 ("video_jobs", self.videos.jobs),
                 ("failure_records", self.failures.built),
             ],

@@ -21,6 +21,8 @@ def deployed_environments(app: Synthesized) -> dict[str, dict[str, Any]]:
         "image_infer": stack.images.built,
         "video_split": stack.videos.split,
         "aggregate": stack.videos.aggregate,
+        "render_segment": stack.videos.render,
+        "join_video": stack.videos.join,
         "video_jobs": stack.videos.jobs,
         "failure_records": stack.failures.built,
     }

@@ -380,6 +380,8 @@ def test_state_machine_is_the_asl_file_after_substitution(default_app: Synthesiz
     substitutions = {
         "VideoSplitFunctionArn": f"<GetAtt:{default_app.logical_id(stack.videos.split.function)}.Arn>",
         "AggregateFunctionArn": f"<GetAtt:{default_app.logical_id(stack.videos.aggregate.function)}.Arn>",
+        "RenderSegmentFunctionArn": f"<GetAtt:{default_app.logical_id(stack.videos.render.function)}.Arn>",
+        "JoinVideoFunctionArn": f"<GetAtt:{default_app.logical_id(stack.videos.join.function)}.Arn>",
         "EndpointName": f"<GetAtt:{endpoint_id}.EndpointName>",
         "InputBucket": f"<Ref:{default_app.logical_id(stack.storage.input_bucket)}>",
         "OutputBucket": f"<Ref:{default_app.logical_id(stack.storage.output_bucket)}>",
@@ -502,6 +504,8 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
             ("image_infer", stack.images.built),
             ("video_split", stack.videos.split),
             ("aggregate", stack.videos.aggregate),
+            ("render_segment", stack.videos.render),
+            ("join_video", stack.videos.join),
             ("video_jobs", stack.videos.jobs),
             ("failure_records", stack.failures.built),
         )
@@ -517,14 +521,15 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
         assert variables["POSEPIPE_CHUNK_SECONDS"] == "60", name
         assert variables["POSEPIPE_INVOCATION_SECONDS"] == "20", name
         assert variables["POSEPIPE_DETECTOR"] == "centernet", name
-    for name in ("image_infer", "aggregate"):
+    for name in ("image_infer", "aggregate", "render_segment", "join_video"):
         assert functions[name]["PackageType"] == "Image"
         assert functions[name]["ImageConfig"]["Command"] == [f"{name}.app.handler"]
     for name in ("video_split", "video_jobs", "failure_records"):
         assert functions[name]["Runtime"] == "python3.13"
         assert functions[name]["Handler"] == "app.handler"
         assert len(functions[name]["Layers"]) == 1
-    assert functions["aggregate"]["Timeout"] == 900
+    for name in ("aggregate", "render_segment", "join_video"):
+        assert functions[name]["Timeout"] == 900, name
     assert "POSEPIPE_STATE_MACHINE_ARN" in functions["video_jobs"]["Environment"]["Variables"]
     variant = variant_app.stack
     split = variant_app.resources[variant_app.logical_id(variant.videos.split.function)]["Properties"]
@@ -667,7 +672,7 @@ def test_stack_name_sets_the_resource_names(variant_app: Synthesized) -> None:
 def test_template_assertions_api(default_app: Synthesized) -> None:
     """The same facts through aws_cdk.assertions' matchers (resource counts and key properties)."""
     template = default_app.template
-    template.resource_count_is("AWS::Lambda::Function", 5)
+    template.resource_count_is("AWS::Lambda::Function", 7)
     template.resource_count_is("AWS::S3::Bucket", 3)
     template.has_resource_properties(
         "AWS::S3::Bucket",
@@ -696,7 +701,10 @@ def test_container_functions_match_the_dockerfile(default_app: Synthesized) -> N
         for function in default_app.of_type("AWS::Lambda::Function").values()
         if function["Properties"].get("PackageType") == "Image"
     ]
-    assert sorted(commands) == [["aggregate.app.handler"], ["image_infer.app.handler"]]
+    assert sorted(commands) == [
+        ["aggregate.app.handler"], ["image_infer.app.handler"], ["join_video.app.handler"],
+        ["render_segment.app.handler"],
+    ]  # fmt: skip
     for (command,) in commands:
         name = command.split(".")[0]
         assert f"COPY functions/{name}/app.py /var/task/{name}/app.py" in dockerfile

@@ -29,6 +29,7 @@ from tests.support.paths import REPO
 pytestmark = pytest.mark.stack
 
 INPUT, OUTPUT = "posepipe-input", "posepipe-output"
+PIPELINE_FUNCTIONS = ("video_split", "aggregate", "render_segment", "join_video")
 
 
 def test_one_definition_with_every_placeholder_and_valid_asl(tmp_path: Path) -> None:
@@ -118,11 +119,45 @@ def split_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def aggregate_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The aggregate's answers: a refusal when every chunk failed, else the render Map's items
+    (one segment, two for a video whose key ends in ``.two.mp4``) and what it made for the join
+    (here: the Map's chunk results, which the join stub gives back)."""
+    import boto3
+
     failed = [r for r in event["chunk_results"] if r.get("failed") or r.get("refused")]
     if len(failed) == len(event["chunk_results"]):
         reason = f"{len(failed)} of {len(failed)} chunks failed: " + json.dumps(failed)[:300]
         return {"rejected": {"key": event["job"]["key"], "code": "chunks_failed", "reason": reason}}
-    return {"job": event["job"], "chunk_results": event["chunk_results"]}
+    s3 = boto3.client("s3")
+    segments = 2 if event["job"]["key"].endswith(".two.mp4") else 1
+    chunks = [{"index": i, "start": 3 * i, "stop": 3 * i + 3, "warmup_start": 0} for i in range(segments)]
+    items = [{"job": event["job"], "chunk": chunk} for chunk in chunks]
+    s3.put_object(Bucket=OUTPUT, Key="work/job/segments.json", Body=json.dumps(items).encode())
+    made = json.dumps(event["chunk_results"]).encode()
+    s3.put_object(Bucket=OUTPUT, Key="work/job/aggregated.json", Body=made)
+    return {
+        "job": event["job"],
+        "render": {"bucket": OUTPUT, "key": "work/job/segments.json"},
+        "aggregated": "work/job/aggregated.json",
+    }
+
+
+RENDERED: list[int] = []
+
+
+def render_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """render_segment's answers: a segment made, but chunk 1 of a ``.two.mp4`` video fails every time."""
+    RENDERED.append(event["chunk"]["index"])
+    if event["job"]["key"].endswith(".two.mp4") and event["chunk"]["index"] == 1:
+        raise MemoryError("out of memory drawing chunk 1")
+    return {"chunk": event["chunk"]["index"]}
+
+
+def join_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    import boto3
+
+    made = boto3.client("s3").get_object(Bucket=OUTPUT, Key=event["aggregated"])["Body"].read()
+    return {"job": event["job"], "chunk_results": json.loads(made), "rendered": sorted(RENDERED)}
 
 
 @pytest.fixture
@@ -140,8 +175,12 @@ def aws(
     import boto3
 
     with local_aws(
-        monkeypatch, {"video_split": split_stub, "aggregate": aggregate_stub}, flaky[1].url
-    ) as stack:
+        monkeypatch,
+        {"video_split": split_stub, "aggregate": aggregate_stub, "render_segment": render_stub,
+         "join_video": join_stub},
+        flaky[1].url,
+    ) as stack:  # fmt: skip
+        RENDERED.clear()
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=INPUT)
         s3.create_bucket(Bucket=OUTPUT)
@@ -159,12 +198,24 @@ def test_endpoint_failing_twice_is_retried_then_succeeds(
     assert output["chunk_results"] == [
         {"output": f"s3://{OUTPUT}/work/job/chunks/00000.json", "chunk": 0, "frames": 3, "person_frames": 1}
     ]
+    assert output["rendered"] == [0]  # the render Map's one item, then the join
     assert flaky[0].calls == 3
     events = history(done["executionArn"])
     failed = [e for e in events if e["type"] == "TaskFailed"]
     assert len(failed) == 2
     assert all(e["taskFailedEventDetails"]["error"] == "SageMakerRuntime.ModelErrorException" for e in failed)
     assert "Received server error (500)" in failed[0]["taskFailedEventDetails"]["cause"]
+
+
+@pytest.mark.parametrize("flaky", [0], indirect=True)
+def test_a_render_segment_that_fails_is_not_retried_and_the_join_still_runs(aws: LocalAws) -> None:
+    """A segment whose Lambda raises (its own error: another try would fail the same) is caught
+    in the render Map, once; the job goes on to the join, which reports it partial."""
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    done = run_execution(machine, "render", {"bucket": INPUT, "key": "videos/clip.two.mp4", "etag": "e"})
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"])["rendered"] == [0, 1]  # each item once: no retry of chunk 1
+    assert RENDERED.count(1) == 1
 
 
 @pytest.mark.parametrize("flaky", [1000], indirect=True)
@@ -295,7 +346,7 @@ def test_real_functions_and_endpoint_on_a_real_clip(
         try:
             stack.runtime_app.endpoints["posepipe-pose"] = container.url
             stack.lambda_app.handlers.update(
-                {name: load_function(name).handler for name in ("video_split", "aggregate")}
+                {name: load_function(name).handler for name in PIPELINE_FUNCTIONS}
             )
             s3 = boto3.client("s3")
             s3.create_bucket(Bucket=INPUT)
@@ -320,4 +371,8 @@ def test_real_functions_and_endpoint_on_a_real_clip(
     assert [len(f["persons"]) for f in keypoints["frames"]] == [1] * 30
     assert len(summary["chunks"]) >= 2
     assert summary["failed_chunks"] == []
+    assert summary["render_failed"] == []
+    assert summary["render_segments"] == len(summary["chunks"])
+    assert summary["annotated"] == f"s3://{OUTPUT}/videos/drift.mp4/annotated.mp4"
+    assert sum(1 for key in work if "/segments/" in key) == len(summary["chunks"])  # drawn one a chunk
     assert any(key.endswith("chunks.json") for key in work) == (manifest_threshold == "1")

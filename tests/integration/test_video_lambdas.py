@@ -1,12 +1,16 @@
-"""The video pipeline's Lambdas, ``video_split`` and ``aggregate``, on real media in a moto S3.
+"""The video pipeline's Lambdas, ``video_split``, ``aggregate``, ``render_segment`` and
+``join_video``, on real media in a moto S3.
 
 The endpoint's part is played by calling ``posepipe.video.stages.infer_chunk`` for each request the
-split returns and writing its ``ChunkResult`` where the request says, as the server does.
+split returns and writing its ``ChunkResult`` where the request says, as the server does; the
+render Map's by invoking ``render_segment`` on each item the aggregate wrote, as the state
+machine does (:func:`render_and_join`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import logging
@@ -36,7 +40,7 @@ from posepipe.cloud.video_job import (
 )
 from posepipe.engines.base import InferenceOptions
 from posepipe.media.decode import read_frames
-from posepipe.media.probe import VideoInfo
+from posepipe.media.probe import VideoInfo, probe
 from posepipe.result import validate_result
 from posepipe.video.stages import Chunk, infer_chunk
 
@@ -183,14 +187,20 @@ def test_split_plans_vtest_in_chunks_that_cover_every_frame(
         assert item["request"] == {
             "video": f"s3://{INPUT}/videos/vtest.avi",
             "video_etag": etag.strip('"'),
+            "video_info": f"s3://{OUTPUT}/work/{job_name}/video.json",  # the endpoint reads ranges with it
             "chunk": chunk.to_dict(),
             "output": f"s3://{OUTPUT}/work/{job_name}/chunks/{chunk.index:05d}.json",
             "options": {"max_poses": 20, "min_detection_confidence": 0.5, "min_presence_confidence": 0.5,
                         "min_tracking_confidence": 0.5, "detector": "centernet", "detect_every": 4},
         }  # fmt: skip
-    assert leftovers("posepipe-split-") == before  # the download is gone
+    assert leftovers("posepipe-split-") == before  # nothing in /tmp: the video is read by ranges
+    # The probe, written once for the functions after the split: exactly what probing the file gives.
+    written = VideoInfo.from_dict(output_json(s3, f"work/{job_name}/video.json"))
+    assert written == dataclasses.replace(probe(sample("vtest.avi")), uri=f"s3://{INPUT}/videos/vtest.avi")
 
     records = stdout_json(capsys.readouterr().out)
+    [probed] = [r for r in records if r.get("message") == "video probed"]
+    assert probed["bytes_read"] == sample("vtest.avi").stat().st_size  # read once, start to end
     logs = [r for r in records if r.get("message") == "video split"]
     assert logs
     assert logs[0]["correlation_id"] == job_name
@@ -395,6 +405,29 @@ def split_and_infer(
     return {**fixture, "job": split["job"], "chunk_results": items}
 
 
+def render_and_join(
+    s3: Any,
+    lambda_module: Loader,
+    aggregated: dict[str, Any],
+    env: dict[str, str],
+    skip: frozenset[int] = frozenset(),
+) -> dict[str, Any]:
+    """What the state machine does after the aggregate: each item of the render Map on
+    ``render_segment`` (but ``skip``'s, as if their Lambdas kept failing), then ``join_video``;
+    its answer."""
+    render = lambda_module("render_segment", **env)
+    manifest = aggregated["render"]
+    items = json.loads(s3.get_object(Bucket=manifest["bucket"], Key=manifest["key"])["Body"].read())
+    for item in items:
+        if item["chunk"]["index"] not in skip:
+            answer = render.handler(item, lambda_context("render_segment"))
+            assert answer["frames"] == item["chunk"]["stop"] - item["chunk"]["start"]
+    join = lambda_module("join_video", **env)
+    payload = {"job": aggregated["job"], "render": manifest, "aggregated": aggregated["aggregated"]}
+    out: dict[str, Any] = join.handler(payload, lambda_context("join_video"))
+    return out
+
+
 def output_json(s3: Any, key: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(s3.get_object(Bucket=OUTPUT, Key=key)["Body"].read())
     return data
@@ -416,7 +449,15 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
     before = leftovers("posepipe-aggregate-")
     app = lambda_module("aggregate", **CLIP_ENV)
-    out = app.handler(copy.deepcopy(aggregate_event), lambda_context())
+    aggregated = app.handler(copy.deepcopy(aggregate_event), lambda_context())
+    job = aggregate_event["job"]["id"]
+    assert aggregated == {
+        "job": aggregate_event["job"],
+        "render": {"bucket": OUTPUT, "key": f"work/{job}/segments.json"},
+        "aggregated": f"work/{job}/aggregated.json",
+    }
+    assert "videos/clip.mp4/summary.json" not in output_keys(s3)  # the join writes it, last
+    out = render_and_join(s3, lambda_module, aggregated, CLIP_ENV)
 
     base = f"s3://{OUTPUT}/videos/clip.mp4"
     assert out == {
@@ -452,7 +493,6 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     # ends with, and the boundary repair, run by the endpoint, brings them back.
     assert summary["boundary_repairs"] == 1
     assert "repair_frames" in summary["chunks"][2]["timings"]
-    job = aggregate_event["job"]["id"]
     repair = output_json(s3, f"work/{job}/repairs/00002.json")  # written by the endpoint
     assert repair["chunk"]["index"] == 2
     assert repair["chunk"]["warmup_start"] < clip_chunk_results[2]["chunk"]["warmup_start"]
@@ -468,6 +508,8 @@ def test_aggregate_writes_keypoints_annotated_video_and_summary(
     assert keypoints["frames"][chunk2["start"]]["persons"]
     assert summary["stages_cpu_s"]["inference"] > 0
     assert summary["stages_cpu_s"]["encode"] > 0
+    assert summary["frames_decoded_for_render"] == CLIP_FRAMES  # by the segments, from the source in S3
+    assert (summary["render_segments"], summary["render_failed"]) == (3, [])
     assert summary["source"]["uri"] == f"s3://{INPUT}/videos/clip.mp4"
     assert not any(key.startswith("errors/") for key in output_keys(s3))
     assert leftovers("posepipe-aggregate-") == before
@@ -508,7 +550,7 @@ def test_a_chunk_that_failed_is_marked_not_processed_and_the_job_succeeds_with_a
     """The aggregate tolerates one failed chunk of three; the job API then reports the results."""
     aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip={1})
     app = lambda_module("aggregate", POSEPIPE_MAX_FAILED_CHUNK_RATIO="0.5", **CLIP_ENV)
-    app.handler(aggregate_event, lambda_context())
+    render_and_join(s3, lambda_module, app.handler(aggregate_event, lambda_context()), CLIP_ENV)
 
     failed = clip_chunk_results[1]["chunk"]
     start, stop = failed["start"], failed["stop"]
@@ -560,7 +602,8 @@ def test_a_failed_motion_analysis_leaves_the_results_whole_and_the_job_warns(
         raise MemoryError("out of memory reading the keypoints")
 
     monkeypatch.setattr(app, "analysis_outputs", fails)
-    app.handler(copy.deepcopy(aggregate_event), lambda_context())
+    aggregated = app.handler(copy.deepcopy(aggregate_event), lambda_context())
+    render_and_join(s3, lambda_module, aggregated, CLIP_ENV)
     keys = output_keys(s3)
     assert {f"videos/clip.mp4/{n}" for n in ("keypoints.json", "annotated.mp4", "summary.json")} <= keys
     assert not any(key.endswith((".csv", ".trc", ".c3d", "analysis.json")) for key in keys)
@@ -575,6 +618,39 @@ def test_a_failed_motion_analysis_leaves_the_results_whole_and_the_job_warns(
         "message": "the motion analysis failed (MemoryError: out of memory reading the keypoints); the "
         "keypoints, the annotated video and the summary are whole",
     }
+
+
+def test_a_segment_that_could_not_be_rendered_leaves_the_job_partial_and_its_keypoints_whole(
+    s3: Any,
+    lambda_module: Loader,
+    short_clip: Path,
+    clip_chunk_results: dict[int, dict[str, Any]],
+    repair_endpoint: str,
+) -> None:
+    """A render Lambda that kept failing (chunk 1's): no annotated video, never a half one; the
+    keypoints, the analysis and the summary are whole, the record and the job API say what is missing."""
+    aggregate_event = split_and_infer(s3, lambda_module, short_clip, clip_chunk_results, skip=set())
+    aggregated = lambda_module("aggregate", **CLIP_ENV).handler(aggregate_event, lambda_context())
+    out = render_and_join(s3, lambda_module, aggregated, CLIP_ENV, skip=frozenset({1}))
+    assert out["outputs"]["annotated"] is None
+    keys = output_keys(s3)
+    assert "videos/clip.mp4/annotated.mp4" not in keys
+    assert {f"videos/clip.mp4/{n}" for n in ("keypoints.json", "summary.json", "analysis.json")} <= keys
+    assert len(output_json(s3, "videos/clip.mp4/keypoints.json")["frames"]) == CLIP_FRAMES
+    summary = output_json(s3, "videos/clip.mp4/summary.json")
+    assert (summary["render_segments"], summary["render_failed"], summary["annotated"]) == (3, [1], None)
+    assert summary["failed_chunks"] == []
+    record = output_json(s3, "errors/videos/clip.mp4.json")
+    assert (record["stage"], record["code"]) == ("render", "render_failed")
+    assert record["reason"] == (
+        "1 of 3 segments of the annotated video could not be rendered (chunks 1), so it was not made; "
+        "keypoints.json and the motion analysis are whole"
+    )
+    status, answer = job_status(lambda_module, "clip.mp4")
+    assert (status, answer["status"]) == (200, "succeeded"), answer
+    assert set(answer["results"]) == {"keypoints", "summary", "analysis"}
+    [warning] = answer["warnings"]
+    assert (warning["code"], warning["segments"]) == ("render_failed", [1])
 
 
 def test_a_job_with_too_many_failed_chunks_has_failed(

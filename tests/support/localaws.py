@@ -92,6 +92,8 @@ def create_video_state_machine(
         {
             "VideoSplitFunctionArn": function_arn("video_split"),
             "AggregateFunctionArn": function_arn("aggregate"),
+            "RenderSegmentFunctionArn": function_arn("render_segment"),
+            "JoinVideoFunctionArn": function_arn("join_video"),
             "EndpointName": ENDPOINT,
             "InputBucket": input_bucket,
             "OutputBucket": output_bucket,

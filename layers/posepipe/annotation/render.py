@@ -13,6 +13,7 @@ without B-frames so that their decode timestamps join monotonically.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from posepipe.media.decode import (
 )
 from posepipe.media.encode import VideoWriter
 from posepipe.media.probe import VideoInfo
+from posepipe.media.sources import MediaSource, open_input, source_name
 from posepipe.result import Frame
 
 SEGMENT_ENCODER_OPTIONS = {"bf": "0"}
@@ -46,7 +48,7 @@ NOT_PROCESSED_NOTE = "not processed: this part of the video failed"
 
 
 def render_frames(
-    video: str | Path,
+    video: MediaSource,
     info: VideoInfo,
     frames: Sequence[Frame],
     destination: Path,
@@ -157,25 +159,29 @@ def _overlay(frame: Frame, processing_fps: float | None) -> dict[str, Any]:
     }
 
 
-def join_segments(segments: Iterable[Path], destination: Path, audio_from: str | Path | None = None) -> int:
+def join_segments(
+    segments: Iterable[MediaSource], destination: Path, audio_from: MediaSource | None = None
+) -> int:
     """Join H.264 MP4 segments (same size and settings) into one faststart MP4 by stream copy.
 
+    Segments and ``audio_from`` are paths or seekable files (segments in S3, read by ranged GETs).
     The first audio stream of ``audio_from``, if any, is copied in alongside (or transcoded to
     AAC where MP4 cannot hold it), interleaved with the video. Returns the video packets written.
     """
-    segment_list = list(segments)
-    if not segment_list:
+    pending = iter(segments)  # one at a time: a segment read from S3 holds its buffers while open
+    first_segment = next(pending, None)
+    if first_segment is None:
         raise ValueError("no segments to join")
     written = 0
     first_t: float | None = None
     end_t = 0.0
     with av.open(str(destination), "w", format="mp4", container_options={"movflags": "+faststart"}) as output:
-        with av.open(str(segment_list[0])) as first:
+        with open_input(first_segment) as first:
             out_video = output.add_stream_from_template(first.streams.video[0])
-        audio = AudioCopier(output, Path(audio_from)) if audio_from is not None else None
+        audio = AudioCopier(output, audio_from) if audio_from is not None else None
         last_dts: int | None = None
-        for segment in segment_list:
-            with av.open(str(segment)) as container:
+        for segment in itertools.chain([first_segment], pending):
+            with open_input(segment) as container:
                 stream = container.streams.video[0]
                 time_base = stream.time_base
                 assert time_base is not None
@@ -183,7 +189,9 @@ def join_segments(segments: Iterable[Path], destination: Path, audio_from: str |
                     if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
                         continue
                     if last_dts is not None and packet.dts <= last_dts:
-                        raise RuntimeError(f"{segment}: decode timestamps overlap the previous segment")
+                        raise RuntimeError(
+                            f"{source_name(segment)}: decode timestamps overlap the previous segment"
+                        )
                     last_dts = packet.dts
                     start = float(packet.pts * time_base)
                     first_t = start if first_t is None else first_t

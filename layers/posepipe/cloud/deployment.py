@@ -27,7 +27,15 @@ from dataclasses import dataclass
 # The top-down engine's default detector (posepipe.engines.base.DEFAULT_DETECTOR, which imports
 # NumPy: video_jobs and video_split import this module and must stay light).
 DEFAULT_DETECTOR = "centernet"
-FUNCTIONS = ("image_infer", "video_split", "aggregate", "video_jobs", "failure_records")
+FUNCTIONS = (
+    "image_infer",
+    "video_split",
+    "aggregate",
+    "render_segment",
+    "join_video",
+    "video_jobs",
+    "failure_records",
+)
 ENDPOINT = "endpoint"
 COMPONENTS = (*FUNCTIONS, ENDPOINT)
 

@@ -9,12 +9,13 @@ name comes from the key and the ETag.
 
 The statuses, in the order they are decided:
 
-- ``succeeded``: the summary of the upload the key holds now exists (the aggregate writes it
+- ``succeeded``: the summary of the upload the key holds now exists (join_video writes it
   last, as its "done" marker; a summary of an earlier upload of the key is not this job's), with
   presigned URLs of the results (``analysis``: the motion analysis' ``analysis.json``, beside
   which its other files lie); when some chunks failed (fewer than the job can stand) it carries
-  ``warnings`` naming them: their frames are in the results, marked not processed; and one when
-  the motion analysis failed, which leaves the other results whole.
+  ``warnings`` naming them: their frames are in the results, marked not processed; one when
+  the motion analysis failed, which leaves the other results whole; and one (``render_failed``)
+  when segments of the annotated video could not be rendered: then there is no ``annotated``.
 - ``running``, ``failed``, ``timed_out``, ``aborted``: the video is uploaded and its execution
   says so (a failed one with its error record, or the execution's own error when it left none).
   An error record while the execution still runs is not yet a failure: it is either a partial
@@ -224,6 +225,18 @@ def _succeeded(
         "person_frames": summary.get("person_frames"),
     }
     warnings = [_chunk_warning(chunk) for chunk in summary.get("failed_chunks") or []]
+    if summary.get("render_failed"):  # the annotated video was not made; the rest is whole
+        del answer["results"]["annotated"]
+        failed = summary["render_failed"]
+        warnings.append(
+            {
+                "code": "render_failed",
+                "segments": failed,
+                "message": f"{len(failed)} of {summary.get('render_segments')} segments of the annotated "
+                "video could not be rendered, so there is no annotated video; the keypoints, the motion "
+                "analysis and the summary are whole",
+            }
+        )
     motion = summary.get("motion") or {}
     if "error" in motion:
         warnings.append(

@@ -102,6 +102,30 @@ class KeyLayout:
         """The earlier frames a boundary repair may stop agreeing with (the aggregate writes them)."""
         return f"{self.config.work_prefix}{job}/repairs/{index:05d}-agree.json"
 
+    def video_info(self, job: str) -> str:
+        """The probed video (``VideoInfo.to_dict``): video_split writes it, the functions after it read it."""
+        return f"{self.config.work_prefix}{job}/video.json"
+
+    def final_frames(self, job: str, index: int) -> str:
+        """A chunk's final frames (ids set, landmarks smoothed): the aggregate writes them, the
+        chunk's render segment draws them."""
+        return f"{self.config.work_prefix}{job}/frames/{index:05d}.json"
+
+    def render_segment(self, job: str, index: int) -> str:
+        """A chunk's annotated segment (H.264 MP4), joined by stream copy into annotated.mp4."""
+        return f"{self.config.work_prefix}{job}/segments/{index:05d}.mp4"
+
+    def segments_prefix(self, job: str) -> str:
+        return f"{self.config.work_prefix}{job}/segments/"
+
+    def render_manifest(self, job: str) -> str:
+        """The render Map's items, one a segment (the aggregate writes it)."""
+        return f"{self.config.work_prefix}{job}/segments.json"
+
+    def aggregated(self, job: str) -> str:
+        """What the aggregate made that the join puts in the summary (persons per frame, timings)."""
+        return f"{self.config.work_prefix}{job}/aggregated.json"
+
     def work_file(self, job: str, name: str) -> str:
         return f"{self.config.work_prefix}{job}/{name}"
 

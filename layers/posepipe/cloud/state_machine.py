@@ -15,6 +15,8 @@ PLACEHOLDERS = frozenset(
     {
         "VideoSplitFunctionArn",
         "AggregateFunctionArn",
+        "RenderSegmentFunctionArn",
+        "JoinVideoFunctionArn",
         "EndpointName",
         "InputBucket",
         "OutputBucket",

@@ -158,7 +158,8 @@ def build_split_output(config: PipelineConfig, *, pin: PinnedObject, info: Video
     video = s3_uri(bucket, key)
     chunks = plan_video_chunks(info.frame_count, info.fps, config)
     options = request_options(config)
-    version = video_version(pin)
+    # the pinned version, and its probe: the endpoint reads the chunk's range by ranged GETs
+    version = {**video_version(pin), "video_info": s3_uri(config.output_bucket, layout.video_info(job))}
     items = [
         {
             "request": {

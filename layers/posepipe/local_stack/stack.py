@@ -53,7 +53,15 @@ from posepipe.local_stack.uploads import ACCOUNT, REGION, FunctionError, UploadR
 
 log = logging.getLogger("posepipe.serve")
 
-FUNCTIONS = ("image_infer", "video_jobs", "video_split", "aggregate", "failure_records")
+FUNCTIONS = (
+    "image_infer",
+    "video_jobs",
+    "video_split",
+    "aggregate",
+    "render_segment",
+    "join_video",
+    "failure_records",
+)
 # The REST API's resources and the function behind each (API Gateway's proxy integrations).
 API_ROUTES = (
     ("POST", "/images", "image_infer"),
@@ -274,6 +282,8 @@ class LocalStack:
             {
                 "VideoSplitFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:video_split",
                 "AggregateFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:aggregate",
+                "RenderSegmentFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:render_segment",
+                "JoinVideoFunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:join_video",
                 "EndpointName": config.endpoint_name,
                 "InputBucket": config.input_bucket,
                 "OutputBucket": config.output_bucket,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import av.codec.hwaccel
@@ -14,6 +13,8 @@ import av.error
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.packet import Packet
+
+from posepipe.media.sources import MediaSource, open_input
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ _AUDIO_MARGIN_S = 0.05
 class AudioCopier:
     """Streams one file's audio into an output container, a packet at a time."""
 
-    def __init__(self, output: OutputContainer, source: Path) -> None:
-        self._input: InputContainer | None = av.open(str(source), "r", metadata_errors="replace")
+    def __init__(self, output: OutputContainer, source: MediaSource) -> None:
+        self._input: InputContainer | None = open_input(source)
         self._output = output
         self._in: AudioStream | None = self._input.streams.audio[0] if self._input.streams.audio else None
         self._packets: Iterator[Packet[AudioStream]] = iter(())

@@ -31,6 +31,7 @@ from av.video.stream import VideoStream
 
 from posepipe.errors import InputError
 from posepipe.media.probe import VideoInfo, probe, video_stream
+from posepipe.media.sources import MediaSource, open_input, source_name
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _open_with_nvdec(path: str) -> tuple[InputContainer | None, str]:
 
 
 def read_frames(
-    path: str | Path,
+    path: MediaSource,
     start: int = 0,
     stop: int | None = None,
     *,
@@ -177,6 +178,8 @@ def read_frames(
     ``report`` is filled in when decoding starts.
     """
     if info is None:
+        if not isinstance(path, (str, Path)):
+            raise ValueError("reading frames from a file object needs its info (probe it first)")
         info = probe(path)
     to_rgb = _RGBConverter(info.rotation)
     for index, t, frame in _decoded(path, start, stop, info, threads, hwaccel, report):
@@ -185,7 +188,7 @@ def read_frames(
 
 
 def read_compact_frames(
-    path: str | Path, start: int = 0, stop: int | None = None, *, info: VideoInfo, threads: int = 0
+    path: MediaSource, start: int = 0, stop: int | None = None, *, info: VideoInfo, threads: int = 0
 ) -> Iterator[CompactFrame | VideoFrame]:
     """Frames ``[start, stop)`` as :func:`read_frames` decodes them, each kept as the decoder gave
     it (a :class:`CompactFrame`: no conversion to RGB) where its format allows, else upright RGB."""
@@ -196,7 +199,7 @@ def read_compact_frames(
 
 
 def _decoded(
-    path: str | Path,
+    path: MediaSource,
     start: int,
     stop: int | None,
     info: VideoInfo,
@@ -233,22 +236,24 @@ def _decoded(
 
 
 def _open_for_decoding(
-    path: str | Path, threads: int, hwaccel: HWAccelChoice = "none", report: DecodeReport | None = None
+    path: MediaSource, threads: int, hwaccel: HWAccelChoice = "none", report: DecodeReport | None = None
 ) -> tuple[InputContainer, VideoStream]:
     container: InputContainer | None = None
     reason = ""
-    if hwaccel == "auto":
+    if hwaccel == "auto" and isinstance(path, (str, Path)):
         container, reason = _open_with_nvdec(str(path))
+    elif hwaccel == "auto":
+        reason = "NVDEC decodes files on disk only"
     decoder = NVDEC if container is not None else SOFTWARE
     if container is None:
-        container = av.open(str(path), "r", metadata_errors="replace")
+        container = open_input(path)
     if report is not None:
         report.decoder, report.reason = decoder, reason
-    log.debug("%s: decoding with %s%s", path, decoder, f" ({reason})" if reason else "")
+    log.debug("%s: decoding with %s%s", source_name(path), decoder, f" ({reason})" if reason else "")
     stream = video_stream(container)
     if stream is None:
         container.close()
-        raise InputError(str(path), "no video stream")
+        raise InputError(source_name(path), "no video stream")
     stream.codec_context.thread_type = "AUTO"
     stream.codec_context.thread_count = threads
     return container, stream

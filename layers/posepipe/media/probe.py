@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import av.codec.hwaccel
@@ -24,6 +26,7 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from posepipe.errors import InputError
+from posepipe.media.sources import MediaSource, open_input, source_name
 from posepipe.result import Source
 
 log = logging.getLogger(__name__)
@@ -88,16 +91,39 @@ class VideoInfo:
         """Seconds of frame ``index`` on the stream's own clock (``frame_pts[index] * time_base``)."""
         return float(self.frame_pts[index] * self.time_base)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, exact (the time base as ``[numerator, denominator]``): what ``video_split``
+        writes once for the functions after it, which then need not probe the video again."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["time_base"] = [self.time_base.numerator, self.time_base.denominator]
+        data["frame_pts"] = list(self.frame_pts)
+        return data
 
-def probe(path: str | Path) -> VideoInfo:
-    """Describe a video file exactly, or raise :class:`InputError` saying why it is unusable."""
-    file = Path(path)
-    source = str(path)
-    _check_file(file, source)
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoInfo:
+        """The inverse of :meth:`to_dict` (a missing or unknown field is an error)."""
+        values = dict(data)
+        numerator, denominator = values["time_base"]
+        values["time_base"] = Fraction(int(numerator), int(denominator))
+        values["frame_pts"] = tuple(int(p) for p in values["frame_pts"])
+        return cls(**values)
+
+
+def probe(path: MediaSource) -> VideoInfo:
+    """Describe a video file exactly, or raise :class:`InputError` saying why it is unusable.
+
+    ``path`` may be a seekable file object (an object in S3 read by ranged GETs): it is read
+    through once, from its start, and not closed.
+    """
+    source = source_name(path)
+    if isinstance(path, (str, Path)):
+        _check_file(Path(path), source)
+    elif path.seek(0, io.SEEK_END) == 0:
+        raise InputError(source, "file is empty (0 bytes)")
     try:
-        container = av.open(source, "r", metadata_errors="replace")
+        container = open_input(path)
     except av.error.FFmpegError as err:
-        raise InputError(source, _open_failure_reason(file, err)) from err
+        raise InputError(source, _open_failure_reason(path, err)) from err
     except UnicodeDecodeError as err:  # pragma: no cover - metadata_errors="replace" prevents it
         raise InputError(source, f"not a video file: {err}") from err
     with container:
@@ -306,12 +332,15 @@ def _check_scan(scan: _Scan, stream: VideoStream, container: InputContainer, sou
         raise InputError(source, f"no decodable video frames (none of {len(scan.pts)} packets decodes)")
 
 
-def _open_failure_reason(file: Path, err: av.error.FFmpegError) -> str:
+def _open_failure_reason(file: MediaSource, err: av.error.FFmpegError) -> str:
     """Why FFmpeg could not open a (non-empty, existing) file, in words."""
     if isinstance(err, PermissionError):
         return "cannot read file: permission denied"
     message = _ffmpeg_message(err)
-    boxes = _top_level_boxes(file)
+    with _binary(file) as fh:
+        boxes = _top_level_boxes(fh)
+        fh.seek(0)
+        head = fh.read(4096)
     if boxes:  # an MP4/MOV structure, so a broken video rather than not-a-video
         if b"moov" not in boxes:
             return (
@@ -319,8 +348,6 @@ def _open_failure_reason(file: Path, err: av.error.FFmpegError) -> str:
                 "upload or recording cut short?)"
             )
         return f"truncated or corrupt video: {message}"
-    with file.open("rb") as fh:
-        head = fh.read(4096)
     if _looks_like_text(head):
         return f"not a video file: it is text ({err.strerror or 'FFmpeg cannot read it'})"
     return f"not a video file: {message}"
@@ -337,28 +364,37 @@ def _ffmpeg_message(err: av.error.FFmpegError) -> str:
     return text
 
 
-def _top_level_boxes(file: Path) -> list[bytes]:
+@contextmanager
+def _binary(file: MediaSource) -> Iterator[BinaryIO | io.RawIOBase]:
+    """``file`` open for reading: a path opened (and closed after), a file object as it is."""
+    if isinstance(file, (str, Path)):
+        with Path(file).open("rb") as fh:
+            yield fh
+    else:
+        yield file
+
+
+def _top_level_boxes(fh: BinaryIO | io.RawIOBase) -> list[bytes]:
     """Types of the top-level ISO BMFF boxes, or [] if the file does not start like one."""
     types: list[bytes] = []
-    size_total = file.stat().st_size
-    with file.open("rb") as fh:
-        offset = 0
-        while offset + 8 <= size_total and len(types) < 1000:
-            fh.seek(offset)
-            header = fh.read(16)
-            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
-            if not types and kind not in _ISOBMFF_BOXES:
-                return []
-            if not all(32 <= c < 127 for c in kind):
-                break
-            types.append(kind)
-            if size == 1 and len(header) == 16:
-                size = int.from_bytes(header[8:16], "big")
-            elif size == 0:
-                break  # box runs to the end of the file
-            if size < 8:
-                break
-            offset += size
+    size_total = fh.seek(0, io.SEEK_END)
+    offset = 0
+    while offset + 8 <= size_total and len(types) < 1000:
+        fh.seek(offset)
+        header = fh.read(16)
+        size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if not types and kind not in _ISOBMFF_BOXES:
+            return []
+        if not all(32 <= c < 127 for c in kind):
+            break
+        types.append(kind)
+        if size == 1 and len(header) == 16:
+            size = int.from_bytes(header[8:16], "big")
+        elif size == 0:
+            break  # box runs to the end of the file
+        if size < 8:
+            break
+        offset += size
     return types
 
 

@@ -38,6 +38,7 @@ from posepipe.engines.base import (
 from posepipe.engines.choice import open_pose_engine
 from posepipe.media.decode import DecodeReport, HWAccelChoice, VideoFrame, read_frames
 from posepipe.media.probe import VideoInfo, probe
+from posepipe.media.sources import MediaSource
 from posepipe.postprocess.ids import PersonTracker, TrackerOptions, pose_distance
 from posepipe.postprocess.smoothing import LandmarkSmoother, SmoothingOptions
 from posepipe.result import Frame, Person
@@ -171,7 +172,7 @@ class ChunkResult:
 
 
 def infer_chunk(
-    video: str | Path,
+    video: MediaSource,
     chunk: Chunk,
     options: InferenceOptions | None = None,
     *,
@@ -203,7 +204,10 @@ def infer_chunk(
     options = options or InferenceOptions()
     agreeing = 0
     started = time.perf_counter()
-    info = info or probe(video)
+    if info is None:
+        if not isinstance(video, (str, Path)):
+            raise ValueError("inference on a file object needs the video's info (probe it first)")
+        info = probe(video)
     decode_s = inference_s = 0.0
     frames: list[Frame] = []
     decoding = DecodeReport()

@@ -5,8 +5,10 @@ start-up, so ``/ping`` answers at once: 503 until then, and for good if loading 
 the engine (``mediapipe``, or ``torch`` with its device and dtype; see
 :mod:`posepipe.cloud.endpoint.engine` for how it is chosen).
 
-``POST /invocations`` (docs/CLOUD.md, "Endpoint invocation"): reads the chunk's video from S3
-(the last few videos stay on local disk, see :mod:`posepipe.cloud.endpoint.video_cache`), runs the
+``POST /invocations`` (docs/CLOUD.md, "Endpoint invocation"): reads the chunk's range of the
+video by ranged GETs when the request names its probe (``video_info``, as video_split's requests
+do), else a whole copy (the last few videos stay on local disk, see
+:mod:`posepipe.cloud.endpoint.video_cache`), runs the
 engine over the chunk, writes the ``ChunkResult`` JSON to ``output`` and answers 200 with
 ``{"output", "chunk", "frames", "person_frames", "timings"}``. Errors are JSON
 ``{"error": code, "message": ...}``:
@@ -46,12 +48,14 @@ Metrics: each invocation writes a CloudWatch embedded-metric-format record to st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +66,15 @@ from werkzeug.exceptions import HTTPException
 from posepipe.cloud.endpoint.engine import ChunkEngine, EngineFactory, default_engine_factory
 from posepipe.cloud.endpoint.log import logger
 from posepipe.cloud.endpoint.metrics import record_invocation
-from posepipe.cloud.endpoint.request import InvocationRequest, RequestError, parse_invocation
+from posepipe.cloud.endpoint.request import InvocationRequest, RequestError, S3Location, parse_invocation
 from posepipe.cloud.endpoint.video_cache import VideoCache, VideoChangedError, VideoNotFoundError
-from posepipe.cloud.pinning import PinnedObject
-from posepipe.cloud.storage import get_json, is_not_found, put_json, s3_client
+from posepipe.cloud.pinning import PinnedObject, is_changed
+from posepipe.cloud.s3_reader import S3RangeReader
+from posepipe.cloud.storage import get_json, is_not_found, put_json, s3_client, s3_uri
 from posepipe.errors import InputError
+from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame
+from posepipe.video.stages import Chunk
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit
 DEFAULT_CACHED_VIDEOS = 2
@@ -78,6 +85,7 @@ REFUSALS_ATTRIBUTE = "posepipe-refusals"
 _EXTENSION = "posepipe.cloud.endpoint"
 # werkzeug's own errors; 404 is not "not_found", which means a missing S3 object (422) here.
 _HTTP_ERROR_CODES = {404: "unknown_route", 405: "method_not_allowed", 413: "payload_too_large"}
+_CACHED_INFOS = 8  # probes kept (a few MB each for hours of video)
 
 
 class EndpointState:
@@ -95,6 +103,8 @@ class EndpointState:
         self._loaded = threading.Event()
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._infos: OrderedDict[str, VideoInfo] = OrderedDict()
+        self._infos_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -156,6 +166,27 @@ class EndpointState:
         close = getattr(self._engine, "close", None)
         if callable(close):
             close()
+
+    def video_info(self, location: S3Location) -> VideoInfo:
+        """A video's probe (video_split's JSON), the last few kept: a job's chunks share one."""
+        with self._infos_lock:
+            info = self._infos.get(location.uri)
+            if info is not None:
+                self._infos.move_to_end(location.uri)
+                return info
+        try:
+            info = VideoInfo.from_dict(get_json(self.s3, location.bucket, location.key))
+        except Exception as exc:
+            if is_not_found(exc):
+                raise RequestError(
+                    "not_found", f"video_info: {location.uri}: no such object", status=422
+                ) from exc
+            raise
+        with self._infos_lock:
+            self._infos[location.uri] = info
+            while len(self._infos) > _CACHED_INFOS:
+                self._infos.popitem(last=False)
+        return info
 
     @property
     def s3(self) -> Any:
@@ -289,18 +320,21 @@ def _invoke(state: EndpointState, engine: ChunkEngine, parsed: InvocationRequest
     pin = None
     if parsed.video_etag is not None:
         pin = PinnedObject(parsed.video.bucket, parsed.video.key, parsed.video_etag, parsed.video_version_id)
-    with state.cache.open(state.s3, parsed.video.bucket, parsed.video.key, pin) as video:
-        if chunk.stop > video.info.frame_count:
-            raise RequestError(
-                "chunk_out_of_range",
-                f"chunk {chunk.index} ends at frame {chunk.stop} but {parsed.video.uri} "
-                f"has {video.info.frame_count} frames",
-            )
+    if pin is not None and parsed.video_info is not None:  # the chunk's range only, by ranged GETs
+        info = state.video_info(parsed.video_info)
+        _check_range(chunk, info.frame_count, parsed.video.uri)
         agree_with = _agreement(state, parsed)
-        result = engine.infer(video.path, chunk, parsed.options, video.info, agree_with)
-    result.timings.update(
-        download_s=video.download_s, probe_s=video.probe_s, video_cached=1.0 if video.cache_hit else 0.0
-    )
+        with contextlib.closing(_ranged_source(state, pin)) as source:
+            result = engine.infer(source, chunk, parsed.options, info, agree_with)
+        result.timings.update(source_bytes_read=float(source.bytes_read), video_cached=0.0)
+    else:
+        with state.cache.open(state.s3, parsed.video.bucket, parsed.video.key, pin) as video:
+            _check_range(chunk, video.info.frame_count, parsed.video.uri)
+            agree_with = _agreement(state, parsed)
+            result = engine.infer(video.path, chunk, parsed.options, video.info, agree_with)
+        result.timings.update(
+            download_s=video.download_s, probe_s=video.probe_s, video_cached=1.0 if video.cache_hit else 0.0
+        )
     written = time.perf_counter()
     put_json(state.s3, parsed.output.bucket, parsed.output.key, result.to_dict())
     timings = {**result.timings, "write_s": round(time.perf_counter() - written, 4)}
@@ -314,6 +348,28 @@ def _invoke(state: EndpointState, engine: ChunkEngine, parsed: InvocationRequest
     if agree_with is not None:
         answer["repair"] = True
     return answer
+
+
+def _check_range(chunk: Chunk, frame_count: int, uri: str) -> None:
+    if chunk.stop > frame_count:
+        raise RequestError(
+            "chunk_out_of_range",
+            f"chunk {chunk.index} ends at frame {chunk.stop} but {uri} has {frame_count} frames",
+        )
+
+
+def _ranged_source(state: EndpointState, pin: PinnedObject) -> S3RangeReader:
+    """The pinned version as a ranged reader; S3's answers as the video cache gives them."""
+    uri = s3_uri(pin.bucket, pin.key)
+    try:
+        return S3RangeReader.of(state.s3, pin, streaming=True)
+    except Exception as exc:
+        version = pin.get_args()
+        if is_not_found(exc) and "VersionId" not in version:
+            raise VideoNotFoundError(uri) from exc
+        if is_changed(exc) or is_not_found(exc):
+            raise VideoChangedError(uri, version) from exc
+        raise
 
 
 def _agreement(state: EndpointState, parsed: InvocationRequest) -> list[Frame] | None:

@@ -68,6 +68,7 @@ from posepipe.engines.topdown.models import FINDER_MODEL
 from posepipe.errors import EngineError, ModelError, PosepipeError
 from posepipe.media.decode import HWACCEL_CHOICES, HWAccelChoice
 from posepipe.media.probe import VideoInfo
+from posepipe.media.sources import MediaSource
 from posepipe.result import Frame
 from posepipe.video.stages import Chunk, ChunkResult, infer_chunk
 
@@ -105,7 +106,7 @@ class ChunkEngine(Protocol):
         """What is served (for ``/ping`` and the logs): at least ``{"engine", "model", "device"}``."""
 
     def infer(
-        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
+        self, video: MediaSource, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
         agree_with: Sequence[Frame] | None = None,
     ) -> ChunkResult:  # fmt: skip
         """The chunk's result; :class:`posepipe.errors.InputError` if the video cannot be read.
@@ -250,7 +251,7 @@ def engine_for(settings: EndpointSettings, models: EndpointModels | None = None)
 
 
 def _batched_infer(
-    batcher: FrameBatcher | TopDownBatcher, video: Path, chunk: Chunk, options: InferenceOptions,
+    batcher: FrameBatcher | TopDownBatcher, video: MediaSource, chunk: Chunk, options: InferenceOptions,
     info: VideoInfo, hwaccel: HWAccelChoice, agree_with: Sequence[Frame] | None = None,
 ) -> ChunkResult:  # fmt: skip
     """``infer_chunk`` as one stream of ``batcher``, its batches recorded in the timings."""
@@ -307,7 +308,7 @@ class MediaPipeChunkEngine:
         }
 
     def infer(
-        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
+        self, video: MediaSource, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
         agree_with: Sequence[Frame] | None = None,
     ) -> ChunkResult:  # fmt: skip
         chosen = replace(options, model_path=str(self.model_path), engine="mediapipe", detector=self.detector)
@@ -406,7 +407,7 @@ class TorchChunkEngine:
         return dict(self._description)
 
     def infer(
-        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
+        self, video: MediaSource, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
         agree_with: Sequence[Frame] | None = None,
     ) -> ChunkResult:  # fmt: skip
         chosen = replace(options, model_path=str(self.model_path), engine="torch", detector=self.detector)
@@ -521,7 +522,7 @@ class TopDownChunkEngine:
         return dict(self._description)
 
     def infer(
-        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
+        self, video: MediaSource, chunk: Chunk, options: InferenceOptions, info: VideoInfo,
         agree_with: Sequence[Frame] | None = None,
     ) -> ChunkResult:  # fmt: skip
         if self._engine is None:

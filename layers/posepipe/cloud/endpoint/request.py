@@ -14,6 +14,10 @@ name a model (``model_path``): the endpoint serves the model it was deployed wit
 A boundary repair (the ``aggregate`` function's) adds ``"agree_with": "s3://out/work/<job>/repairs/
 00003-agree.json"``: a JSON object whose ``frames`` are the chunk's earlier result; the repair
 stops once it agrees with them (``posepipe.video.stages.infer_chunk``).
+
+A request that pins the video (``video_etag``, ``video_version_id``) and names its probe
+(``"video_info": "s3://out/work/<job>/video.json"``, video_split's) is read by ranged GETs of the
+chunk's range: nothing is downloaded whole, and nothing is probed again.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from posepipe.video.stages import Chunk
 JSON_MIMETYPE = "application/json"
 
 REQUIRED_FIELDS = ("video", "chunk", "output")
-OPTIONAL_FIELDS = ("options", "agree_with", "video_etag", "video_version_id")
+OPTIONAL_FIELDS = ("options", "agree_with", "video_etag", "video_version_id", "video_info")
 CHUNK_FIELDS = ("index", "start", "stop", "warmup_start")
 CONFIDENCE_OPTIONS = ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence")
 INTEGER_OPTIONS = ("max_poses", "decode_threads")
@@ -70,6 +74,7 @@ class InvocationRequest:
     agree_with: S3Location | None = None  # a boundary repair: the frames it may stop agreeing with
     video_etag: str | None = None  # the version of the video to read (posepipe.cloud.pinning)
     video_version_id: str | None = None
+    video_info: S3Location | None = None  # the probe, video_split's: read the chunk by ranged GETs
 
 
 def parse_invocation(body: bytes, mimetype: str) -> InvocationRequest:
@@ -103,6 +108,7 @@ def parse_invocation(body: bytes, mimetype: str) -> InvocationRequest:
         agree_with=_s3_location(data["agree_with"], "agree_with") if "agree_with" in data else None,
         video_etag=_optional_text(data, "video_etag"),
         video_version_id=_optional_text(data, "video_version_id"),
+        video_info=_s3_location(data["video_info"], "video_info") if "video_info" in data else None,
     )
 
 

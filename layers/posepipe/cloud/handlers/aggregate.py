@@ -1,4 +1,4 @@
-"""``aggregate``: the last state of the video pipeline (docs/CLOUD.md).
+"""``aggregate``: merges the chunk results of a video job (docs/CLOUD.md).
 
 In: ``{"job": <video_split's job>, "chunk_results": [<Map item outputs>]}``. A Map item is the
 endpoint's answer, or ``{"failed": true, "chunk": <index>, "error": <error name>, "cause":
@@ -6,18 +6,21 @@ endpoint's answer, or ``{"failed": true, "chunk": <index>, "error": <error name>
 order; a failed or missing chunk's frames are marked not processed. More than
 ``max_failed_chunk_ratio`` failed chunks refuse the job: ``{"rejected": {"key", "code":
 "chunks_failed", "reason"}}`` (:mod:`posepipe.cloud.rejections`; the state machine writes the
-error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json``.
+error record); fewer are listed in ``summary.json`` and in ``errors/<input key>.json`` (by
+``join_video``, when the job is done).
 
 Aggregation is ``posepipe video``'s own (:func:`posepipe.video.runner.aggregate_video`), run
 sequentially in this process: boundary repairs (on the endpoint, see below), stable ids and
-smoothing, ``keypoints.json`` streamed to /tmp, the annotated MP4 rendered a chunk at a time
-(decoding the source again: the endpoint decoded it for inference) and joined with its audio. Uploads go
-keypoints, annotated, the motion analysis' files beside them (``angles.csv``, ``keypoints.csv``,
-``analysis.json``, ``persons_per_frame.png`` and, per person, OpenSim's ``.trc``/``.mot``, a C3D
-and a plot: :mod:`posepipe.export.motion_files`, default cleaning), then the summary (with its
-per-person ``motion`` figures, or the analysis' ``error`` where it failed: the keypoints and the
-video are whole either way, and ``GET /jobs/{id}`` warns): the summary is the job's "done" marker.
-Out: ``{"job": ..., "outputs": {"keypoints", "annotated", "summary"}}`` (s3:// URIs).
+smoothing, ``keypoints.json`` streamed to /tmp. The video itself is not read here: its probe is
+video_split's (``work/<job>/video.json``). Each chunk's final frames go to S3 for its render
+segment (:mod:`posepipe.cloud.video_work`), drawn in parallel by the render Map
+(``render_segment``) and joined by ``join_video``, which writes the summary, the job's "done"
+marker. Uploaded here: keypoints.json and the motion analysis' files beside it (``angles.csv``,
+``keypoints.csv``, ``analysis.json``, ``persons_per_frame.png`` and, per person, OpenSim's
+``.trc``/``.mot``, a C3D and a plot: :mod:`posepipe.export.motion_files`, default cleaning; a
+failed analysis is reported in the summary, the keypoints whole either way).
+Out: ``{"job": ..., "render": {"bucket", "key"}, "aggregated": <key>}``: the render Map's manifest,
+and what the join puts in the summary.
 
 Boundary repairs (a chunk whose warm-up did not settle its tracks, run again from earlier) are
 invocations of the endpoint, with the chunks' engine, models and options: the earlier frames go
@@ -29,13 +32,12 @@ endpoint writes the repair's result to ``work/<job>/repairs/<chunk>.json`` and l
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -45,34 +47,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import ConfigDict
 
-from posepipe.annotation.drawing import DrawOptions
-from posepipe.annotation.render import render_frames
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.endpoint_client import invoke_endpoint, sagemaker_runtime_client
 from posepipe.cloud.keys import KeyLayout
-from posepipe.cloud.pinning import PinnedObject, superseded_is_input_error
+from posepipe.cloud.pinning import PinnedObject
 from posepipe.cloud.rejections import rejection
-from posepipe.cloud.storage import (
-    download,
-    get_json,
-    is_not_found,
-    put_json,
-    s3_client,
-    s3_uri,
-    write_error_record,
-)
+from posepipe.cloud.storage import get_json, is_not_found, put_json, s3_client, s3_uri
 from posepipe.cloud.video_job import (
     check_failures,
     failed_items,
-    failure_reason,
     job_chunks,
     job_pin,
     request_options,
     video_version,
 )
+from posepipe.cloud.video_work import read_video_info, render_item, write_final_frames
 from posepipe.errors import PosepipeError
 from posepipe.export.motion_files import MOTION_FORMATS, analysis_outputs, content_type
-from posepipe.media.probe import probe
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video, rendered_now
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult
@@ -81,7 +72,6 @@ CONFIG = PipelineConfig.from_env()
 LAYOUT = KeyLayout(CONFIG)
 S3 = s3_client()
 AGGREGATE = AggregateOptions()
-DRAW = DrawOptions()
 
 logger = Logger(service="posepipe")
 tracer = Tracer(service="posepipe")
@@ -142,13 +132,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             failed.setdefault(index, f"no chunk result at {uri}")
         check_failures(job.key, failed, len(chunks), CONFIG)  # before any heavy work
         with tempfile.TemporaryDirectory(prefix="posepipe-aggregate-") as folder:
-            outputs = aggregate_job(job, chunks, failed, Path(folder))
+            handed = aggregate_job(job, chunks, failed, Path(folder))
     except PosepipeError as err:  # too many failed chunks, the video gone: refused, not raised
         logger.warning("job refused", extra={"code": err.code, "reason": str(err)})
         return rejection(job.key, err)
     finally:
         metrics.add_metric(name="FailedChunks", unit=MetricUnit.Count, value=len(failed))
-    return {"job": event["job"], "outputs": outputs}
+    return {"job": event["job"], **handed}
 
 
 def missing_results(job: Job, chunks: list[Chunk]) -> list[int]:
@@ -161,32 +151,33 @@ def missing_results(job: Job, chunks: list[Chunk]) -> list[int]:
 
 
 @tracer.capture_method
-def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder: Path) -> dict[str, str]:
-    """Everything between reading the chunk results and the uploads; returns the output URIs."""
+def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder: Path) -> dict[str, Any]:
+    """Everything between reading the chunk results and handing the segments to the render Map;
+    returns the render Map's manifest and the key of what the join needs."""
     started = time.perf_counter()
     pin = job_pin(job.model_dump()) if job.etag else None
-    local = folder / f"video{PurePosixPath(job.key).suffix[:16]}"
-    with superseded_is_input_error(pin) if pin else contextlib.nullcontext():
-        video = download(S3, job.bucket, job.key, local, pin.get_args() if pin else None)
-    downloaded = time.perf_counter()
-    info = dataclasses.replace(probe(video), uri=job.video)
+    info = dataclasses.replace(
+        read_video_info(S3, job.output_bucket, LAYOUT.video_info(job.id)), uri=job.video
+    )
     if info.frame_count != job.frame_count:
-        raise RuntimeError(f"{job.key}: {info.frame_count} frames now, {job.frame_count} when split")
-    probed = time.perf_counter()
-    keypoints, annotated = folder / "keypoints.json", folder / "annotated.mp4"
+        raise RuntimeError(f"{job.key}: {info.frame_count} frames in its probe, {job.frame_count} when split")
+    items: list[dict[str, Any]] = []
+
+    def hand_to_render(chunk: Chunk, frames: list[Frame]) -> dict[str, float]:
+        write_final_frames(S3, LAYOUT, job.output_bucket, job.id, chunk, frames)
+        items.append(render_item(job.model_dump(), chunk).to_dict())
+        return {}
+
+    keypoints = folder / "keypoints.json"
     with keypoints.open("w", encoding="utf-8") as handle:
         aggregated = aggregate_video(
             info, chunks, read_chunk_results(job, chunks, failed), handle,
             options=AGGREGATE, segments_dir=folder,
             rerun=lambda repair, agree_with: _repair(job, repair, agree_with),
-            render=lambda chunk, frames, timings, segment: rendered_now(
-                lambda: render_frames(video, info, frames, segment, DRAW)
-            ),
+            render=lambda chunk, frames, _, __: rendered_now(lambda: hand_to_render(chunk, frames)),
         )  # fmt: skip
     check_failures(job.key, failed, len(chunks), CONFIG)  # unreadable results count too
     aggregated_at = time.perf_counter()
-    aggregated.join(annotated, info, video)
-    joined = time.perf_counter()
 
     superseded = pin is not None and _superseded(pin)
     # A job of a version since uploaded again writes beside, under versions/<etag>/: the key's
@@ -195,7 +186,6 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     S3.upload_file(
         str(keypoints), job.output_bucket, keys.keypoints, ExtraArgs={"ContentType": "application/json"}
     )
-    S3.upload_file(str(annotated), job.output_bucket, keys.annotated, ExtraArgs={"ContentType": "video/mp4"})
     uploaded = time.perf_counter()
     try:
         with keypoints.open(encoding="utf-8") as written:
@@ -208,40 +198,33 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
             Bucket=job.output_bucket, Key=keys.analysis_file(name), Body=data, ContentType=content_type(name)
         )
     analysed = time.perf_counter()
-    if failed and not superseded:  # the key's error record is the newest upload's
-        reason = failure_reason(failed, len(chunks)) + "; their frames are marked not processed"
-        write_error_record(S3, CONFIG, job.key, stage="aggregate", reason=reason, code="chunks_failed")
-    summary = {
-        "job": job.id,
+    put_json(S3, job.output_bucket, LAYOUT.render_manifest(job.id), items)
+    made = {
         "input": {"uri": job.video, **(pin.describe() if pin else {}), "superseded": superseded},
-        **aggregated.summary(
-            info, chunks, smoothing=AGGREGATE.smoothing.enabled,
-            stages_wall_s={"download": downloaded - started, "probe": probed - downloaded,
-                           "aggregate_and_render": aggregated_at - probed, "join": joined - aggregated_at,
-                           "upload": uploaded - joined, "analysis": analysed - uploaded},
-        ),
+        "outputs": dataclasses.asdict(keys),
+        "model": aggregated.model,
+        "persons_per_frame": aggregated.persons_per_frame,
+        "chunk_timings": aggregated.chunk_timings,
+        "failed": {str(index): reason for index, reason in sorted(failed.items())},
+        "smoothing": AGGREGATE.smoothing.enabled,
         "motion": motion,
-        "failed_chunks": [{"index": i, "start": chunks[i].start, "stop": chunks[i].stop,
-                           "reason": failed[i]} for i in sorted(failed)],
+        "stages_wall_s": {"aggregate": aggregated_at - started, "upload_keypoints": uploaded - aggregated_at,
+                          "analysis": analysed - uploaded},
     }  # fmt: skip
-    S3.put_object(
-        Bucket=job.output_bucket,
-        Key=keys.summary,
-        Body=(json.dumps(summary, indent=2) + "\n").encode(),
-        ContentType="application/json",
-    )
-    metrics.add_metric(name="Frames", unit=MetricUnit.Count, value=summary["frames"])
-    metrics.add_metric(name="PersonFrames", unit=MetricUnit.Count, value=summary["person_frames"])
-    metrics.add_metric(name="BoundaryRepairs", unit=MetricUnit.Count, value=summary["boundary_repairs"])
+    put_json(S3, job.output_bucket, LAYOUT.aggregated(job.id), made)
+    person_frames = sum(n for n in aggregated.persons_per_frame if n is not None)
+    metrics.add_metric(name="Frames", unit=MetricUnit.Count, value=len(aggregated.persons_per_frame))
+    metrics.add_metric(name="PersonFrames", unit=MetricUnit.Count, value=person_frames)
+    repairs = sum(1 for t in aggregated.chunk_timings if "repair_frames" in t)
+    metrics.add_metric(name="BoundaryRepairs", unit=MetricUnit.Count, value=repairs)
     logger.info(
         "video aggregated",
-        extra={"frames": summary["frames"], "person_frames": summary["person_frames"],
-               "boundary_repairs": summary["boundary_repairs"], "failed_chunks": sorted(failed)},
+        extra={"frames": len(aggregated.persons_per_frame), "person_frames": person_frames,
+               "boundary_repairs": repairs, "failed_chunks": sorted(failed), "segments": len(items)},
     )  # fmt: skip
     return {
-        "keypoints": s3_uri(job.output_bucket, keys.keypoints),
-        "annotated": s3_uri(job.output_bucket, keys.annotated),
-        "summary": s3_uri(job.output_bucket, keys.summary),
+        "render": {"bucket": job.output_bucket, "key": LAYOUT.render_manifest(job.id)},
+        "aggregated": LAYOUT.aggregated(job.id),
     }
 
 
@@ -298,6 +281,7 @@ def _repair(job: Job, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
     body = {
         "video": job.video,
         **(video_version(job_pin(job.model_dump())) if job.etag else {}),
+        **({"video_info": s3_uri(job.output_bucket, LAYOUT.video_info(job.id))} if job.etag else {}),
         "chunk": repair.to_dict(),
         "output": s3_uri(job.output_bucket, output),
         "options": request_options(CONFIG),

@@ -2,9 +2,10 @@
 
 In: ``{"bucket", "key", "etag"}`` (the state machine input). Checks the object's size and its
 header (duration, pixels, codec) against the limits, reading only the header by ranged GETs,
-then downloads the video to /tmp, probes and validates it whole, plans its chunks and returns the
-job and the endpoint invocation of each chunk, inline or, for many chunks, in a manifest written
-to S3.
+then probes and validates it whole, read by ranged GETs (never copied to /tmp), plans its chunks
+and returns the job and the endpoint invocation of each chunk, inline or, for many chunks, in a
+manifest written to S3. The probe itself goes to ``work/<job>/video.json`` (every frame's
+timestamp): the functions after it read that instead of probing the video again.
 A bad input is refused with ``{"rejected": {"key", "code", "reason"}}``
 (:mod:`posepipe.cloud.rejections`: ``too_long``, ``too_large``, ``bad_input``, ...), from which
 the state machine writes the error record; anything unexpected raises (``internal_error``).
@@ -12,11 +13,10 @@ the state machine writes the error record; anything unexpected raises (``interna
 
 from __future__ import annotations
 
-import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -26,17 +26,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from posepipe.cloud.config import PipelineConfig
-from posepipe.cloud.keys import job_id
+from posepipe.cloud.keys import KeyLayout, job_id
 from posepipe.cloud.pinning import PinnedObject, superseded_is_input_error
 from posepipe.cloud.rejections import rejection
-from posepipe.cloud.s3_reader import S3RangeReader
-from posepipe.cloud.storage import download, is_not_found, put_json, s3_client, s3_uri
+from posepipe.cloud.s3_reader import (
+    STREAM_BLOCK_BYTES,
+    STREAM_CACHED_BLOCKS,
+    STREAM_READ_AHEAD,
+    S3RangeReader,
+)
+from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri
 from posepipe.cloud.video_job import build_split_output, check_video_limits, check_video_size
 from posepipe.errors import InputError
 from posepipe.media.probe import VideoInfo, probe, probe_header
 
 CONFIG = PipelineConfig.from_env()
 S3 = s3_client()
+LAYOUT = KeyLayout(CONFIG)
 
 logger = Logger(service="posepipe")
 tracer = Tracer(service="posepipe")
@@ -68,9 +74,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="RejectedVideos", unit=MetricUnit.Count, value=1)
         logger.warning("video rejected", extra={"reason": err.reason, "code": err.code})
         return rejection(request.key, err)
+    job = plan.output["job"]
+    # The probe, exact, once: the aggregate, the render segments and the join read it, not the video.
+    put_json(S3, CONFIG.output_bucket, LAYOUT.video_info(job["id"]), {**info.to_dict(), "uri": job["video"]})
     if plan.manifest_key is not None:
         put_json(S3, CONFIG.output_bucket, plan.manifest_key, plan.manifest_items)
-    job = plan.output["job"]
     metrics.add_metric(name="VideoSeconds", unit=MetricUnit.Seconds, value=info.duration_s)
     metrics.add_metric(name="VideoFrames", unit=MetricUnit.Count, value=info.frame_count)
     metrics.add_metric(name="Chunks", unit=MetricUnit.Count, value=job["chunk_count"])
@@ -85,9 +93,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_method(capture_response=False)
 def probe_video(pin: PinnedObject) -> VideoInfo:
     """Check the video's size and header against the limits, reading only its header through
-    ranged GETs, so that a video over a limit is refused in seconds; then download it to /tmp and
-    probe it whole (the copy is deleted). Every read is of the pinned version
-    (:mod:`posepipe.cloud.pinning`). Errors name the key."""
+    ranged GETs, so that a video over a limit is refused in seconds; then probe it whole, read
+    once from start to end by ranged GETs fetched ahead (nothing goes to /tmp). Every read is of
+    the pinned version (:mod:`posepipe.cloud.pinning`). Errors name the key."""
     bucket, key = pin.bucket, pin.key
     with _missing_object_is_input_error(bucket, key), superseded_is_input_error(pin):
         head = S3.head_object(Bucket=bucket, Key=key, **pin.get_args())
@@ -108,16 +116,23 @@ def probe_video(pin: PinnedObject) -> VideoInfo:
     )
     if header is not None:
         check_video_limits(key, header, CONFIG)
-    suffix = PurePosixPath(key).suffix[:16]
-    with tempfile.TemporaryDirectory(prefix="posepipe-split-") as folder:
-        local = Path(folder) / f"video{suffix}"
-        # deleted or replaced since the HEAD
-        with _missing_object_is_input_error(bucket, key), superseded_is_input_error(pin):
-            download(S3, bucket, key, local, pin.get_args())
+    whole = S3RangeReader(
+        S3, bucket, key, size=size, etag=str(head["ETag"]), version_id=pin.get_args().get("VersionId"),
+        block_bytes=STREAM_BLOCK_BYTES, cached_blocks=STREAM_CACHED_BLOCKS, read_ahead=STREAM_READ_AHEAD,
+    )  # fmt: skip
+    started = time.perf_counter()
+    # deleted or replaced since the HEAD
+    with _missing_object_is_input_error(bucket, key), superseded_is_input_error(pin), closing(whole):
         try:
-            return probe(local)
+            info = probe(whole)
         except InputError as err:
             raise InputError(key, err.reason, err.code) from err
+    logger.info(
+        "video probed",
+        extra={"bytes_read": whole.bytes_read, "requests": whole.requests,
+               "probe_s": round(time.perf_counter() - started, 3)},
+    )  # fmt: skip
+    return info
 
 
 @contextmanager

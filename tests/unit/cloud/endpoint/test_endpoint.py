@@ -32,6 +32,7 @@ from posepipe.cloud.storage import get_json
 from posepipe.engines.base import InferenceOptions
 from posepipe.errors import ModelError
 from posepipe.media.probe import VideoInfo, probe
+from posepipe.media.sources import MediaSource
 from posepipe.result import Source, result_header, validate_result
 from posepipe.video.stages import Chunk, ChunkResult, infer_chunk
 
@@ -186,7 +187,12 @@ class GatedEngine:
         return {"engine": "gated", "model": "none"}
 
     def infer(
-        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo, agree_with: Any = None
+        self,
+        video: MediaSource,
+        chunk: Chunk,
+        options: InferenceOptions,
+        info: VideoInfo,
+        agree_with: Any = None,
     ) -> ChunkResult:
         raise RuntimeError("engine exploded")
 
@@ -283,6 +289,42 @@ def test_consecutive_chunks_of_one_video_reuse_its_local_copy(client: FlaskClien
     assert status == 200, answer
     assert answer["timings"]["video_cached"] == 1.0
     assert answer["timings"]["download_s"] == 0.0
+
+
+@pytest.mark.slow
+def test_a_request_naming_the_probe_reads_only_its_chunk_s_range_by_ranged_gets(
+    client: FlaskClient, s3: S3Stack, sample: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """video_split's requests pin the video and name its probe: the endpoint then reads the
+    chunk's range of the object (the container's index, the keyframe before the warm-up, on to the
+    chunk's end) instead of downloading it, and gives the very frames the whole copy gives."""
+    from posepipe.cloud import s3_reader
+
+    # Small blocks, so that an 8 MB video shows what the endpoint reads (8 MiB blocks, 6 ahead).
+    monkeypatch.setattr(s3_reader, "STREAM_BLOCK_BYTES", 256 * 1024)
+    monkeypatch.setattr(s3_reader, "STREAM_READ_AHEAD", 2)
+    info = probe(sample("vtest.avi"))
+    s3.client.put_object(
+        Bucket=OUTPUT_BUCKET,
+        Key="work/test-job/video.json",
+        Body=json.dumps({**info.to_dict(), "uri": VIDEO_URI}),
+    )
+    etag = s3.client.head_object(Bucket=INPUT_BUCKET, Key="videos/vtest.avi")["ETag"]
+    chunk = {"index": 7, "start": 540, "stop": 560, "warmup_start": 530}
+    ranged = invocation("ranged", chunk=chunk, video_etag=etag.strip('"'),
+                        video_info=f"s3://{OUTPUT_BUCKET}/work/test-job/video.json")  # fmt: skip
+    status, answer = post(client, ranged)
+    assert status == 200, answer
+    size = sample("vtest.avi").stat().st_size
+    read = answer["timings"]["source_bytes_read"]
+    assert 0 < read < size / 3, (read, size)
+    assert answer["timings"]["video_cached"] == 0.0
+    assert "download_s" not in answer["timings"]
+    status, whole = post(client, invocation("whole", chunk=chunk))
+    assert status == 200, whole
+    by_range = ChunkResult.from_dict(get_json(s3.client, OUTPUT_BUCKET, "work/test-job/chunks/ranged.json"))
+    by_copy = ChunkResult.from_dict(get_json(s3.client, OUTPUT_BUCKET, "work/test-job/chunks/whole.json"))
+    assert_same_frames(by_range, by_copy)
 
 
 def test_options_may_be_left_out(client: FlaskClient) -> None:

@@ -18,6 +18,7 @@ from posepipe.cloud.endpoint.app import create_app, endpoint_state
 from posepipe.cloud.endpoint.engine import EndpointSettings, TopDownChunkEngine
 from posepipe.engines.base import InferenceOptions, cuda_available
 from posepipe.media.probe import VideoInfo
+from posepipe.media.sources import MediaSource
 from posepipe.video.stages import Chunk, ChunkResult
 
 from tests.support.endpoint import OUTPUT_BUCKET, VIDEO_URI, S3Stack
@@ -117,7 +118,12 @@ class BlockingEngine:
         return {"engine": "test", "model": "none", "device": "cpu", "detector": self.detector}
 
     def infer(
-        self, video: Path, chunk: Chunk, options: InferenceOptions, info: VideoInfo, agree_with: Any = None
+        self,
+        video: MediaSource,
+        chunk: Chunk,
+        options: InferenceOptions,
+        info: VideoInfo,
+        agree_with: Any = None,
     ) -> ChunkResult:
         self.entered.release()
         assert self.go.wait(30)
