@@ -46,7 +46,7 @@ from posepipe_infra.storage import (
 # 2 vCPUs). /tmp holds the input (split), keypoints.json (aggregate), one segment (render) or the
 # annotated video (join).
 IMAGE_INFER = Sizing(memory_mb=2048, timeout_s=30)
-VIDEO_SPLIT = Sizing(memory_mb=1024, timeout_s=300, ephemeral_mb=10240)
+VIDEO_SPLIT = Sizing(memory_mb=1024, timeout_s=900)  # reads the whole video once, by ranged GETs
 AGGREGATE = Sizing(memory_mb=2048, timeout_s=900, ephemeral_mb=10240)
 RENDER_SEGMENT = Sizing(memory_mb=3008, timeout_s=900, ephemeral_mb=2048)
 JOIN_VIDEO = Sizing(memory_mb=1024, timeout_s=900, ephemeral_mb=10240)

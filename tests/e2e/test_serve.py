@@ -279,7 +279,7 @@ def test_keys_with_spaces_plus_percent_and_non_ascii_get_their_results(
 
 
 def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:
-    from tests.support.clips import encode_frames, make_audio_only, make_clip
+    from tests.support.clips import encode_frames, make_audio_only
 
     if kind == "garbage":
         path = folder / "garbage.mp4"
@@ -291,7 +291,7 @@ def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:
     elif kind == "audio":
         path = make_audio_only(folder / "song.m4a", "aac")
     else:
-        path = make_clip(folder / "long.mp4", frames=110, fps=1)  # 110 s, over the stack's 100 s
+        path = make_long_clip(folder / "long.mp4", seconds=3 * 3600 + 60)  # over the 3 hours deployed
     return path
 
 
@@ -301,7 +301,7 @@ def _bad_video(kind: str, folder: Path, sample: Callable[[str], Path]) -> Path:
         ("garbage", "not a video file"),
         ("truncated", "truncated or corrupt video"),
         ("audio", "no video stream (audio only)"),
-        ("long", "over the limit of 100"),
+        ("long", "over the limit of 10800 s"),
     ],
 )
 def test_bad_video_gets_an_error_record_a_failed_execution_and_nothing_else(
@@ -335,10 +335,40 @@ def test_a_four_hour_video_is_refused_too_long_having_read_under_10_mb_of_it(s3:
     s3.upload_file(str(path), INPUT, key)
     record = _wait_for(s3, f"errors/{key}.json", timeout_s=120)
     assert (record["stage"], record["code"]) == ("video_split", "too_long"), record
-    assert record["reason"].startswith("video is 14400.0 s long, over the limit of 100 s"), record
+    assert record["reason"].startswith("video is 14400.0 s long, over the limit of 10800 s"), record
     with urllib.request.urlopen(f"{S3_URL}/_posepipe/s3-reads", timeout=10) as answer:
         reads = json.load(answer)["reads"]
     assert 0 < reads[f"{INPUT}/{key}"] < 10_000_000, reads
+
+
+def test_a_three_hour_video_gives_every_frame_and_an_annotated_video_as_long(s3: Any, tmp_path: Path) -> None:
+    """The deployed limit, 3 hours (320x240 at 1 fps, so that it runs in minutes here): 180
+    chunks on the endpoint, read by ranged GETs, 180 segments drawn by the render Map and joined."""
+    import av
+
+    hours = 3
+    path = make_long_clip(tmp_path / "three_hours.mp4", seconds=hours * 3600, size=(320, 240))
+    key = "videos/three_hours.mp4"
+    s3.upload_file(str(path), INPUT, key)
+    summary = _wait_for(s3, f"{key}/summary.json", timeout_s=1500)
+    assert (summary["frames"], summary["frames_not_processed"], summary["failed_chunks"]) == (10_800, 0, [])
+    assert summary["render_failed"] == []
+    assert summary["render_segments"] == len(summary["chunks"]) > 100
+    keypoints = json.loads(s3.get_object(Bucket=OUTPUT, Key=f"{key}/keypoints.json")["Body"].read())
+    assert [f["index"] for f in keypoints["frames"]] == list(range(10_800))
+    assert keypoints["frames"][-1]["t"] == 10_799.0
+    annotated = tmp_path / "annotated.mp4"
+    s3.download_file(OUTPUT, f"{key}/annotated.mp4", str(annotated))
+    with av.open(str(annotated)) as video:
+        stream = video.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 240)
+        assert video.duration is not None
+        assert abs(video.duration / 1e6 - hours * 3600) <= 1.0
+        assert sum(1 for _ in video.demux(stream) if _.size) == 10_800  # every frame, none twice
+    # The endpoint read each chunk's range, not the video: its chunk timings say so.
+    assert all(c["timings"].get("video_cached") == 0.0 for c in summary["chunks"])
+    assert all(c["timings"]["source_bytes_read"] > 0 for c in summary["chunks"])
+    assert not s3.list_objects_v2(Bucket=OUTPUT, Prefix=f"errors/{key}").get("Contents")
 
 
 def test_a_re_upload_while_its_job_runs_is_a_second_job_and_neither_mixes_with_the_other(

@@ -514,7 +514,7 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert "LoggingConfig" in props, name
         variables = props["Environment"]["Variables"]
-        assert variables["POSEPIPE_MAX_VIDEO_SECONDS"] == "1200", name
+        assert variables["POSEPIPE_MAX_VIDEO_SECONDS"] == "10800", name
         assert variables["POSEPIPE_MAX_VIDEO_PIXELS"] == str(1920 * 1080), name
         assert variables["POSEPIPE_MAX_IMAGE_PIXELS"] == "40000000", name
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "posepipe", name

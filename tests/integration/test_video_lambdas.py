@@ -601,7 +601,7 @@ def test_a_failed_motion_analysis_leaves_the_results_whole_and_the_job_warns(
     def fails(*_: Any) -> Any:
         raise MemoryError("out of memory reading the keypoints")
 
-    monkeypatch.setattr(app, "analysis_outputs", fails)
+    monkeypatch.setattr(app, "analyze_collected", fails)
     aggregated = app.handler(copy.deepcopy(aggregate_event), lambda_context())
     render_and_join(s3, lambda_module, aggregated, CLIP_ENV)
     keys = output_keys(s3)

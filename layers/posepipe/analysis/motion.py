@@ -24,7 +24,7 @@ from posepipe.analysis.kinematics import (
     metres_per_pixel,
     segment_length_series,
 )
-from posepipe.analysis.tracks import PersonTrack, person_tracks, persons_per_frame
+from posepipe.analysis.tracks import PersonTrack, TrackCollector, collect
 from posepipe.skeleton import SKELETONS, Skeleton
 
 FloatArray = npt.NDArray[np.float64]
@@ -93,10 +93,18 @@ class MotionAnalysis:
 
 def analyze(result: Mapping[str, Any], options: CleaningOptions | None = None) -> MotionAnalysis:
     """The motion analysis of a ``posepipe.pose/2`` result (its JSON object)."""
+    return analyze_collected(collect(result), result.get("model", {}), options)
+
+
+def analyze_collected(
+    collector: TrackCollector, model: Mapping[str, Any], options: CleaningOptions | None = None
+) -> MotionAnalysis:
+    """The motion analysis of frames collected as they were made (the cloud's aggregate: no
+    keypoints.json to parse), with the ``model`` block of their result."""
     options = options or CleaningOptions()
-    skeleton = SKELETONS[result.get("model", {}).get("skeleton", "blazepose-33")]
-    t, counts = persons_per_frame(result)
-    tracks = person_tracks(result)
+    skeleton = SKELETONS[model.get("skeleton", "blazepose-33")]
+    t, counts = collector.times_and_counts()
+    tracks = collector.tracks()
     analysis = MotionAnalysis(
         skeleton=skeleton,
         persons=[_person(track, skeleton, options) for track in tracks],

@@ -56,13 +56,14 @@ CHUNK_SECONDS = 60.0
 # Tracking warm-up before each chunk: the top-down engine runs its detector every 4th frame, so a
 # second of video (6 or more detections) rebuilds its tracks; the aggregate joins the ids.
 WARMUP_SECONDS = 1.0
-# The aggregate renders the whole annotated video in one Lambda invocation (15 minutes at most,
-# about 26 s a minute of 1080p at 30 fps: docs/PERFORMANCE.md), hence these limits.
-MAX_VIDEO_SECONDS = 20 * 60
+# What Google's Video Intelligence API takes: 3 hours, 50 GB. The annotated video is drawn one
+# segment (a chunk) a Lambda, in parallel (the render Map: about 30 s a segment of 1080p30,
+# docs/PERFORMANCE.md, "Rendering"), so its length no longer bounds a job; no function copies the
+# whole video (video_split probes it by ranged GETs, the endpoint and each segment read their
+# ranges), so its size bounds none's /tmp. join_video holds the annotated video in its 10 GiB of /tmp.
+MAX_VIDEO_SECONDS = 3 * 3600
 MAX_VIDEO_PIXELS = 1920 * 1080
-# video_split and the aggregate copy the whole video into their 10 GiB of /tmp (the aggregate
-# beside its annotated video): a larger object is refused from its size before anything is read.
-MAX_VIDEO_BYTES = 4 * 1024**3
+MAX_VIDEO_BYTES = 50 * 1000**3
 MAX_IMAGE_PIXELS = 40_000_000
 # API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
 MAX_IMAGE_BYTES = 4 * 1024 * 1024

@@ -78,7 +78,14 @@ def analysis_outputs(
     """The analysis of a result: its files for ``formats`` (None: none) and the summary's
     ``motion`` block (per person: frames tracked, range of motion, the hips' speed; the sample
     rate)."""
-    analysis = analyze(result, options)
+    return outputs_of(analyze(result, options), formats)
+
+
+def outputs_of(
+    analysis: MotionAnalysis, formats: Iterable[str] | None
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """An analysis' files for ``formats`` (None: none) and the summary's ``motion`` block (see
+    :func:`analysis_outputs`; the cloud's aggregate analyses the frames as it makes them)."""
     files = motion_files(analysis, formats) if formats is not None else {}
     return files, summary(analysis)
 

@@ -156,6 +156,7 @@ def aggregate_video(
     options: AggregateOptions,
     render: SegmentRenderer | None = None,
     segments_dir: Path | None = None,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> AggregatedVideo:
     """The aggregate stage of a video job, wherever its chunks ran (the CLI's worker processes,
     or the cloud's endpoint): chunk results in chunk order through boundary repair into the
@@ -165,7 +166,7 @@ def aggregate_video(
     ``results`` gives each chunk's result in order, or None for a chunk whose inference failed
     (its frames are marked not processed). ``rerun`` runs a boundary repair where the caller
     runs inference. keypoints.json names the model in its header, so results are read ahead to
-    the first one that is there.
+    the first one that is there. ``on_frame`` is handed each final frame, in order, as it is written.
     """
     if render is not None and segments_dir is None:
         raise ValueError("rendering needs a segments_dir")
@@ -190,6 +191,9 @@ def aggregate_video(
                 segment = segments_dir / f"segment-{chunk.index:05d}.mp4"
                 outcome.segments.append(segment)
                 outcome.renders.append(render(chunk, added, result.timings, segment))
+            if on_frame is not None:
+                for frame in added:
+                    on_frame(frame)
             yield from added
 
     written = write_result_stream(keypoints, info.to_source(), outcome.model, frames())

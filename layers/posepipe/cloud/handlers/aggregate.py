@@ -33,7 +33,6 @@ endpoint writes the repair's result to ``work/<job>/repairs/<chunk>.json`` and l
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -47,6 +46,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import ConfigDict
 
+from posepipe.analysis.motion import analyze_collected
+from posepipe.analysis.tracks import TrackCollector
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.endpoint_client import invoke_endpoint, sagemaker_runtime_client
 from posepipe.cloud.keys import KeyLayout
@@ -63,7 +64,7 @@ from posepipe.cloud.video_job import (
 )
 from posepipe.cloud.video_work import read_video_info, render_item, write_final_frames
 from posepipe.errors import PosepipeError
-from posepipe.export.motion_files import MOTION_FORMATS, analysis_outputs, content_type
+from posepipe.export.motion_files import MOTION_FORMATS, content_type, outputs_of
 from posepipe.result import Frame
 from posepipe.video.runner import aggregate_video, rendered_now
 from posepipe.video.stages import AggregateOptions, Chunk, ChunkResult
@@ -169,10 +170,12 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
         return {}
 
     keypoints = folder / "keypoints.json"
+    # The motion analysis' input, collected as the frames are made (never keypoints.json parsed).
+    collected = TrackCollector()
     with keypoints.open("w", encoding="utf-8") as handle:
         aggregated = aggregate_video(
             info, chunks, read_chunk_results(job, chunks, failed), handle,
-            options=AGGREGATE, segments_dir=folder,
+            options=AGGREGATE, segments_dir=folder, on_frame=collected.add_frame,
             rerun=lambda repair, agree_with: _repair(job, repair, agree_with),
             render=lambda chunk, frames, _, __: rendered_now(lambda: hand_to_render(chunk, frames)),
         )  # fmt: skip
@@ -188,8 +191,7 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     )
     uploaded = time.perf_counter()
     try:
-        with keypoints.open(encoding="utf-8") as written:
-            files, motion = analysis_outputs(json.load(written), MOTION_FORMATS)
+        files, motion = outputs_of(analyze_collected(collected, aggregated.model), MOTION_FORMATS)
     except Exception as exc:  # the analysis is built on results already whole: reported, not fatal
         logger.exception("motion analysis failed")
         files, motion = {}, {"error": f"{type(exc).__name__}: {exc}"}
