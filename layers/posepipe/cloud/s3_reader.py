@@ -80,6 +80,7 @@ class S3RangeReader(io.RawIOBase):
             ThreadPoolExecutor(read_ahead, thread_name_prefix="s3-read-ahead") if read_ahead else None
         )
         self._ahead: dict[int, Future[bytes]] = {}
+        self._last_block = -2  # the last block read: fetching ahead starts once reads go in order
         self._count_lock = threading.Lock()
 
     @classmethod
@@ -157,8 +158,9 @@ class S3RangeReader(io.RawIOBase):
             return cached
         pending = self._ahead.pop(index, None)
         data = pending.result() if pending is not None else self._fetch(index)
-        if self._pool is not None:
-            self._fetch_ahead(index)
+        if self._pool is not None and index == self._last_block + 1:
+            self._fetch_ahead(index)  # in order: a demuxer's header reads, jumping about, fetch nothing ahead
+        self._last_block = index
         self._blocks[index] = data
         while len(self._blocks) > self.cached_blocks:
             self._blocks.popitem(last=False)
