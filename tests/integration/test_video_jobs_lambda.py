@@ -253,7 +253,7 @@ def test_a_video_over_100_mb_goes_up_in_parts_that_resume_and_complete_only_when
 @pytest.mark.parametrize(
     ("request_body", "status", "code"),
     [
-        ({"filename": "huge.mp4", "size_bytes": 5 * 1024**3}, 413, "too_large"),
+        ({"filename": "huge.mp4", "size_bytes": 51 * 1000**3}, 413, "too_large"),
         ({"filename": "huge.mp4", "size_bytes": 0}, 400, "bad_input"),
         ({"filename": "huge.mp4", "size_bytes": "big"}, 400, "invalid_parameter"),
         ({"filename": "huge.mp4", "size_bytes": True}, 400, "invalid_parameter"),
@@ -264,7 +264,7 @@ def test_post_videos_refuses_a_size_over_the_limit_or_not_a_size(
 ) -> None:
     refused = assert_api_error(api_call(aws, post_videos(json.dumps(request_body))), status, code)
     if code == "too_large":
-        assert "over the limit of 4294967296 bytes" in refused["message"]
+        assert "over the limit of 50000000000 bytes" in refused["message"]
 
 
 def test_a_small_video_with_its_size_gets_one_put_and_a_single_put_has_no_parts(aws: Aws) -> None:
