@@ -17,7 +17,7 @@ import io
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypedDict
 
 from posepipe.cloud.pinning import PinnedObject
 
@@ -30,6 +30,21 @@ STREAM_CACHED_BLOCKS = 4
 # ... and fetched ahead, several at once: one GET at a time leaves a connection's latency between
 # blocks (a whole-file probe of a 50 GB video in video_split reads it all).
 STREAM_READ_AHEAD = 6
+
+
+class BlockSizes(TypedDict):
+    block_bytes: int
+    cached_blocks: int
+    read_ahead: int
+
+
+def streaming_sizes() -> BlockSizes:
+    """The block arguments of a reader that reads frames in order (``S3RangeReader(..., **these)``)."""
+    return {
+        "block_bytes": STREAM_BLOCK_BYTES,
+        "cached_blocks": STREAM_CACHED_BLOCKS,
+        "read_ahead": STREAM_READ_AHEAD,
+    }
 
 
 class S3RangeReader(io.RawIOBase):
@@ -87,13 +102,9 @@ class S3RangeReader(io.RawIOBase):
     def of(cls, client: Any, pin: PinnedObject, *, streaming: bool = False) -> S3RangeReader:
         """The pinned version of an object; ``streaming``: blocks sized for reading frames in order."""
         sizes = (
-            {
-                "block_bytes": STREAM_BLOCK_BYTES,
-                "cached_blocks": STREAM_CACHED_BLOCKS,
-                "read_ahead": STREAM_READ_AHEAD,
-            }
+            streaming_sizes()
             if streaming
-            else {}
+            else BlockSizes(block_bytes=BLOCK_BYTES, cached_blocks=CACHED_BLOCKS, read_ahead=0)
         )
         version = pin.get_args().get("VersionId")
         head = client.head_object(Bucket=pin.bucket, Key=pin.key, **pin.get_args())

@@ -15,9 +15,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from posepipe.cloud.keys import KeyLayout
 from posepipe.cloud.pinning import PinnedObject
 from posepipe.cloud.storage import get_json, put_json
+from posepipe.cloud.video_job import job_pin
 from posepipe.media.probe import VideoInfo
 from posepipe.result import Frame
 from posepipe.video.stages import Chunk
@@ -26,6 +29,27 @@ RENDER_TIMINGS_METADATA = "posepipe-render-timings"
 """The S3 user metadata key of a segment's render timings (JSON: decode, draw, encode seconds)."""
 
 _info_cache: dict[tuple[str, str], VideoInfo] = {}
+
+
+class SplitJob(BaseModel):
+    """video_split's ``job``, as the aggregate and join_video get it (more fields are kept and
+    passed on)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    video: str = Field(min_length=1)
+    etag: str | None = None  # the version the job was started for (posepipe.cloud.pinning)
+    version_id: str | None = None
+    frame_count: int = Field(gt=0)
+    fps: float = Field(gt=0)
+    width: int
+    height: int
+    duration_s: float
+    chunk_count: int = Field(gt=0)
+    output_bucket: str = Field(min_length=1)
 
 
 def read_video_info(s3: Any, bucket: str, key: str) -> VideoInfo:
@@ -56,8 +80,7 @@ class RenderItem:
 
     @property
     def pin(self) -> PinnedObject:
-        job = self.job
-        return PinnedObject(str(job["bucket"]), str(job["key"]), str(job["etag"]), job.get("version_id"))
+        return job_pin(self.job)
 
 
 RENDER_JOB_FIELDS = ("id", "bucket", "key", "video", "etag", "version_id", "output_bucket")

@@ -67,8 +67,13 @@ from posepipe.cloud.endpoint.engine import ChunkEngine, EngineFactory, default_e
 from posepipe.cloud.endpoint.log import logger
 from posepipe.cloud.endpoint.metrics import record_invocation
 from posepipe.cloud.endpoint.request import InvocationRequest, RequestError, S3Location, parse_invocation
-from posepipe.cloud.endpoint.video_cache import VideoCache, VideoChangedError, VideoNotFoundError
-from posepipe.cloud.pinning import PinnedObject, is_changed
+from posepipe.cloud.endpoint.video_cache import (
+    VideoCache,
+    VideoChangedError,
+    VideoNotFoundError,
+    raise_read_failure,
+)
+from posepipe.cloud.pinning import PinnedObject
 from posepipe.cloud.s3_reader import S3RangeReader
 from posepipe.cloud.storage import get_json, is_not_found, put_json, s3_client, s3_uri
 from posepipe.errors import InputError
@@ -360,15 +365,10 @@ def _check_range(chunk: Chunk, frame_count: int, uri: str) -> None:
 
 def _ranged_source(state: EndpointState, pin: PinnedObject) -> S3RangeReader:
     """The pinned version as a ranged reader; S3's answers as the video cache gives them."""
-    uri = s3_uri(pin.bucket, pin.key)
     try:
         return S3RangeReader.of(state.s3, pin, streaming=True)
     except Exception as exc:
-        version = pin.get_args()
-        if is_not_found(exc) and "VersionId" not in version:
-            raise VideoNotFoundError(uri) from exc
-        if is_changed(exc) or is_not_found(exc):
-            raise VideoChangedError(uri, version) from exc
+        raise_read_failure(exc, s3_uri(pin.bucket, pin.key), pin.get_args())
         raise
 
 

@@ -47,6 +47,15 @@ class VideoChangedError(Exception):
         super().__init__(f"{uri}: the version its job was started for ({pinned}) is no longer there")
 
 
+def raise_read_failure(error: BaseException, uri: str, version: dict[str, str]) -> None:
+    """A read of ``uri`` (of the pinned ``version``: ``VersionId`` or ``IfMatch``) that S3 refused,
+    as :class:`VideoNotFoundError` or :class:`VideoChangedError`; any other error is left to the caller."""
+    if is_not_found(error) and "VersionId" not in version:
+        raise VideoNotFoundError(uri) from error
+    if is_changed(error) or is_not_found(error):  # that version is gone (a 404 for a version id)
+        raise VideoChangedError(uri, version) from error
+
+
 @dataclass
 class _Entry:
     path: Path
@@ -162,10 +171,7 @@ class VideoCache:
             partial.replace(path)
         except Exception as exc:
             partial.unlink(missing_ok=True)
-            if is_not_found(exc) and "VersionId" not in version:
-                raise VideoNotFoundError(s3_uri(bucket, key)) from exc
-            if is_changed(exc) or is_not_found(exc):  # that version is gone (a 404 for a version id)
-                raise VideoChangedError(s3_uri(bucket, key), version) from exc
+            raise_read_failure(exc, s3_uri(bucket, key), version)
             raise
         return path
 

@@ -62,7 +62,7 @@ from posepipe.cloud.video_job import (
     request_options,
     video_version,
 )
-from posepipe.cloud.video_work import read_video_info, render_item, write_final_frames
+from posepipe.cloud.video_work import SplitJob, read_video_info, render_item, write_final_frames
 from posepipe.errors import PosepipeError
 from posepipe.export.motion_files import MOTION_FORMATS, content_type, outputs_of
 from posepipe.result import Frame
@@ -81,26 +81,6 @@ metrics = Metrics(namespace="posepipe", service="posepipe")
 RUNTIME = sagemaker_runtime_client()
 
 
-class Job(BaseModel):
-    """video_split's ``job`` (more fields are kept and passed on)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(min_length=1)
-    bucket: str = Field(min_length=1)
-    key: str = Field(min_length=1)
-    video: str = Field(min_length=1)
-    etag: str | None = None  # the version the job was started for (posepipe.cloud.pinning)
-    version_id: str | None = None
-    frame_count: int = Field(gt=0)
-    fps: float = Field(gt=0)
-    width: int
-    height: int
-    duration_s: float
-    chunk_count: int = Field(gt=0)
-    output_bucket: str = Field(min_length=1)
-
-
 class MapItem(BaseModel):
     """One Map item's output: the endpoint's answer, or a failure (``failed``, ``error``, ``cause``)."""
 
@@ -113,7 +93,7 @@ class MapItem(BaseModel):
 
 
 class AggregateEvent(BaseModel):
-    job: Job
+    job: SplitJob
     chunk_results: list[MapItem] = Field(default_factory=list)
 
 
@@ -142,7 +122,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"job": event["job"], **handed}
 
 
-def missing_results(job: Job, chunks: list[Chunk]) -> list[int]:
+def missing_results(job: SplitJob, chunks: list[Chunk]) -> list[int]:
     """Chunks whose result is not in the work prefix (one listing, not one request a chunk)."""
     prefix = LAYOUT.work_file(job.id, "chunks/")
     present: set[str] = set()
@@ -152,7 +132,7 @@ def missing_results(job: Job, chunks: list[Chunk]) -> list[int]:
 
 
 @tracer.capture_method
-def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder: Path) -> dict[str, Any]:
+def aggregate_job(job: SplitJob, chunks: list[Chunk], failed: dict[int, str], folder: Path) -> dict[str, Any]:
     """Everything between reading the chunk results and handing the segments to the render Map;
     returns the render Map's manifest and the key of what the join needs."""
     started = time.perf_counter()
@@ -163,10 +143,11 @@ def aggregate_job(job: Job, chunks: list[Chunk], failed: dict[int, str], folder:
     if info.frame_count != job.frame_count:
         raise RuntimeError(f"{job.key}: {info.frame_count} frames in its probe, {job.frame_count} when split")
     items: list[dict[str, Any]] = []
+    job_fields = job.model_dump()
 
     def hand_to_render(chunk: Chunk, frames: list[Frame]) -> dict[str, float]:
         write_final_frames(S3, LAYOUT, job.output_bucket, job.id, chunk, frames)
-        items.append(render_item(job.model_dump(), chunk).to_dict())
+        items.append(render_item(job_fields, chunk).to_dict())
         return {}
 
     keypoints = folder / "keypoints.json"
@@ -241,14 +222,16 @@ def _superseded(pin: PinnedObject) -> bool:
     return not pin.is_held_by(head)
 
 
-def read_chunk_results(job: Job, chunks: list[Chunk], failed: dict[int, str]) -> Iterator[ChunkResult | None]:
+def read_chunk_results(
+    job: SplitJob, chunks: list[Chunk], failed: dict[int, str]
+) -> Iterator[ChunkResult | None]:
     """The chunk results from the work prefix, in order: None for a chunk that failed, was not
     written or cannot be read (and the chunk is listed in ``failed`` with the reason)."""
     for chunk in chunks:
         yield _read_chunk_result(job, chunk, failed)
 
 
-def _read_chunk_result(job: Job, chunk: Chunk, failed: dict[int, str]) -> ChunkResult | None:
+def _read_chunk_result(job: SplitJob, chunk: Chunk, failed: dict[int, str]) -> ChunkResult | None:
     """The chunk's result from S3, or None (and the chunk listed as failed)."""
     if chunk.index in failed:
         return None
@@ -271,7 +254,7 @@ def _read_chunk_result(job: Job, chunk: Chunk, failed: dict[int, str]) -> ChunkR
     return result
 
 
-def _repair(job: Job, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
+def _repair(job: SplitJob, repair: Chunk, agree_with: list[Frame]) -> ChunkResult:
     """A boundary repair, run by the endpoint (see the module docstring)."""
     logger.info(
         "boundary repair",

@@ -36,15 +36,10 @@ from posepipe.annotation.render import join_segments
 from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, VideoKeys
 from posepipe.cloud.pinning import superseded_is_input_error
-from posepipe.cloud.s3_reader import (
-    STREAM_BLOCK_BYTES,
-    STREAM_CACHED_BLOCKS,
-    STREAM_READ_AHEAD,
-    S3RangeReader,
-)
+from posepipe.cloud.s3_reader import S3RangeReader, streaming_sizes
 from posepipe.cloud.storage import get_json, s3_client, s3_uri, write_error_record
 from posepipe.cloud.video_job import failure_reason, job_chunks, job_pin
-from posepipe.cloud.video_work import RenderItem, read_video_info, render_timings
+from posepipe.cloud.video_work import RenderItem, SplitJob, read_video_info, render_timings
 from posepipe.video.runner import video_summary
 
 CONFIG = PipelineConfig.from_env()
@@ -56,21 +51,6 @@ tracer = Tracer(service="posepipe")
 metrics = Metrics(namespace="posepipe", service="posepipe")
 
 
-class Job(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(min_length=1)
-    bucket: str = Field(min_length=1)
-    key: str = Field(min_length=1)
-    video: str = Field(min_length=1)
-    etag: str | None = None
-    version_id: str | None = None
-    frame_count: int = Field(gt=0)
-    fps: float = Field(gt=0)
-    chunk_count: int = Field(gt=0)
-    output_bucket: str = Field(min_length=1)
-
-
 class Manifest(BaseModel):
     bucket: str = Field(min_length=1)
     key: str = Field(min_length=1)
@@ -79,7 +59,7 @@ class Manifest(BaseModel):
 class JoinEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    job: Job
+    job: SplitJob
     render: Manifest
     aggregated: str = Field(min_length=1)
 
@@ -158,7 +138,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
 
 
-def _segments(job: Job) -> dict[int, tuple[int, str, dict[str, str]]]:
+def _segments(job: SplitJob) -> dict[int, tuple[int, str, dict[str, str]]]:
     """The segments the render Map made: chunk index -> (size, ETag, user metadata)."""
     found: dict[int, tuple[int, str, dict[str, str]]] = {}
     prefix = LAYOUT.segments_prefix(job.id)
@@ -173,7 +153,7 @@ def _segments(job: Job) -> dict[int, tuple[int, str, dict[str, str]]]:
 
 
 def _segment_readers(
-    job: Job, items: list[RenderItem], segments: dict[int, tuple[int, str, dict[str, str]]]
+    job: SplitJob, items: list[RenderItem], segments: dict[int, tuple[int, str, dict[str, str]]]
 ) -> Iterator[S3RangeReader]:
     """Each segment in chunk order as a ranged reader, made when the join gets to it and closed
     when it moves on."""
@@ -181,8 +161,7 @@ def _segment_readers(
         size, etag, _ = segments[item.chunk.index]
         key = LAYOUT.render_segment(job.id, item.chunk.index)
         reader = S3RangeReader(
-            S3, job.output_bucket, key, size=size, etag=etag, block_bytes=STREAM_BLOCK_BYTES,
-            cached_blocks=STREAM_CACHED_BLOCKS, read_ahead=STREAM_READ_AHEAD,
+            S3, job.output_bucket, key, size=size, etag=etag, **streaming_sizes(),
         )  # fmt: skip
         with contextlib.closing(reader):
             yield reader

@@ -29,12 +29,7 @@ from posepipe.cloud.config import PipelineConfig
 from posepipe.cloud.keys import KeyLayout, job_id
 from posepipe.cloud.pinning import PinnedObject, superseded_is_input_error
 from posepipe.cloud.rejections import rejection
-from posepipe.cloud.s3_reader import (
-    STREAM_BLOCK_BYTES,
-    STREAM_CACHED_BLOCKS,
-    STREAM_READ_AHEAD,
-    S3RangeReader,
-)
+from posepipe.cloud.s3_reader import S3RangeReader, streaming_sizes
 from posepipe.cloud.storage import is_not_found, put_json, s3_client, s3_uri
 from posepipe.cloud.video_job import build_split_output, check_video_limits, check_video_size
 from posepipe.errors import InputError
@@ -118,7 +113,7 @@ def probe_video(pin: PinnedObject) -> VideoInfo:
         check_video_limits(key, header, CONFIG)
     whole = S3RangeReader(
         S3, bucket, key, size=size, etag=str(head["ETag"]), version_id=pin.get_args().get("VersionId"),
-        block_bytes=STREAM_BLOCK_BYTES, cached_blocks=STREAM_CACHED_BLOCKS, read_ahead=STREAM_READ_AHEAD,
+        **streaming_sizes(),
     )  # fmt: skip
     started = time.perf_counter()
     # deleted or replaced since the HEAD
