@@ -60,12 +60,14 @@ def test_render_refuses_unknown_or_missing_placeholders() -> None:
 
 
 class FlakyContainer:
-    """An endpoint container that answers 500 for its first ``failures`` invocations; a video
+    """An endpoint container that answers 500 for its first ``failures`` invocations (503
+    ``over_capacity``, as the real endpoint's admission does, when ``busy``); a video
     whose key ends in ``.refused.mp4`` it refuses as the real endpoint does (a 422, or, when the
     caller asks for ``posepipe-refusals=in-body``, a 200 saying ``refused``)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, busy: bool = False) -> None:
         self.failures = failures
+        self.busy = busy
         self.calls = 0
         self.lock = threading.Lock()
 
@@ -88,6 +90,9 @@ class FlakyContainer:
                 response = Response(
                     json.dumps({"error": "bad_input", "message": refused["reason"]}), status=422
                 )
+        elif failing and self.busy:
+            message = "this endpoint process already runs 2 invocations, its capacity; retry shortly"
+            response = Response(json.dumps({"error": "over_capacity", "message": message}), status=503)
         elif failing:
             response = Response(json.dumps({"error": "internal", "message": "boom"}), status=500)
         else:
@@ -162,7 +167,8 @@ def join_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def flaky(request: pytest.FixtureRequest) -> Iterator[tuple[FlakyContainer, BackgroundServer]]:
-    container = FlakyContainer(failures=request.param)
+    failures, busy = request.param if isinstance(request.param, tuple) else (request.param, False)
+    container = FlakyContainer(failures, busy)
     server = serve_in_background(container, name="container")
     yield container, server
     server.stop()
@@ -207,6 +213,26 @@ def test_endpoint_failing_twice_is_retried_then_succeeds(
     assert "Received server error (500)" in failed[0]["taskFailedEventDetails"]["cause"]
 
 
+@pytest.mark.parametrize("flaky", [(9, True)], indirect=True)
+def test_a_chunk_the_endpoint_keeps_refusing_for_being_busy_waits_and_gets_another_round(
+    aws: LocalAws, flaky: tuple[FlakyContainer, BackgroundServer]
+) -> None:
+    """Nine 503 over_capacity in a row (a round of eight attempts and one more): not a failed
+    chunk but a busy endpoint; the chunk waits 5 to 30 s and its tenth call succeeds."""
+    machine = aws.create_pipeline(INPUT, OUTPUT)
+    done = run_execution(machine, "busy", {"bucket": INPUT, "key": "videos/clip.mp4", "etag": "e"})
+    assert done["status"] == "SUCCEEDED", done
+    assert flaky[0].calls == 10
+    events = history(done["executionArn"])
+    failed = [e for e in events if e["type"] == "TaskFailed"]
+    assert len(failed) == 9
+    assert all("over_capacity" in e["taskFailedEventDetails"]["cause"] for e in failed)
+    waits = [e for e in events if e["type"] == "WaitStateEntered"]
+    assert [e["stateEnteredEventDetails"]["name"] for e in waits] == ["ChunkWaitForCapacity"]
+    assert 5 <= json.loads(waits[0]["stateEnteredEventDetails"]["input"])["busy"]["wait_s"] <= 30
+    assert json.loads(done["output"])["chunk_results"][0]["frames"] == 3
+
+
 @pytest.mark.parametrize("flaky", [0], indirect=True)
 def test_a_render_segment_that_fails_is_not_retried_and_the_join_still_runs(aws: LocalAws) -> None:
     """A segment whose Lambda raises (its own error: another try would fail the same) is caught
@@ -227,7 +253,7 @@ def test_endpoint_that_keeps_failing_is_caught_recorded_and_fails_the_execution(
     machine = aws.create_pipeline(INPUT, OUTPUT)
     done = run_execution(machine, "broken", {"bucket": INPUT, "key": "videos/clip.mp4", "etag": "e"})
     assert done["status"] == "FAILED"
-    assert flaky[0].calls == 9  # the first try and eight retries (an over-capacity 503 is a ModelError too)
+    assert flaky[0].calls == 9  # the first try and eight retries: a 500 gets no more rounds
     record = json.loads(
         boto3.client("s3").get_object(Bucket=OUTPUT, Key="errors/videos/clip.mp4.json")["Body"].read()
     )
