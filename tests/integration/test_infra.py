@@ -515,7 +515,7 @@ def test_functions_settings(default_app: Synthesized, variant_app: Synthesized) 
         assert "LoggingConfig" in props, name
         variables = props["Environment"]["Variables"]
         assert variables["POSEPIPE_MAX_VIDEO_SECONDS"] == "10800", name
-        assert variables["POSEPIPE_MAX_VIDEO_PIXELS"] == str(1920 * 1080), name
+        assert variables["POSEPIPE_MAX_VIDEO_PIXELS"] == str(3840 * 2160), name
         assert variables["POSEPIPE_MAX_IMAGE_PIXELS"] == "40000000", name
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "posepipe", name
         assert variables["POSEPIPE_CHUNK_SECONDS"] == "60", name

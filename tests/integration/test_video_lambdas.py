@@ -226,7 +226,7 @@ def test_split_writes_a_manifest_past_the_threshold(
     assert len(items) == out["job"]["chunk_count"] > 1
     chunks = [Chunk.from_dict(item["request"]["chunk"]) for item in items]
     config = PipelineConfig(chunk_seconds=20)
-    assert chunks == plan_video_chunks(795, 10.0, config)
+    assert chunks == plan_video_chunks(795, 10.0, config, pixels=768 * 576)
     assert all(c.stop - c.warmup_start <= 200 for c in chunks)
     assert items[1]["request"]["output"] == f"s3://{OUTPUT}/work/{job_name}/chunks/00001.json"
 
@@ -370,7 +370,7 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory, sample: Callable[[str],
 @pytest.fixture(scope="module")
 def clip_chunk_results(short_clip: Path, model_path: Path) -> dict[int, dict[str, Any]]:
     """What the endpoint writes for each chunk of the short clip (run once for the module)."""
-    chunks = plan_video_chunks(CLIP_FRAMES, 10.0, PipelineConfig(chunk_seconds=5, warmup_seconds=1))
+    chunks = plan_video_chunks(CLIP_FRAMES, 10.0, PipelineConfig(chunk_seconds=5, warmup_seconds=1), pixels=0)
     options = InferenceOptions(max_poses=4, model_path=str(model_path), detector="blazepose")
     return {c.index: infer_chunk(short_clip, c, options).to_dict() for c in chunks}
 

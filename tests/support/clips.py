@@ -87,25 +87,38 @@ def encode_frames(
     fps: int = 10,
     rotation: int | None = None,
     audio: bool = False,
+    size: tuple[int, int] | None = None,
+    vcodec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode real pictures (upright RGB) as an H.264 MP4.
+    """Encode real pictures (upright RGB) as an H.264 MP4 (or ``vcodec`` in ``pix_fmt``, with the
+    encoder's ``options``).
+
+    With ``size`` (width, height), each picture is scaled up to fit it and centred on black
+    (:func:`letterbox`), one at a time, so that a 4K clip is not held in memory.
 
     With ``rotation`` (clockwise degrees for display), the pictures are stored turned the other
     way, as a phone stores a portrait video, and the display matrix says how to show them.
     With ``audio``, a 440 Hz AAC track as long as the video.
     """
     turns = {None: 0, 0: 0, 90: 1, 180: 2, 270: 3}[rotation]
+
+    def stored(f: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        picture = letterbox(f, size)[0] if size else f
+        return np.ascontiguousarray(np.rot90(picture, turns))  # rot90 turns anticlockwise
+
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
+        video = out.add_stream(vcodec, rate=fps)
         assert isinstance(video, av.VideoStream)
-        stored = [np.ascontiguousarray(np.rot90(f, turns)) for f in frames]  # rot90 turns anticlockwise
-        video.height, video.width = stored[0].shape[:2]
-        video.pix_fmt = "yuv420p"
+        video.height, video.width = stored(frames[0]).shape[:2]
+        video.pix_fmt = pix_fmt
+        video.options = dict(options or {})
         if rotation:
             video.set_display_rotation(-rotation)
         sound = out.add_stream("aac", rate=44100, layout="mono") if audio else None
-        for i, picture in enumerate(stored):
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        for i, picture in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(stored(picture), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
@@ -118,6 +131,22 @@ def encode_frames(
                 out.mux(sound.encode(af))
             out.mux(sound.encode(None))
     return path
+
+
+def letterbox(
+    picture: npt.NDArray[np.uint8], size: tuple[int, int]
+) -> tuple[npt.NDArray[np.uint8], float, tuple[int, int]]:
+    """``picture`` scaled to fit ``size`` (width, height) and centred on black: the new picture,
+    the scale and the (x, y) offset of its top-left corner."""
+    import cv2
+
+    width, height = size
+    scale = min(width / picture.shape[1], height / picture.shape[0])
+    w, h = round(picture.shape[1] * scale), round(picture.shape[0] * scale)
+    x, y = (width - w) // 2, (height - h) // 2
+    canvas = np.zeros((height, width, 3), np.uint8)
+    canvas[y : y + h, x : x + w] = cv2.resize(picture, (w, h), interpolation=cv2.INTER_CUBIC)
+    return canvas, scale, (x, y)
 
 
 def make_long_clip(path: Path, *, seconds: int, fps: int = 1, size: tuple[int, int] = (160, 120)) -> Path:

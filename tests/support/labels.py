@@ -16,23 +16,39 @@ LABELS = REPO / "tests" / "fixtures" / "labels" / "persons.json"
 WIDTH, HEIGHT = 768, 576  # vtest.avi
 
 
-def vtest_recall(frames: list[dict[str, Any]]) -> float:
+def vtest_recall(
+    frames: list[dict[str, Any]],
+    *,
+    first_index: int = 0,
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> float:
     """The share of the labelled persons of vtest.avi's labelled frames that ``frames`` (a
-    keypoints.json's) find."""
+    keypoints.json's) find.
+
+    ``frames`` may be a clip made from vtest.avi: its frame 0 is vtest's ``first_index``, and its
+    pictures are vtest's scaled by ``scale`` and then shifted by ``offset`` (x, y) pixels (a
+    letterboxed upscale). Its boxes are mapped back to vtest's pixels, and the labelled frames
+    within the clip's span count."""
     doc = json.loads(LABELS.read_text())
     images = {img["id"]: img["frame_index"] for img in doc["images"] if "frame_index" in img}
-    truth: dict[int, list[list[float]]] = {index: [] for index in images.values()}
+    by_index = {frame["index"] + first_index: frame["persons"] for frame in frames}
+    held = range(min(by_index), max(by_index) + 1)  # a frame missing inside it fails below
+    truth: dict[int, list[list[float]]] = {index: [] for index in images.values() if index in held}
+    assert truth, "no labelled frame of vtest.avi in these frames"
     for ann in doc["annotations"]:
-        if ann["image_id"] in images and not ann["iscrowd"]:
+        if ann["image_id"] in images and images[ann["image_id"]] in truth and not ann["iscrowd"]:
             x, y, w, h = ann["bbox"]
             truth[images[ann["image_id"]]].append([x, y, x + w, y + h])
-    by_index = {frame["index"]: frame["persons"] for frame in frames}
+    dx, dy = offset
+
+    def in_vtest(b: list[float]) -> list[float]:
+        x0, y0, x1, y1 = ((b[0] - dx) / scale, (b[1] - dy) / scale, (b[2] - dx) / scale, (b[3] - dy) / scale)
+        return [max(0.0, x0), max(0.0, y0), min(float(WIDTH), x1), min(float(HEIGHT), y1)]
+
     found = labelled = 0
     for index, boxes in truth.items():
-        persons = [
-            [max(0.0, b[0]), max(0.0, b[1]), min(float(WIDTH), b[2]), min(float(HEIGHT), b[3])]
-            for b in (p["bbox"] for p in by_index[index])
-        ]
+        persons = [in_vtest(p["bbox"]) for p in by_index[index]]
         pairs = sorted(
             ((iou(p, t), i, j) for i, p in enumerate(persons) for j, t in enumerate(boxes)), reverse=True
         )

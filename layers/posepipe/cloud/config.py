@@ -45,6 +45,7 @@ class PipelineConfig:
     warmup_seconds: float = deployment.WARMUP_SECONDS
     invocation_seconds: float = deployment.INVOCATION_SECONDS
     frame_cost_ms: float = 0.0
+    decode_cost_ms_per_megapixel: float = deployment.DECODE_COST_MS_PER_MEGAPIXEL
     manifest_threshold: int = 200
     max_failed_chunk_ratio: float = 0.1
     presign_seconds: int = 3600

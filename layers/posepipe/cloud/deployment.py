@@ -62,7 +62,9 @@ WARMUP_SECONDS = 1.0
 # whole video (video_split probes it by ranged GETs, the endpoint and each segment read their
 # ranges), so its size bounds none's /tmp. join_video holds the annotated video in its 10 GiB of /tmp.
 MAX_VIDEO_SECONDS = 3 * 3600
-MAX_VIDEO_PIXELS = 1920 * 1080
+# 4K (3840x2160, or 2160x3840 upright: a count of pixels), at any frame rate; 10-bit and HDR are
+# decoded to 8-bit RGB for the models and the annotated video, which keeps the source's resolution.
+MAX_VIDEO_PIXELS = 3840 * 2160
 MAX_VIDEO_BYTES = 50 * 1000**3
 MAX_IMAGE_PIXELS = 40_000_000
 # API Gateway base64-encodes a binary body into a Lambda request of at most 6 MB.
@@ -78,6 +80,10 @@ ENDPOINT_SERVER_TIMEOUT_S = 90  # gunicorn's worker timeout, above SageMaker's l
 # EPYC (Milan), about 5 frames/s for the 2 cores: 200 ms a frame with 2 invocations at once.
 GPU_FRAME_COST_MS = 6.0
 CPU_FRAME_COST_MS = 200.0
+# Decoding a frame (and converting it to RGB) costs CPU time by its pixels, on top of the model's
+# cost above (measured for 1080p and less): a 4K frame of 10-bit HEVC took 55 ms of one core
+# (6.6 ms a megapixel; 4K H.264 3.4 ms) here, a 2-core AMD EPYC Milan (docs/PERFORMANCE.md).
+DECODE_COST_MS_PER_MEGAPIXEL = 7.0
 
 MACHINE_KEYS = frozenset({"POSEPIPE_DEVICE", "POSEPIPE_FRAME_COST_MS", "POSEPIPE_MAX_CONCURRENT"})
 """Variables whose values belong to the serving machine (see the module docstring)."""

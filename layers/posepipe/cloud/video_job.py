@@ -49,26 +49,34 @@ class ChunksFailedError(PosepipeError):
 # --- split -----------------------------------------------------------------------------------
 
 
-def chunk_work_seconds(config: PipelineConfig, fps: float) -> float:
+def frame_cost_ms(config: PipelineConfig, pixels: int) -> float:
+    """The endpoint's milliseconds for one frame of ``pixels`` pixels: the model's
+    ``frame_cost_ms`` and decoding's ``decode_cost_ms_per_megapixel`` (a 4K frame costs about
+    58 ms more to decode than to infer on the GPU)."""
+    return config.frame_cost_ms + config.decode_cost_ms_per_megapixel * pixels / 1e6
+
+
+def chunk_work_seconds(config: PipelineConfig, fps: float, pixels: int) -> float:
     """Seconds of video one chunk may hold, warm-up included: ``chunk_seconds``, and no more than
-    the endpoint does in ``invocation_seconds`` at ``frame_cost_ms`` a frame (a third of
-    SageMaker's 60 s by default), at least two seconds' worth."""
+    the endpoint does in ``invocation_seconds`` at :func:`frame_cost_ms` a frame of ``pixels``
+    (a third of SageMaker's 60 s by default), at least two seconds' worth."""
     seconds = config.chunk_seconds
     if config.frame_cost_ms > 0 and fps > 0:
-        frames = config.invocation_seconds * 1000.0 / config.frame_cost_ms
+        frames = config.invocation_seconds * 1000.0 / frame_cost_ms(config, pixels)
         seconds = min(seconds, max(frames / fps, 2.0 * config.warmup_seconds, 1.0 / fps))
     return seconds
 
 
-def split_options(config: PipelineConfig, fps: float = 0.0) -> SplitOptions:
+def split_options(config: PipelineConfig, fps: float = 0.0, pixels: int = 0) -> SplitOptions:
     """Chunks of at most :func:`chunk_work_seconds` of work (emitted frames plus warm-up), balanced."""
     return SplitOptions(
-        parallelism=1, max_chunk_s=chunk_work_seconds(config, fps), warmup_s=config.warmup_seconds
+        parallelism=1, max_chunk_s=chunk_work_seconds(config, fps, pixels), warmup_s=config.warmup_seconds
     )
 
 
-def plan_video_chunks(frame_count: int, fps: float, config: PipelineConfig) -> list[Chunk]:
-    return plan_chunks(frame_count, fps, split_options(config, fps))
+def plan_video_chunks(frame_count: int, fps: float, config: PipelineConfig, *, pixels: int) -> list[Chunk]:
+    """The chunks of a video of ``frame_count`` frames at ``fps``, ``pixels`` pixels a frame."""
+    return plan_chunks(frame_count, fps, split_options(config, fps, pixels))
 
 
 def inference_options(config: PipelineConfig) -> InferenceOptions:
@@ -156,7 +164,7 @@ def build_split_output(config: PipelineConfig, *, pin: PinnedObject, info: Video
     layout.video_outputs(key)  # an input outside the videos prefix is an InputError
     job = job_id(key, pin.etag)
     video = s3_uri(bucket, key)
-    chunks = plan_video_chunks(info.frame_count, info.fps, config)
+    chunks = plan_video_chunks(info.frame_count, info.fps, config, pixels=info.width * info.height)
     options = request_options(config)
     # the pinned version, and its probe: the endpoint reads the chunk's range by ranged GETs
     version = {**video_version(pin), "video_info": s3_uri(config.output_bucket, layout.video_info(job))}
@@ -222,7 +230,8 @@ def payload_bytes(data: Any) -> int:
 
 def job_chunks(job: Mapping[str, Any], config: PipelineConfig) -> list[Chunk]:
     """The chunks ``video_split`` planned for ``job``, planned again (same configuration)."""
-    chunks = plan_video_chunks(int(job["frame_count"]), float(job["fps"]), config)
+    pixels = int(job["width"]) * int(job["height"])
+    chunks = plan_video_chunks(int(job["frame_count"]), float(job["fps"]), config, pixels=pixels)
     if len(chunks) != int(job["chunk_count"]):
         raise RuntimeError(
             f"{job['key']}: the chunk plan gives {len(chunks)} chunks where video_split planned "
