@@ -19,7 +19,7 @@ from posepipe.result import validate_result
 from posepipe.video.result_agreement import compare_results
 
 from tests.support.cli import VideoRun
-from tests.support.clips import encode_frames, make_long_clip
+from tests.support.clips import decoded_frames, encode_frames, make_long_clip
 from tests.support.labels import vtest_recall
 from tests.support.uistack import (
     API_URL,
@@ -386,16 +386,7 @@ UHD_FIRST, UHD_FRAMES = PEOPLE_CLIP_START, 60  # vtest.avi's frames 500-559: 3 l
 
 @pytest.fixture(scope="module")
 def uhd_source_frames(sample: Callable[[str], Path]) -> list[npt.NDArray[np.uint8]]:
-    import av
-
-    frames: list[npt.NDArray[np.uint8]] = []
-    with av.open(str(sample("vtest.avi"))) as video:
-        for index, frame in enumerate(video.decode(video=0)):
-            if index >= UHD_FIRST:
-                frames.append(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
-            if len(frames) == UHD_FRAMES:
-                break
-    return frames
+    return decoded_frames(sample("vtest.avi"), UHD_FIRST, UHD_FRAMES)
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,18 @@ def encode_frames(
     return path
 
 
+def decoded_frames(path: Path, start: int, count: int) -> list[npt.NDArray[np.uint8]]:
+    """Frames ``start`` to ``start + count`` of the video at ``path``, as RGB pictures."""
+    frames: list[npt.NDArray[np.uint8]] = []
+    with av.open(str(path)) as video:
+        for index, frame in enumerate(video.decode(video=0)):
+            if index >= start:
+                frames.append(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+            if len(frames) == count:
+                break
+    return frames
+
+
 def letterbox(
     picture: npt.NDArray[np.uint8], size: tuple[int, int]
 ) -> tuple[npt.NDArray[np.uint8], float, tuple[int, int]]:

@@ -18,12 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import numpy as np
-import numpy.typing as npt
 import pytest
 
-from tests.support.clips import encode_frames
+from tests.support.clips import decoded_frames, encode_frames
 
 API_URL = "http://127.0.0.1:3000"
 S3_URL = "http://127.0.0.1:4566"
@@ -99,11 +96,5 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> I
 
 def write_people_clip(folder: Path, vtest: Path) -> Path:
     """4 s of vtest.avi with people walking, as an H.264 MP4 (``walk.mp4``, about 360 kB)."""
-    frames: list[npt.NDArray[np.uint8]] = []
-    with av.open(str(vtest)) as video:
-        for index, frame in enumerate(video.decode(video=0)):
-            if index >= PEOPLE_CLIP_START:
-                frames.append(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
-            if len(frames) == PEOPLE_CLIP_FRAMES:
-                break
+    frames = decoded_frames(vtest, PEOPLE_CLIP_START, PEOPLE_CLIP_FRAMES)
     return encode_frames(folder / "walk.mp4", frames, fps=10)

@@ -67,7 +67,7 @@ def chunk_work_seconds(config: PipelineConfig, fps: float, pixels: int) -> float
     return seconds
 
 
-def split_options(config: PipelineConfig, fps: float = 0.0, pixels: int = 0) -> SplitOptions:
+def split_options(config: PipelineConfig, fps: float, pixels: int) -> SplitOptions:
     """Chunks of at most :func:`chunk_work_seconds` of work (emitted frames plus warm-up), balanced."""
     return SplitOptions(
         parallelism=1, max_chunk_s=chunk_work_seconds(config, fps, pixels), warmup_s=config.warmup_seconds
